@@ -1,0 +1,137 @@
+"""Embedders: a GGUF model in llama.cpp (several sequences per call), or an OpenAI-compatible server.
+
+Subclasses implement :meth:`Embedder.embed_batch`; batching and normalisation are built on top.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from assistant.config import Settings
+from assistant.errors import EmbeddingError, ModelNotFoundError
+
+Vector = list[float]
+
+
+def normalise(vector: Sequence[float]) -> Vector:
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [float(x) / norm for x in vector]
+
+
+class Embedder(ABC):
+    """Turns texts into unit vectors. ``name`` identifies the model in the index metadata."""
+
+    name: str = "embedder"
+    query_prefix: str = ""
+    passage_prefix: str = ""
+
+    @abstractmethod
+    def embed_batch(self, texts: list[str]) -> list[Vector]:
+        """Embed texts in one backend call (the caller bounds the batch size)."""
+
+    def embed(self, texts: Sequence[str], batch_size: int = 32) -> list[Vector]:
+        """Embed passages, in batches, as unit vectors."""
+        out: list[Vector] = []
+        for start in range(0, len(texts), batch_size):
+            batch = [self.passage_prefix + t for t in texts[start : start + batch_size]]
+            out.extend(normalise(v) for v in self.embed_batch(batch))
+        return out
+
+    def embed_query(self, text: str) -> Vector:
+        return normalise(self.embed_batch([self.query_prefix + text])[0])
+
+
+class LocalEmbedder(Embedder):
+    """A GGUF embedder (e.g. all-MiniLM-L6-v2, multilingual-e5) run by llama.cpp."""
+
+    def __init__(self, settings: Settings, llama: Any | None = None) -> None:
+        path = settings.embedding_model_path
+        self.name = path.name
+        if "e5" in path.name.lower():  # e5 models were trained with these prefixes
+            self.query_prefix, self.passage_prefix = "query: ", "passage: "
+        self._lock = threading.Lock()
+        if llama is not None:
+            self._llama = llama
+            return
+        if not path.is_file():
+            raise ModelNotFoundError(
+                f"Modèle d'embeddings introuvable : {path}. Installez les modèles avec "
+                "« assistant models install » ou réglez embedding_model sur un GGUF présent."
+            )
+        from llama_cpp import Llama
+
+        try:
+            # Non-causal models need the whole batch in one micro-batch: n_ubatch = n_batch.
+            self._llama = Llama(
+                model_path=str(path),
+                embedding=True,
+                n_ctx=4096,
+                n_batch=4096,
+                n_ubatch=4096,
+                n_threads=settings.threads,
+                n_threads_batch=settings.threads,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as err:
+            raise EmbeddingError(
+                f"llama.cpp n'a pas pu charger l'embedder {path.name} ({err}). "
+                "Vérifiez le fichier avec « assistant models list »."
+            ) from err
+        self._max_tokens = int(self._llama.n_ctx_train()) if hasattr(self._llama, "n_ctx_train") else 512
+
+    def _truncate(self, text: str) -> str:
+        tokens = self._llama.tokenize(text.encode("utf-8"), add_bos=True)
+        limit = min(getattr(self, "_max_tokens", 512), 512)
+        if len(tokens) <= limit:
+            return text
+        return self._llama.detokenize(tokens[1 : limit - 1]).decode("utf-8", errors="ignore")
+
+    def embed_batch(self, texts: list[str]) -> list[Vector]:
+        if not texts:
+            return []
+        with self._lock:
+            try:
+                vectors = self._llama.embed([self._truncate(t) for t in texts], normalize=False)
+            except (RuntimeError, ValueError) as err:
+                raise EmbeddingError(f"Échec du calcul des embeddings : {err}") from err
+        return [list(map(float, v)) for v in vectors]
+
+
+class ServerEmbedder(Embedder):
+    """``POST {embedding_url}/embeddings`` of an OpenAI-compatible server."""
+
+    def __init__(self, settings: Settings, client: Any | None = None) -> None:
+        import httpx
+
+        assert settings.embedding_url is not None  # checked by Settings
+        self.url = settings.embedding_url.rstrip("/")
+        self.name = settings.embedding_model
+        self._client = client or httpx.Client(base_url=self.url, timeout=300.0)
+
+    def embed_batch(self, texts: list[str]) -> list[Vector]:
+        import httpx
+
+        try:
+            response = self._client.post("/embeddings", json={"model": self.name, "input": texts})
+            response.raise_for_status()
+        except httpx.HTTPError as err:
+            raise EmbeddingError(
+                f"Serveur d'embeddings injoignable ({self.url}) : {err}. "
+                "Vérifiez qu'il est démarré et le réglage embedding_url."
+            ) from err
+        data = sorted(response.json()["data"], key=lambda d: d["index"])
+        return [list(map(float, d["embedding"])) for d in data]
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    """The one place where the embedding backend is chosen."""
+    match settings.embedding_backend:
+        case "local":
+            return LocalEmbedder(settings)
+        case "server":
+            return ServerEmbedder(settings)
+    raise AssertionError(settings.embedding_backend)  # pragma: no cover

@@ -1,0 +1,323 @@
+"""Chat models: llama.cpp in-process, or an OpenAI-compatible server (llama.cpp, vLLM).
+
+One abstract method per backend (:meth:`ChatModel._stream`); the queue, the statistics and the
+non-streaming helper are built on top. The in-process model serialises requests behind a lock
+(llama.cpp contexts are not thread-safe: concurrent calls crash peers' products) and exposes how
+many requests wait, so the UI can show a queue position instead of a frozen page.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assistant.config import Settings
+from assistant.errors import BusyError, LLMError, ModelNotFoundError
+
+Message = dict[str, str]
+
+
+@dataclass
+class GenerationStats:
+    """Figures of one generation, measured by the backend (not estimated)."""
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    queue_s: float = 0.0
+    first_token_s: float | None = None
+    total_s: float = 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        gen_time = self.total_s - (self.first_token_s or 0.0)
+        return self.completion_tokens / gen_time if gen_time > 0 else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "cached_tokens": self.cached_tokens,
+            "completion_tokens": self.completion_tokens,
+            "queue_s": round(self.queue_s, 3),
+            "first_token_s": None if self.first_token_s is None else round(self.first_token_s, 3),
+            "total_s": round(self.total_s, 3),
+            "tokens_per_s": round(self.tokens_per_s, 2),
+        }
+
+
+@dataclass
+class Gate:
+    """A FIFO gate in front of a single-request backend; tells waiters their position."""
+
+    max_waiting: int = 20
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _cond: threading.Condition = field(init=False)
+    _tickets: list[int] = field(default_factory=list)
+    _next: int = 0
+    busy: bool = False
+
+    def __post_init__(self) -> None:
+        self._cond = threading.Condition(self._lock)
+
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._tickets)
+
+    def acquire(self, on_wait: Callable[[int], None] | None = None) -> float:
+        """Block until it is our turn; ``on_wait(position)`` is called while waiting.
+        Returns the seconds spent waiting."""
+        start = time.monotonic()
+        with self._cond:
+            if len(self._tickets) >= self.max_waiting:
+                raise BusyError(
+                    "Le modèle est très demandé : la file d'attente est pleine. "
+                    "Réessayez dans quelques minutes."
+                )
+            ticket = self._next
+            self._next += 1
+            self._tickets.append(ticket)
+            while self.busy or self._tickets[0] != ticket:
+                if on_wait is not None:
+                    on_wait(self._tickets.index(ticket) + (1 if self.busy else 0))
+                self._cond.wait(timeout=0.5)
+            self._tickets.pop(0)
+            self.busy = True
+        return time.monotonic() - start
+
+    def release(self) -> None:
+        with self._cond:
+            self.busy = False
+            self._cond.notify_all()
+
+
+class ChatModel(ABC):
+    """A chat model. Subclasses implement :meth:`_stream`; use :meth:`stream` or :meth:`complete`."""
+
+    name: str = "chat"
+
+    def __init__(self, max_waiting: int = 20) -> None:
+        self.gate = Gate(max_waiting=max_waiting)
+        self.last_stats = GenerationStats()
+
+    @abstractmethod
+    def _stream(
+        self, messages: list[Message], *, max_tokens: int, temperature: float, stats: GenerationStats
+    ) -> Iterator[str]:
+        """Yield text pieces; fill ``stats`` (prompt/cached/completion tokens) as measured."""
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` for this model (an estimate where the backend cannot tell)."""
+        return max(1, len(text) // 3)
+
+    def stream(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.2,
+        on_wait: Callable[[int], None] | None = None,
+    ) -> Iterator[str]:
+        """Stream the answer, waiting in the queue first. ``self.last_stats`` holds the figures."""
+        stats = GenerationStats()
+        self.last_stats = stats
+        stats.queue_s = self.gate.acquire(on_wait)
+        start = time.monotonic()
+        try:
+            for piece in self._stream(
+                messages, max_tokens=max_tokens, temperature=temperature, stats=stats
+            ):
+                if stats.first_token_s is None and piece:
+                    stats.first_token_s = time.monotonic() - start
+                yield piece
+        finally:
+            stats.total_s = time.monotonic() - start
+            self.gate.release()
+
+    def complete(self, messages: list[Message], **kwargs: Any) -> str:
+        return "".join(self.stream(messages, **kwargs))
+
+
+class LocalChatModel(ChatModel):
+    """llama.cpp in-process through llama-cpp-python. A ready ``llama`` can be injected."""
+
+    def __init__(self, settings: Settings, llama: Any | None = None) -> None:
+        super().__init__(max_waiting=settings.max_queue)
+        self.settings = settings
+        path = settings.chat_model_path
+        self.name = path.name
+        self._llama = llama or self._load(path)
+
+    def _load(self, path: Path) -> Any:
+        if not path.is_file():
+            raise ModelNotFoundError(
+                f"Modèle de conversation introuvable : {path}. Installez les modèles avec "
+                "« assistant models install » ou choisissez un fichier GGUF présent "
+                "(réglage chat_model, voir « assistant models list »)."
+            )
+        from llama_cpp import Llama
+
+        s = self.settings
+        try:
+            return Llama(
+                model_path=str(path),
+                n_ctx=s.n_ctx,
+                n_threads=s.threads,
+                n_threads_batch=s.threads,
+                n_batch=s.n_batch,
+                seed=s.seed,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as err:
+            raise LLMError(
+                f"llama.cpp n'a pas pu charger {path.name} ({err}). Le fichier est peut-être "
+                "incomplet : vérifiez-le avec « assistant models list »."
+            ) from err
+
+    @property
+    def llama(self) -> Any:
+        return self._llama
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self._llama.n_ctx())
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def _perf_reset(self) -> None:
+        import llama_cpp
+
+        try:
+            llama_cpp.llama_perf_context_reset(self._llama.ctx)
+        except (AttributeError, TypeError):  # older bindings: figures fall back to estimates
+            pass
+
+    def _evaluated_prompt_tokens(self) -> int | None:
+        """Prompt tokens llama.cpp really evaluated since the last reset (its own counter)."""
+        import llama_cpp
+
+        try:
+            return int(llama_cpp.llama_perf_context(self._llama.ctx).n_p_eval)
+        except (AttributeError, TypeError):
+            return None
+
+    def _stream(
+        self, messages: list[Message], *, max_tokens: int, temperature: float, stats: GenerationStats
+    ) -> Iterator[str]:
+        self._perf_reset()
+        try:
+            chunks = self._llama.create_chat_completion(
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                top_p=0.9,
+                repeat_penalty=1.1,
+                seed=self.settings.seed,
+                stream=True,
+            )
+            for chunk in chunks:
+                delta = chunk["choices"][0].get("delta", {})
+                text = delta.get("content")
+                if text:
+                    stats.completion_tokens += 1
+                    yield text
+        except ValueError as err:  # e.g. prompt longer than the context window
+            raise LLMError(
+                f"Le modèle a refusé la demande : {err}. Raccourcissez la demande ou augmentez "
+                "n_ctx (ASSISTANT_N_CTX)."
+            ) from err
+        finally:
+            # n_tokens holds prompt + generated tokens now in the context.
+            total_in_ctx = int(self._llama.n_tokens)
+            stats.prompt_tokens = max(0, total_in_ctx - stats.completion_tokens)
+            evaluated = self._evaluated_prompt_tokens()
+            if evaluated is not None:
+                stats.cached_tokens = max(0, stats.prompt_tokens - evaluated)
+
+
+class ServerChatModel(ChatModel):
+    """An OpenAI-compatible server (llama.cpp server, llama-cpp-python server, vLLM)."""
+
+    def __init__(self, settings: Settings, client: Any | None = None) -> None:
+        super().__init__(max_waiting=settings.max_queue)
+        import httpx
+
+        assert settings.llm_url is not None  # checked by Settings
+        self.settings = settings
+        self.name = settings.llm_server_model or settings.chat_model
+        headers = {}
+        if settings.llm_api_key is not None:
+            headers["Authorization"] = f"Bearer {settings.llm_api_key.get_secret_value()}"
+        self._client = client or httpx.Client(
+            base_url=settings.llm_url.rstrip("/"), headers=headers, timeout=600.0
+        )
+        # A server serves many users itself: do not serialise requests here.
+        self.gate.max_waiting = 10_000
+
+    def _stream(
+        self, messages: list[Message], *, max_tokens: int, temperature: float, stats: GenerationStats
+    ) -> Iterator[str]:
+        import httpx
+
+        body = {
+            "model": self.name,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "cache_prompt": True,  # llama.cpp server: reuse the cached prefix
+        }
+        try:
+            with self._client.stream("POST", "/chat/completions", json=body) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise LLMError(
+                        f"Le serveur de modèle ({self.settings.llm_url}) a répondu "
+                        f"{response.status_code} : {response.text[:200]}. Vérifiez llm_url et "
+                        "llm_server_model."
+                    )
+                for line in response.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    event = json.loads(data)
+                    usage = event.get("usage")
+                    if usage:
+                        stats.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+                        stats.completion_tokens = int(usage.get("completion_tokens") or 0)
+                        details = usage.get("prompt_tokens_details") or {}
+                        stats.cached_tokens = int(details.get("cached_tokens") or 0)
+                    timings = event.get("timings")  # llama.cpp server's own figures
+                    if timings and "cache_n" in timings:
+                        stats.cached_tokens = int(timings["cache_n"])
+                        stats.prompt_tokens = int(timings["cache_n"]) + int(
+                            timings.get("prompt_n", 0)
+                        )
+                    for choice in event.get("choices") or []:
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            yield text
+        except httpx.HTTPError as err:
+            raise LLMError(
+                f"Serveur de modèle injoignable ({self.settings.llm_url}) : {err}. "
+                "Vérifiez qu'il est démarré et le réglage llm_url."
+            ) from err
+
+
+def build_chat_model(settings: Settings) -> ChatModel:
+    """The one place where the chat backend is chosen."""
+    match settings.llm_backend:
+        case "local":
+            return LocalChatModel(settings)
+        case "server":
+            return ServerChatModel(settings)
+    raise AssertionError(settings.llm_backend)  # pragma: no cover - Literal is exhaustive

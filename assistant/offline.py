@@ -1,0 +1,38 @@
+"""No byte leaves the machine: switch off every library's telemetry and hub access.
+
+Set before chromadb, gradio or any tokenizer library is imported. Tests prove it
+(tests/test_offline.py) by running the product with every non-loopback connection refused.
+"""
+
+from __future__ import annotations
+
+import os
+
+OFFLINE_ENV = {
+    "ANONYMIZED_TELEMETRY": "False",  # chromadb / posthog
+    "CHROMA_TELEMETRY": "False",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "GRADIO_TELEMETRY_ENABLED": "False",
+    "GRADIO_CHECK_UPDATE": "False",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "DO_NOT_TRACK": "1",
+    "POSTHOG_DISABLED": "1",
+    "LANGCHAIN_TRACING_V2": "false",
+    "LANGSMITH_TRACING": "false",
+}
+
+
+def enforce_offline_env() -> None:
+    """Force the variables above (``setdefault`` would let a stray shell value re-enable them)."""
+    for key, value in OFFLINE_ENV.items():
+        os.environ[key] = value
+
+
+LOOPBACK_PREFIXES = ("127.", "::1", "localhost", "0:0:0:0:0:0:0:1")
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    return host.startswith(LOOPBACK_PREFIXES) or host in {"", "localhost"}

@@ -1,0 +1,119 @@
+"""French lexical normalisation shared by indexing and querying.
+
+The same function turns a passage (at indexing time) and a question (at query time) into terms,
+so that both sides meet: case and accents are folded, words are reduced to their French Snowball
+stem, stop words are dropped, and references that matter to local governments become single
+tokens:
+
+- legal articles: "L2121-17", "L. 2121-17", "l.2121-17", "article L2121-17" -> ``l2121x17``
+- numbered acts and dates: "n° 2014/131", "n°2014-131", "2014-131" -> ``2014x131``
+
+Tokens only contain ``[a-z0-9]`` so that the SQLite FTS5 ``unicode61`` tokenizer keeps them whole.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import snowballstemmer
+
+# Hand-written because no library of the fixed stack ships a French stop list (snowballstemmer
+# only stems). Kept short: function words only, content words must stay searchable.
+STOP_WORDS = frozenset(
+    """
+    a ai aie aient aies ait as au aux avaient avais avait avec avez aviez avions avons ayant
+    c ce ceci cela celle celles celui ces cet cette ceux chaque ci comme d dans de des du
+    donc dont elle elles en es est et etaient etais etait etant ete etes etiez etions eu eux
+    furent fut ici il ils j je l la le les leur leurs lui m ma mais me meme mes moi mon
+    n ne ni no nos notre nous on ont or ou par pas pour qu que quel quelle quelles quels qui
+    s sa sans se sera serait ses si son sont soit sous sur t ta te tes toi ton tu un une
+    vos votre vous y
+    """.split()
+)
+
+# Hyphens, dashes and slashes that separate the parts of a reference ("2014/131", "L2121‑17").
+_SEP = r"[-\u2010\u2011\u2012\u2013/]"
+# A code article: L, R, D, LO (case-insensitive) or A (upper case only, "à" is too common),
+# optionally preceded by "article(s)", then a hyphenated number or a bare number of 3+ digits.
+_LEGAL = re.compile(
+    r"(?:\barticles?\s+)?"
+    r"\b(?P<prefix>(?i:lo|l|r|d)|A)\s*\.?\s*"
+    rf"(?P<num>\d+(?:\s*{_SEP}\s*\d+)+|\d{{3,}})\b"
+)
+# Numbered acts, dates, law numbers: digit groups joined by '-' or '/'.
+_NUMBERED = re.compile(rf"\b\d+(?:{_SEP}\d+)+\b")
+_SPLIT_SEP = re.compile(rf"\s*{_SEP}\s*")
+_WORD = re.compile(r"[a-z0-9]+")
+_LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss"})
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> snowballstemmer.stemmer:
+    # One stemmer per process (building it is cheap but not free); it has no per-call state.
+    return snowballstemmer.stemmer("french")
+
+
+def fold(text: str) -> str:
+    """Lower case, accents removed, ligatures expanded ("Œuvre Été" -> "oeuvre ete")."""
+    text = text.translate(_LIGATURES)
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+
+
+def _legal_token(match: re.Match[str]) -> str:
+    prefix = match.group("prefix").lower()
+    parts = _SPLIT_SEP.split(match.group("num"))
+    return f" {prefix}{'x'.join(parts)} "
+
+
+def _numbered_token(match: re.Match[str]) -> str:
+    return " " + "x".join(_SPLIT_SEP.split(match.group(0))) + " "
+
+
+def _references(text: str) -> str:
+    """Rewrite references into single tokens (before folding: 'A' is only an article in caps)."""
+    text = _LEGAL.sub(_legal_token, text)
+    return _NUMBERED.sub(_numbered_token, text)
+
+
+def lexical_terms(text: str) -> list[str]:
+    """Terms of ``text`` in order: references as single tokens, other words stemmed."""
+    folded = fold(_references(text))
+    stem = _stemmer().stemWord
+    terms: list[str] = []
+    for word in _WORD.findall(folded):
+        if word in STOP_WORDS:
+            continue
+        if word.isdigit() or any(c.isdigit() for c in word):
+            terms.append(word)  # numbers and reference tokens are kept verbatim
+        else:
+            terms.append(stem(word))
+    return terms
+
+
+def index_text(text: str) -> str:
+    """What the FTS5 index stores for a passage: its terms, space-joined.
+
+    A compound number token ("2014x131") is followed by its parts so that a search for "2014"
+    still finds the passage; the compound stays rare, so an exact reference ranks first.
+    """
+    out: list[str] = []
+    for term in lexical_terms(text):
+        out.append(term)
+        if "x" in term and term[0].isdigit():
+            out.extend(term.split("x"))
+    return " ".join(out)
+
+
+def match_query(text: str) -> str:
+    """An FTS5 MATCH expression for a question: its distinct terms, quoted, OR-combined.
+
+    Quoting makes FTS5 operators in user text (``AND``, ``*``, ``"``, ``:``, parentheses) plain
+    words. Returns an empty string when the question has no searchable term.
+    """
+    seen: dict[str, None] = {}
+    for term in lexical_terms(text):
+        seen.setdefault(term, None)
+    return " OR ".join(f'"{term}"' for term in seen)
