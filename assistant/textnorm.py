@@ -21,8 +21,7 @@ import snowballstemmer
 
 # Hand-written because no library of the fixed stack ships a French stop list (snowballstemmer
 # only stems). Kept short: function words only, content words must stay searchable.
-STOP_WORDS = frozenset(
-    """
+_STOP_TEXT = """
     a ai aie aient aies ait as au aux avaient avais avait avec avez aviez avions avons ayant
     c ce ceci cela celle celles celui ces cet cette ceux chaque ci comme d dans de des du
     donc dont elle elles en es est et etaient etais etait etant ete etes etiez etions eu eux
@@ -30,8 +29,8 @@ STOP_WORDS = frozenset(
     n ne ni no nos notre nous on ont or ou par pas pour qu que quel quelle quelles quels qui
     s sa sans se sera serait ses si son sont soit sous sur t ta te tes toi ton tu un une
     vos votre vous y
-    """.split()
-)
+"""
+STOP_WORDS = frozenset(_STOP_TEXT.split())
 
 # Hyphens, dashes and slashes that separate the parts of a reference ("2014/131", "L2121‑17").
 _SEP = r"[-\u2010\u2011\u2012\u2013/]"
@@ -42,8 +41,10 @@ _LEGAL = re.compile(
     r"\b(?P<prefix>(?i:lo|l|r|d)|A)\s*\.?\s*"
     rf"(?P<num>\d+(?:\s*{_SEP}\s*\d+)+|\d{{3,}})\b"
 )
-# Numbered acts, dates, law numbers: digit groups joined by '-' or '/'.
-_NUMBERED = re.compile(rf"\b\d+(?:{_SEP}\d+)+\b")
+# Numbered acts, dates, law numbers: digit groups joined by '-' or '/' (spaces allowed after
+# "n°", where "n° 2014 / 131" is common; elsewhere "2 - 3" stays two numbers).
+_NUMBERED = re.compile(rf"(?:\b[nN]\s*[°º]\s*)\d+(?:\s*{_SEP}\s*\d+)+\b|\b\d+(?:{_SEP}\d+)+\b")
+_NUMBER_SIGN = re.compile(r"^[nN]\s*[°º]\s*")
 _SPLIT_SEP = re.compile(rf"\s*{_SEP}\s*")
 _WORD = re.compile(r"[a-z0-9]+")
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss"})
@@ -69,7 +70,8 @@ def _legal_token(match: re.Match[str]) -> str:
 
 
 def _numbered_token(match: re.Match[str]) -> str:
-    return " " + "x".join(_SPLIT_SEP.split(match.group(0))) + " "
+    number = _NUMBER_SIGN.sub("", match.group(0))
+    return " " + "x".join(_SPLIT_SEP.split(number)) + " "
 
 
 def _references(text: str) -> str:
@@ -103,7 +105,7 @@ def index_text(text: str) -> str:
     for term in lexical_terms(text):
         out.append(term)
         if "x" in term and term[0].isdigit():
-            out.extend(term.split("x"))
+            out.extend(part for part in term.split("x") if part)
     return " ".join(out)
 
 

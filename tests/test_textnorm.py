@@ -1,0 +1,76 @@
+"""French lexical normalisation: folding, stemming, references as single tokens, safe queries."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from assistant.textnorm import STOP_WORDS, fold, index_text, lexical_terms, match_query
+
+
+def test_fold_strips_case_accents_and_ligatures() -> None:
+    assert fold("Œuvre d'ÉTÉ à Noël, cæcum") == "oeuvre d'ete a noel, caecum"
+
+
+@pytest.mark.parametrize(
+    "text", ["L2121-17", "L. 2121-17", "l.2121-17", "article L2121-17", "l'article L 2121‑17"]
+)
+def test_legal_reference_variants_share_one_token(text: str) -> None:
+    assert lexical_terms(text) == ["l2121x17"]
+
+
+@pytest.mark.parametrize("text", ["n° 2014/131", "n°2014-131", "2014-131", "N° 2014 / 131"])
+def test_deliberation_number_variants_share_one_token(text: str) -> None:
+    assert "2014x131" in lexical_terms(text)
+
+
+def test_regulatory_and_multi_part_references() -> None:
+    assert lexical_terms("R. 2121-10 et L. 2223-19-1") == ["r2121x10", "l2223x19x1"]
+
+
+def test_french_stemming_ignores_accents_and_plural() -> None:
+    accented = lexical_terms("Les délibérations des conseillers municipaux")
+    plain = lexical_terms("deliberation conseillers municipal")
+    assert accented == plain
+    assert not set(accented) & STOP_WORDS
+
+
+def test_lowercase_a_is_not_an_article_prefix() -> None:
+    # "à 2014" must not become an article reference; an upper-case "A 1234" does.
+    assert lexical_terms("à 1234") == ["1234"]
+    assert lexical_terms("A 1234") == ["a1234"]
+
+
+def test_numbers_are_kept() -> None:
+    assert lexical_terms("3 adjoints et 45 conseillers") == ["3", "adjoint", "45", "conseiller"]
+
+
+def test_index_text_adds_parts_of_numbered_tokens() -> None:
+    assert index_text("n° 2014-131").split() == ["2014x131", "2014", "131"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ['"', "AND OR NOT", "a:b*", "(foo", "NEAR(x y)", "^début", "x' OR 1=1 --", "***"],
+)
+def test_match_query_never_breaks_fts5_syntax(query: str) -> None:
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE t USING fts5(body, tokenize='unicode61 remove_diacritics 2')")
+    db.execute("INSERT INTO t(body) VALUES (?)", (index_text("and or not a b foo near x debut"),))
+    expression = match_query(query)
+    if expression:
+        db.execute("SELECT rowid FROM t WHERE t MATCH ?", (expression,)).fetchall()
+
+
+def test_match_query_finds_reference_written_differently() -> None:
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE t USING fts5(body, tokenize='unicode61 remove_diacritics 2')")
+    db.execute("INSERT INTO t(body) VALUES (?)", (index_text("Vu l'article L. 2121-17 du CGCT"),))
+    db.execute("INSERT INTO t(body) VALUES (?)", (index_text("Vu l'article L. 2121-18"),))
+    rows = db.execute("SELECT rowid FROM t WHERE t MATCH ?", (match_query("L2121-17"),)).fetchall()
+    assert rows == [(1,)]
+
+
+def test_match_query_is_empty_without_terms() -> None:
+    assert match_query("le la les de ?!") == ""
