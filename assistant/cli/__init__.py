@@ -91,26 +91,15 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: domain errors become French messages and an exit code, never a traceback."""
+    """Entry point: domain errors become French messages and an exit code, never a traceback.
+
+    Typer's standalone mode already turns usage errors into messages and exit codes; only
+    our own errors get through to here."""
     try:
-        code = app(args=argv, standalone_mode=False)
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        app(args=argv, prog_name="assistant")
     except AssistantError as err:
         err_console.print(f"[bold red]Erreur :[/] {err}", highlight=False)
         sys.exit(err.exit_code)
-    except typer.Abort:
-        err_console.print("Interrompu.")
-        sys.exit(130)
     except KeyboardInterrupt:
         err_console.print("Interrompu.")
         sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as err:  # click usage errors etc.
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        raise

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One command for the whole test suite, from a fresh clone:
+#   creates .venv, installs the package with its dev extras, the headless browser (Debian's
+#   chromium, when run as root), the test models (SmolLM2-135M + the GGUF embedder), then pytest.
+# Extra arguments go to pytest, e.g. `scripts/test.sh -m "not slow"`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+if [ ! -x .venv/bin/python ]; then
+    echo "==> Création de l'environnement virtuel (.venv)"
+    "$PYTHON" -m venv .venv
+fi
+# shellcheck disable=SC1091
+. .venv/bin/activate
+
+echo "==> Installation des dépendances (llama-cpp-python se compile la première fois : ~8 min)"
+python -m pip install --quiet --upgrade pip
+python -m pip install --quiet -e ".[dev]"
+
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> Installation de Chromium (tests du navigateur)"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "!! Chromium absent et pas de droits root : les tests du navigateur seront ignorés."
+    fi
+fi
+
+echo "==> Modèles de test"
+assistant models install --set test
+
+echo "==> Tests"
+set +e
+python -m pytest "$@"
+code=$?
+set -e
+# pytest's 5 means "no test collected": that is a failure for us.
+exit $code
