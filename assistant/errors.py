@@ -86,3 +86,11 @@ class TemplateError(AssistantError):
 
 class BusyError(AssistantError):
     """The model is busy and the wait queue is full."""
+
+
+class DraftingError(AssistantError):
+    """A drafting request cannot be served as asked (too long, nothing to revise...)."""
+
+
+class AuditError(AssistantError):
+    """The audit log cannot be written or read, or a referenced draft does not exist."""

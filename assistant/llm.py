@@ -82,10 +82,17 @@ class Gate:
             ticket = self._next
             self._next += 1
             self._tickets.append(ticket)
-            while self.busy or self._tickets[0] != ticket:
-                if on_wait is not None:
-                    on_wait(self._tickets.index(ticket) + (1 if self.busy else 0))
-                self._cond.wait(timeout=0.5)
+            try:
+                while self.busy or self._tickets[0] != ticket:
+                    if on_wait is not None:
+                        on_wait(self._tickets.index(ticket) + (1 if self.busy else 0))
+                    self._cond.wait(timeout=0.5)
+            except BaseException:
+                # A waiter that gives up (its callback raised, e.g. the user stopped the
+                # request) leaves the queue, else everyone behind it would wait forever.
+                self._tickets.remove(ticket)
+                self._cond.notify_all()
+                raise
             self._tickets.pop(0)
             self.busy = True
         return time.monotonic() - start
@@ -122,9 +129,11 @@ class ChatModel(ABC):
         max_tokens: int = 512,
         temperature: float = 0.2,
         on_wait: Callable[[int], None] | None = None,
+        stats: GenerationStats | None = None,
     ) -> Iterator[str]:
-        """Stream the answer, waiting in the queue first. ``self.last_stats`` holds the figures."""
-        stats = GenerationStats()
+        """Stream the answer, waiting in the queue first. The figures go to ``stats`` when given
+        (safe with concurrent requests), and to ``self.last_stats``."""
+        stats = stats if stats is not None else GenerationStats()
         self.last_stats = stats
         stats.queue_s = self.gate.acquire(on_wait)
         start = time.monotonic()
