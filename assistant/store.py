@@ -1,0 +1,752 @@
+"""The index: Chroma for vectors, SQLite (FTS5) for French lexical search and the manifest.
+
+Consistency discipline, per document (see :meth:`Index.replace_document`):
+
+1. the manifest row is marked ``pending`` with the new hash (committed);
+2. the document's old vectors are deleted from Chroma;
+3. the new vectors are added (deterministic ids);
+4. in ONE SQLite transaction, the chunk rows and FTS rows are replaced and the row marked
+   ``ready``.
+
+Readers only see chunks of ``ready`` documents, in both indexes (dense hits take their text from
+SQLite), so a search never mixes two versions of a document. A crash between 1 and 4 leaves a
+``pending`` row; :meth:`Index.repair` (run at the start of every sync) deletes what that document
+left in both indexes so that the sync indexes it again from scratch.
+
+Texts live in SQLite only; Chroma holds ids, vectors and metadata for filtering.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from assistant.config import Settings
+from assistant.errors import CollectionNotFoundError, StoreError
+from assistant.schema import Chunk, Hit
+from assistant.textnorm import index_text, match_query
+
+COLLECTION_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")
+CHROMA_PREFIX = "assistant-"
+# Chunk metadata keys that are SQL columns of ``chunks`` (filterable in lexical search too).
+CHUNK_COLUMNS = ("source", "page", "heading", "title", "doc_type", "date", "chunk_index")
+_SQL_OPS = {"$eq": "=", "$ne": "!=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+# Chroma caps the size of one add/delete call; stay well below it.
+_CHROMA_BATCH = 2000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections (
+    name TEXT PRIMARY KEY,
+    embedder TEXT NOT NULL DEFAULT '',
+    dimension INTEGER,
+    folder TEXT,
+    created_at TEXT NOT NULL,
+    last_sync TEXT
+);
+CREATE TABLE IF NOT EXISTS documents (
+    collection TEXT NOT NULL,
+    source TEXT NOT NULL,
+    doc_hash TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'ready')),
+    chunks INTEGER NOT NULL DEFAULT 0,
+    pages INTEGER NOT NULL DEFAULT 0,
+    title TEXT NOT NULL DEFAULT '',
+    doc_type TEXT,
+    date TEXT,
+    size INTEGER,
+    mtime_ns INTEGER,
+    ingested_at TEXT NOT NULL,
+    PRIMARY KEY (collection, source)
+);
+CREATE TABLE IF NOT EXISTS failures (
+    collection TEXT NOT NULL,
+    source TEXT NOT NULL,
+    doc_hash TEXT NOT NULL,
+    size INTEGER,
+    mtime_ns INTEGER,
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (collection, source)
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    collection TEXT NOT NULL,
+    source TEXT NOT NULL,
+    chunk_index INTEGER NOT NULL,
+    page INTEGER,
+    heading TEXT NOT NULL DEFAULT '',
+    title TEXT NOT NULL DEFAULT '',
+    doc_type TEXT,
+    date TEXT,
+    text TEXT NOT NULL,
+    metadata TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks (collection, source, chunk_index);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    head, body, tokenize = 'unicode61 remove_diacritics 2'
+);
+"""
+# bm25 weights of the FTS columns: a match in the title or heading path counts double.
+BM25_WEIGHTS = (2.0, 1.0)
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """A manifest row: what the index holds for one file."""
+
+    collection: str
+    source: str
+    doc_hash: str
+    status: str
+    chunks: int
+    pages: int
+    title: str
+    size: int | None
+    mtime_ns: int | None
+    ingested_at: str
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    """A file that could not be indexed, remembered so that an unchanged bad file is not retried."""
+
+    source: str
+    doc_hash: str
+    size: int | None
+    mtime_ns: int | None
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    documents: int
+    chunks: int
+    last_sync: str | None
+    folder: str | None
+    embedder: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "documents": self.documents,
+            "chunks": self.chunks,
+            "last_sync": self.last_sync,
+            "folder": self.folder,
+            "embedder": self.embedder,
+        }
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def check_collection_name(name: str) -> str:
+    if not COLLECTION_NAME.match(name):
+        raise StoreError(
+            f"Nom de collection invalide : « {name} ». Utilisez de 1 à 63 lettres sans accent, "
+            "chiffres, « - » ou « _ », commençant et finissant par une lettre ou un chiffre "
+            "(par exemple « urbanisme » ou « conseil-2024 »)."
+        )
+    return name
+
+
+def _chroma_name(collection: str) -> str:
+    return CHROMA_PREFIX + collection
+
+
+def _sql_where(where: dict[str, Any] | None) -> tuple[str, list[Any]]:
+    """Translate a Chroma-style filter on chunk columns into SQL (only the subset we use)."""
+    if not where:
+        return "", []
+    clauses: list[str] = []
+    params: list[Any] = []
+    for key, value in where.items():
+        if key in ("$and", "$or"):
+            parts = [_sql_where(sub) for sub in value]
+            joiner = " AND " if key == "$and" else " OR "
+            clauses.append("(" + joiner.join(p[0].removeprefix(" AND ") for p in parts) + ")")
+            for part in parts:
+                params.extend(part[1])
+            continue
+        if key not in CHUNK_COLUMNS:
+            raise StoreError(
+                f"Filtre inconnu : « {key} ». Filtres possibles : {', '.join(CHUNK_COLUMNS)}."
+            )
+        column = f"c.{key}"
+        if not isinstance(value, dict):
+            value = {"$eq": value}
+        for op, operand in value.items():
+            if op in _SQL_OPS:
+                clauses.append(f"{column} {_SQL_OPS[op]} ?")
+                params.append(operand)
+            elif op in ("$in", "$nin"):
+                marks = ",".join("?" * len(operand)) or "NULL"
+                clauses.append(f"{column} {'IN' if op == '$in' else 'NOT IN'} ({marks})")
+                params.extend(operand)
+            else:
+                raise StoreError(f"Opérateur de filtre non pris en charge : {op}.")
+    return " AND " + " AND ".join(clauses), params
+
+
+def _chroma_where(where: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Chroma wants one key per dict: several keys become an explicit ``$and``."""
+    if not where or len(where) == 1:
+        return where or None
+    return {"$and": [{k: v} for k, v in where.items()]}
+
+
+def _flat_metadata(chunk: Chunk) -> dict[str, Any]:
+    # Chroma accepts str/int/float/bool only; drop None values defensively.
+    return {k: v for k, v in chunk.metadata.items() if isinstance(v, str | int | float | bool)}
+
+
+class Index:
+    """Both indexes of all collections, kept consistent per document.
+
+    ``client`` is a chromadb client (PersistentClient or HttpClient, built by :func:`build_index`
+    or injected by tests); ``lexical_path`` the SQLite file of the manifest and FTS5 index.
+    """
+
+    def __init__(self, client: Any, lexical_path: Path) -> None:
+        self._client = client
+        lexical_path.parent.mkdir(parents=True, exist_ok=True)
+        self.lexical_path = lexical_path
+        # One connection guarded by a lock: the UI calls from several threads.
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(lexical_path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as err:
+            raise StoreError(
+                f"Index lexical illisible ({lexical_path}) : {err}. Supprimez ce fichier et "
+                "relancez « assistant ingest » pour reconstruire les index."
+            ) from err
+        self._chroma_cols: dict[str, Any] = {}
+
+    # --- plumbing ---------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One SQLite transaction (BEGIN IMMEDIATE: writers queue instead of failing later)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def _chroma(self, collection: str, *, create: bool = False) -> Any | None:
+        """The Chroma collection, without ever letting Chroma attach its default embedder."""
+        if collection in self._chroma_cols:
+            return self._chroma_cols[collection]
+        name = _chroma_name(collection)
+        try:
+            if create:
+                col = self._client.get_or_create_collection(
+                    name, embedding_function=None, metadata={"hnsw:space": "cosine"}
+                )
+            else:
+                existing = {
+                    c.name if hasattr(c, "name") else c for c in self._client.list_collections()
+                }
+                if name not in existing:
+                    return None
+                col = self._client.get_collection(name, embedding_function=None)
+        except Exception as err:  # chromadb raises many types; all mean "store unavailable"
+            raise StoreError(
+                f"Base vectorielle Chroma indisponible ({err}). Vérifiez le dossier des données "
+                "ou le serveur Chroma (réglages chroma_backend, chroma_host)."
+            ) from err
+        self._chroma_cols[collection] = col
+        return col
+
+    # --- collections ------------------------------------------------------------------------
+    def ensure_collection(
+        self, name: str, *, embedder: str, dimension: int | None = None, folder: str | None = None
+    ) -> bool:
+        """Create the collection if needed; returns False when it holds vectors of another
+        embedder (the caller must then rebuild it with :meth:`drop_collection`)."""
+        check_collection_name(name)
+        with self._tx() as db:
+            row = db.execute("SELECT embedder FROM collections WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO collections (name, embedder, dimension, folder, created_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (name, embedder, dimension, folder, now_iso()),
+                )
+            elif row["embedder"] and row["embedder"] != embedder:
+                return False
+            else:
+                db.execute(
+                    "UPDATE collections SET embedder = ?, folder = COALESCE(?, folder) "
+                    "WHERE name = ?",
+                    (embedder, folder, name),
+                )
+        self._chroma(name, create=True)
+        return True
+
+    def collection_embedder(self, name: str) -> str | None:
+        rows = self._query("SELECT embedder FROM collections WHERE name = ?", (name,))
+        return rows[0]["embedder"] if rows else None
+
+    def mark_synced(self, name: str, folder: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE collections SET last_sync = ?, folder = COALESCE(?, folder) WHERE name = ?",
+                (now_iso(), folder, name),
+            )
+
+    def has_collection(self, name: str) -> bool:
+        return bool(self._query("SELECT 1 FROM collections WHERE name = ?", (name,)))
+
+    def collections(self) -> list[CollectionInfo]:
+        rows = self._query(
+            """
+            SELECT c.name, c.last_sync, c.folder, c.embedder,
+                   COUNT(d.source) AS documents, COALESCE(SUM(d.chunks), 0) AS chunks
+            FROM collections c
+            LEFT JOIN documents d ON d.collection = c.name AND d.status = 'ready'
+            GROUP BY c.name ORDER BY c.name
+            """
+        )
+        return [
+            CollectionInfo(
+                name=r["name"],
+                documents=r["documents"],
+                chunks=r["chunks"],
+                last_sync=r["last_sync"],
+                folder=r["folder"],
+                embedder=r["embedder"],
+            )
+            for r in rows
+        ]
+
+    def drop_collection(self, name: str) -> None:
+        """Delete a collection from both indexes (Chroma first, then one SQLite transaction)."""
+        if not self.has_collection(name):
+            raise CollectionNotFoundError(
+                f"La collection « {name} » n'existe pas. "
+                "Voyez la liste avec « assistant ingest --list »."
+            )
+        self._chroma_cols.pop(name, None)
+        try:
+            existing = {
+                c.name if hasattr(c, "name") else c for c in self._client.list_collections()
+            }
+            if _chroma_name(name) in existing:
+                self._client.delete_collection(_chroma_name(name))
+        except Exception as err:
+            raise StoreError(f"Suppression impossible dans Chroma ({err}). Réessayez.") from err
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM chunks_fts WHERE rowid IN "
+                "(SELECT rowid FROM chunks WHERE collection = ?)",
+                (name,),
+            )
+            for table in ("chunks", "documents", "failures"):
+                db.execute(f"DELETE FROM {table} WHERE collection = ?", (name,))
+            db.execute("DELETE FROM collections WHERE name = ?", (name,))
+
+    # --- manifest ---------------------------------------------------------------------------
+    def documents(self, collection: str) -> dict[str, DocumentRecord]:
+        rows = self._query(
+            "SELECT collection, source, doc_hash, status, chunks, pages, title, size, mtime_ns, "
+            "ingested_at FROM documents WHERE collection = ?",
+            (collection,),
+        )
+        return {r["source"]: DocumentRecord(**dict(r)) for r in rows}
+
+    def failures(self, collection: str) -> dict[str, FailureRecord]:
+        rows = self._query(
+            "SELECT source, doc_hash, size, mtime_ns, kind, reason FROM failures "
+            "WHERE collection = ?",
+            (collection,),
+        )
+        return {r["source"]: FailureRecord(**dict(r)) for r in rows}
+
+    def record_failure(self, collection: str, failure: FailureRecord) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    collection,
+                    failure.source,
+                    failure.doc_hash,
+                    failure.size,
+                    failure.mtime_ns,
+                    failure.kind,
+                    failure.reason,
+                ),
+            )
+
+    def clear_failure(self, collection: str, source: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM failures WHERE collection = ? AND source = ?", (collection, source)
+            )
+
+    def touch_document(self, collection: str, source: str, size: int, mtime_ns: int) -> None:
+        """Remember new stat data of a file whose content did not change."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE documents SET size = ?, mtime_ns = ? WHERE collection = ? AND source = ?",
+                (size, mtime_ns, collection, source),
+            )
+
+    # --- writes -----------------------------------------------------------------------------
+    def replace_document(
+        self,
+        collection: str,
+        source: str,
+        doc_hash: str,
+        chunks: Sequence[Chunk],
+        embeddings: Sequence[Sequence[float]],
+        *,
+        title: str = "",
+        pages: int = 0,
+        doc_type: str | None = None,
+        date: str | None = None,
+        size: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> None:
+        """Index one document (new or changed) in both indexes, with the discipline above."""
+        if len(chunks) != len(embeddings):
+            raise StoreError(
+                "Nombre d'embeddings différent du nombre de passages (erreur interne)."
+            )
+        col = self._chroma(collection, create=True)
+        assert col is not None  # create=True always returns a collection
+        stamp = now_iso()
+        with self._tx() as db:  # 1. pending, with the new hash
+            db.execute(
+                """
+                INSERT INTO documents (collection, source, doc_hash, status, title, size, mtime_ns,
+                                       ingested_at)
+                VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)
+                ON CONFLICT (collection, source) DO UPDATE SET
+                    doc_hash = excluded.doc_hash, status = 'pending'
+                """,
+                (collection, source, doc_hash, title, size, mtime_ns, stamp),
+            )
+        try:
+            col.delete(where={"source": source})  # 2. old vectors out
+            ids = [c.id for c in chunks]
+            for start in range(0, len(ids), _CHROMA_BATCH):  # 3. new vectors in
+                end = start + _CHROMA_BATCH
+                col.upsert(
+                    ids=ids[start:end],
+                    embeddings=[list(map(float, e)) for e in embeddings[start:end]],
+                    metadatas=[_flat_metadata(c) for c in chunks[start:end]],
+                )
+        except Exception as err:
+            raise StoreError(
+                f"Écriture impossible dans Chroma pour {source} ({err}). Le document reste marqué "
+                "« en cours » et sera réindexé à la prochaine synchronisation."
+            ) from err
+        with self._tx() as db:  # 4. lexical rows + ready, atomically
+            self._delete_rows(db, collection, source)
+            for chunk in chunks:
+                meta = chunk.metadata
+                cur = db.execute(
+                    "INSERT INTO chunks (id, collection, source, chunk_index, page, heading, "
+                    "title, doc_type, date, text, metadata) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        chunk.id,
+                        collection,
+                        source,
+                        int(meta.get("chunk_index", 0)),
+                        meta.get("page"),
+                        meta.get("heading", ""),
+                        meta.get("title", title),
+                        meta.get("doc_type"),
+                        meta.get("date"),
+                        chunk.text,
+                        json.dumps(meta, ensure_ascii=False),
+                    ),
+                )
+                head = f"{meta.get('title', title)} {meta.get('heading', '')}"
+                db.execute(
+                    "INSERT INTO chunks_fts (rowid, head, body) VALUES (?, ?, ?)",
+                    (cur.lastrowid, index_text(head), index_text(chunk.text)),
+                )
+            db.execute(
+                """
+                UPDATE documents SET status = 'ready', chunks = ?, pages = ?, title = ?,
+                    doc_type = ?, date = ?, size = ?, mtime_ns = ?, ingested_at = ?
+                WHERE collection = ? AND source = ?
+                """,
+                (
+                    len(chunks),
+                    pages,
+                    title,
+                    doc_type,
+                    date,
+                    size,
+                    mtime_ns,
+                    stamp,
+                    collection,
+                    source,
+                ),
+            )
+            db.execute(
+                "DELETE FROM failures WHERE collection = ? AND source = ?", (collection, source)
+            )
+
+    @staticmethod
+    def _delete_rows(db: sqlite3.Connection, collection: str, source: str) -> None:
+        db.execute(
+            "DELETE FROM chunks_fts WHERE rowid IN "
+            "(SELECT rowid FROM chunks WHERE collection = ? AND source = ?)",
+            (collection, source),
+        )
+        db.execute("DELETE FROM chunks WHERE collection = ? AND source = ?", (collection, source))
+
+    def remove_document(self, collection: str, source: str) -> None:
+        """Remove a document from both indexes: Chroma first, then one SQLite transaction.
+
+        If Chroma fails, nothing changed in SQLite and the next sync tries again."""
+        col = self._chroma(collection)
+        with self._tx() as db:  # readers stop seeing it before the vectors go
+            db.execute(
+                "UPDATE documents SET status = 'pending' WHERE collection = ? AND source = ?",
+                (collection, source),
+            )
+        if col is not None:
+            try:
+                col.delete(where={"source": source})
+            except Exception as err:
+                raise StoreError(
+                    f"Suppression impossible dans Chroma pour {source} ({err}). Relancez la "
+                    "synchronisation."
+                ) from err
+        with self._tx() as db:
+            self._delete_rows(db, collection, source)
+            db.execute(
+                "DELETE FROM documents WHERE collection = ? AND source = ?", (collection, source)
+            )
+            db.execute(
+                "DELETE FROM failures WHERE collection = ? AND source = ?", (collection, source)
+            )
+
+    def pending(self, collection: str) -> list[str]:
+        rows = self._query(
+            "SELECT source FROM documents WHERE collection = ? AND status = 'pending'",
+            (collection,),
+        )
+        return [r["source"] for r in rows]
+
+    def repair(self, collection: str) -> list[str]:
+        """Undo half-written documents (a crash or kill mid-document). Returns their sources.
+
+        Each ``pending`` document is removed from both indexes; the sync then indexes it again
+        if its file is still there. Vectors in Chroma whose document is not ``ready`` in the
+        manifest (written after the crash point 1) are removed too."""
+        repaired = self.pending(collection)
+        for source in repaired:
+            self.remove_document(collection, source)
+        col = self._chroma(collection)
+        if col is not None and repaired:
+            self._drop_orphan_vectors(collection, col)
+        return repaired
+
+    def _drop_orphan_vectors(self, collection: str, col: Any) -> None:
+        ready = set(self.documents(collection))
+        got = col.get(include=["metadatas"])
+        orphans = [
+            i
+            for i, m in zip(got["ids"], got["metadatas"] or [], strict=False)
+            if (m or {}).get("source") not in ready
+        ]
+        for start in range(0, len(orphans), _CHROMA_BATCH):
+            col.delete(ids=orphans[start : start + _CHROMA_BATCH])
+
+    def vector_count(self, collection: str, source: str | None = None) -> int:
+        """Vectors held by Chroma for a collection (or one of its documents)."""
+        col = self._chroma(collection)
+        if col is None:
+            return 0
+        if source is None:
+            return int(col.count())
+        return len(col.get(where={"source": source}, include=[])["ids"])
+
+    def chunk_ids(self, collection: str, source: str | None = None) -> dict[str, list[str]]:
+        """Ids per index, for consistency checks: {"chroma": [...], "lexical": [...]}."""
+        col = self._chroma(collection)
+        where = {"source": source} if source else None
+        dense = col.get(where=where, include=[])["ids"] if col is not None else []
+        sql = (
+            "SELECT c.id FROM chunks c JOIN chunks_fts f ON f.rowid = c.rowid "
+            "WHERE c.collection = ?"
+        )
+        params: list[Any] = [collection]
+        if source:
+            sql += " AND c.source = ?"
+            params.append(source)
+        lexical = [r["id"] for r in self._query(sql, params)]
+        return {"chroma": list(dense), "lexical": lexical}
+
+    # --- reads ------------------------------------------------------------------------------
+    _HIT_SELECT = (
+        "SELECT c.rowid, c.id, c.collection, c.source, c.chunk_index, c.page, c.heading, "
+        "c.title, c.text, c.metadata FROM chunks c "
+        "JOIN documents d ON d.collection = c.collection AND d.source = c.source "
+        "AND d.status = 'ready' "
+    )
+
+    @staticmethod
+    def _hit(row: sqlite3.Row, score: float) -> Hit:
+        return Hit(
+            id=row["id"],
+            text=row["text"],
+            source=row["source"],
+            page=row["page"],
+            heading=row["heading"],
+            title=row["title"],
+            collection=row["collection"],
+            score=score,
+            metadata=json.loads(row["metadata"]),
+        )
+
+    def _rows_by_id(self, ids: Iterable[str]) -> dict[str, sqlite3.Row]:
+        ids = list(ids)
+        out: dict[str, sqlite3.Row] = {}
+        for start in range(0, len(ids), 500):  # SQLite caps bound parameters
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for row in self._query(self._HIT_SELECT + f"WHERE c.id IN ({marks})", part):
+                out[row["id"]] = row
+        return out
+
+    def get_chunks(self, ids: Sequence[str]) -> list[Hit]:
+        """Chunks by id, in the order given (unknown or not-ready ids are left out); score 0."""
+        rows = self._rows_by_id(ids)
+        return [self._hit(rows[i], 0.0) for i in ids if i in rows]
+
+    def neighbours(
+        self, collection: str, source: str, chunk_index: int, span: int = 1
+    ) -> list[Hit]:
+        """Chunks ``chunk_index - span .. chunk_index + span`` of a document (the centre
+        included), in document order; score 0."""
+        rows = self._query(
+            self._HIT_SELECT + "WHERE c.collection = ? AND c.source = ? "
+            "AND c.chunk_index BETWEEN ? AND ? ORDER BY c.chunk_index",
+            (collection, source, chunk_index - span, chunk_index + span),
+        )
+        return [self._hit(r, 0.0) for r in rows]
+
+    def dense_search(
+        self,
+        collections: Sequence[str],
+        vector: Sequence[float],
+        k: int,
+        where: dict[str, Any] | None = None,
+    ) -> list[Hit]:
+        """Nearest chunks by cosine similarity; score = 1 - cosine distance."""
+        scored: list[tuple[float, str]] = []
+        for name in collections:
+            col = self._chroma(name)
+            if col is None:
+                continue
+            count = col.count()
+            if not count:
+                continue
+            try:
+                res = col.query(
+                    query_embeddings=[list(map(float, vector))],
+                    n_results=min(k, count),
+                    where=_chroma_where(where),
+                    include=["distances"],
+                )
+            except Exception as err:
+                raise StoreError(f"Recherche impossible dans Chroma ({err}). Réessayez.") from err
+            scored.extend(
+                (1.0 - float(d), i) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)
+            )
+        scored.sort(key=lambda t: -t[0])
+        rows = self._rows_by_id(i for _, i in scored)
+        return [self._hit(rows[i], s) for s, i in scored if i in rows][:k]
+
+    def lexical_search(
+        self,
+        collections: Sequence[str],
+        query: str,
+        k: int,
+        where: dict[str, Any] | None = None,
+    ) -> list[Hit]:
+        """BM25 over the French-normalised FTS5 index; score = -bm25 (higher is better)."""
+        expression = match_query(query)
+        if not expression or not collections:
+            return []
+        extra, params = _sql_where(where)
+        marks = ",".join("?" * len(collections))
+        sql = (
+            "SELECT c.rowid, c.id, c.collection, c.source, c.chunk_index, c.page, c.heading, "
+            "c.title, c.text, c.metadata, bm25(chunks_fts, ?, ?) AS rank "
+            "FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
+            "JOIN documents d ON d.collection = c.collection AND d.source = c.source "
+            "AND d.status = 'ready' "
+            f"WHERE chunks_fts MATCH ? AND c.collection IN ({marks}){extra} "
+            "ORDER BY rank LIMIT ?"
+        )
+        try:
+            rows = self._query(sql, [*BM25_WEIGHTS, expression, *collections, *params, k])
+        except sqlite3.OperationalError as err:
+            raise StoreError(
+                f"Recherche lexicale impossible ({err}). Reformulez la question."
+            ) from err
+        return [self._hit(r, -float(r["rank"])) for r in rows]
+
+
+def build_chroma_client(settings: Settings) -> Any:
+    """A Chroma client with telemetry off: local files, or a Chroma server."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    try:
+        if settings.chroma_backend == "server":
+            return chromadb.HttpClient(
+                host=settings.chroma_host or "localhost",
+                port=settings.chroma_port,
+                settings=chroma_settings,
+            )
+        settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+    except Exception as err:
+        raise StoreError(
+            f"Impossible d'ouvrir la base Chroma ({err}). Vérifiez data_dir "
+            f"({settings.data_dir}) ou le serveur Chroma (chroma_host, chroma_port)."
+        ) from err
+
+
+def build_index(settings: Settings, client: Any | None = None) -> Index:
+    """The one factory of the index (a ready Chroma client may be injected)."""
+    return Index(
+        client if client is not None else build_chroma_client(settings), settings.lexical_path
+    )

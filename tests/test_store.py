@@ -1,0 +1,199 @@
+"""The index with real Chroma (PersistentClient in a temp dir) and the real SQLite FTS5 file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.config import Settings
+from assistant.errors import CollectionNotFoundError, StoreError
+from assistant.schema import Chunk
+from assistant.store import Index, build_index
+from tests.fakes import FakeEmbedder
+
+
+def make_chunks(
+    collection: str, source: str, texts: list[str], doc_hash: str = "h" * 64
+) -> list[Chunk]:
+    chunks = []
+    for i, text in enumerate(texts):
+        meta = {
+            "collection": collection,
+            "source": source,
+            "title": source.rsplit("/", 1)[-1],
+            "heading": f"Article {i + 1}",
+            "doc_hash": doc_hash,
+            "chunk_index": i,
+            "doc_type": "deliberation",
+            "char_count": len(text),
+            "page": i + 1,
+        }
+        chunks.append(
+            Chunk(id=f"{collection}:{source}:{doc_hash[:12]}:{i}", text=text, metadata=meta)
+        )
+    return chunks
+
+
+def put(
+    index: Index, emb: FakeEmbedder, collection: str, source: str, texts: list[str], doc_hash: str
+) -> None:
+    chunks = make_chunks(collection, source, texts, doc_hash)
+    index.replace_document(
+        collection,
+        source,
+        doc_hash,
+        chunks,
+        emb.embed([c.text for c in chunks]),
+        title=source,
+        pages=len(texts),
+    )
+
+
+@pytest.fixture
+def index(settings: Settings) -> Index:
+    idx = build_index(settings)
+    idx.ensure_collection("mairie", embedder=FakeEmbedder.name)
+    return idx
+
+
+@pytest.fixture
+def emb() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+def test_replace_document_writes_both_indexes(index: Index, emb: FakeEmbedder) -> None:
+    put(
+        index,
+        emb,
+        "mairie",
+        "delib/a.pdf",
+        ["Vote du budget primitif", "Tarifs de la cantine"],
+        "a" * 64,
+    )
+    ids = index.chunk_ids("mairie", "delib/a.pdf")
+    assert sorted(ids["chroma"]) == sorted(ids["lexical"]) and len(ids["chroma"]) == 2
+    record = index.documents("mairie")["delib/a.pdf"]
+    assert (record.status, record.chunks, record.pages) == ("ready", 2, 2)
+
+
+def test_changed_document_replaces_old_chunks_everywhere(index: Index, emb: FakeEmbedder) -> None:
+    put(
+        index, emb, "mairie", "a.md", ["ancien texte sur les cimetières", "deux", "trois"], "a" * 64
+    )
+    put(index, emb, "mairie", "a.md", ["nouveau texte sur la voirie"], "b" * 64)
+    ids = index.chunk_ids("mairie", "a.md")
+    assert ids["chroma"] == ids["lexical"] == ["mairie:a.md:bbbbbbbbbbbb:0"]
+    assert index.lexical_search(["mairie"], "cimetière", 5) == []
+    assert [h.source for h in index.lexical_search(["mairie"], "voirie", 5)] == ["a.md"]
+
+
+def test_lexical_search_french_folding_and_references(index: Index, emb: FakeEmbedder) -> None:
+    put(
+        index,
+        emb,
+        "mairie",
+        "cgct.md",
+        ["Vu l'article L. 2121-17 du code", "Élection du maire"],
+        "c" * 64,
+    )
+    put(index, emb, "mairie", "autre.md", ["Vu l'article L. 2121-18 du code"], "d" * 64)
+    hits = index.lexical_search(["mairie"], "L2121-17", 5)
+    assert [(h.source, h.page) for h in hits] == [("cgct.md", 1)]
+    hits = index.lexical_search(["mairie"], "ELECTIONS maires", 5)
+    assert hits and hits[0].text == "Élection du maire" and hits[0].score > 0
+    assert hits[0].heading == "Article 2" and hits[0].collection == "mairie"
+
+
+def test_dense_search_scores_are_cosine_similarities(index: Index, emb: FakeEmbedder) -> None:
+    put(
+        index,
+        emb,
+        "mairie",
+        "a.md",
+        ["budget primitif de la commune", "cantine scolaire tarifs"],
+        "a" * 64,
+    )
+    hits = index.dense_search(["mairie"], emb.embed_query("budget primitif de la commune"), 2)
+    assert hits[0].text == "budget primitif de la commune"
+    assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+    assert hits[0].score > hits[1].score
+
+
+def test_filters_apply_to_both_searches(index: Index, emb: FakeEmbedder) -> None:
+    put(index, emb, "mairie", "a.md", ["marché public de voirie"], "a" * 64)
+    put(index, emb, "mairie", "b.md", ["marché public de voirie"], "b" * 64)
+    where = {"source": "b.md"}
+    assert [h.source for h in index.lexical_search(["mairie"], "voirie", 5, where)] == ["b.md"]
+    vector = emb.embed_query("voirie")
+    assert [h.source for h in index.dense_search(["mairie"], vector, 5, where)] == ["b.md"]
+    multi = {"source": {"$in": ["a.md"]}, "page": 1}
+    assert [h.source for h in index.lexical_search(["mairie"], "voirie", 5, multi)] == ["a.md"]
+    assert [h.source for h in index.dense_search(["mairie"], vector, 5, multi)] == ["a.md"]
+    with pytest.raises(StoreError, match="Filtre inconnu"):
+        index.lexical_search(["mairie"], "voirie", 5, {"nope": 1})
+
+
+def test_remove_document_and_neighbours(index: Index, emb: FakeEmbedder) -> None:
+    put(index, emb, "mairie", "a.md", ["un", "deux", "trois", "quatre"], "a" * 64)
+    assert [h.text for h in index.neighbours("mairie", "a.md", 1)] == ["un", "deux", "trois"]
+    first = index.chunk_ids("mairie", "a.md")["lexical"][:2]
+    assert [h.text for h in index.get_chunks(list(reversed(first)))] == ["deux", "un"]
+    index.remove_document("mairie", "a.md")
+    assert index.chunk_ids("mairie") == {"chroma": [], "lexical": []}
+    assert index.documents("mairie") == {}
+
+
+def test_pending_document_is_invisible_then_repaired(index: Index, emb: FakeEmbedder) -> None:
+    put(index, emb, "mairie", "a.md", ["subvention aux associations"], "a" * 64)
+    # Simulate a crash after step 3 of a new version: pending row, new vectors in Chroma.
+    new = make_chunks("mairie", "a.md", ["subvention nouvelle version", "suite"], "b" * 64)
+    index._db.execute(
+        "UPDATE documents SET status='pending', doc_hash=? WHERE source='a.md'", ("b" * 64,)
+    )
+    index._chroma("mairie").upsert(
+        ids=[c.id for c in new],
+        embeddings=emb.embed([c.text for c in new]),
+        metadatas=[c.metadata for c in new],
+    )
+    assert index.lexical_search(["mairie"], "subvention", 5) == []
+    assert index.dense_search(["mairie"], emb.embed_query("subvention"), 5) == []
+    assert index.repair("mairie") == ["a.md"]
+    assert index.chunk_ids("mairie") == {"chroma": [], "lexical": []}
+    assert "a.md" not in index.documents("mairie")
+
+
+def test_collections_listing_and_drop(settings: Settings, index: Index, emb: FakeEmbedder) -> None:
+    index.ensure_collection("rh", embedder=emb.name)
+    put(index, emb, "mairie", "a.md", ["un", "deux"], "a" * 64)
+    put(index, emb, "rh", "b.md", ["trois"], "b" * 64)
+    index.mark_synced("rh", "/srv/rh")
+    infos = {c.name: c for c in index.collections()}
+    assert (infos["mairie"].documents, infos["mairie"].chunks) == (1, 2)
+    assert infos["rh"].last_sync and infos["rh"].folder == "/srv/rh"
+    # Persistence: a new Index on the same files sees the same data (no rebuild in memory).
+    again = build_index(settings)
+    assert [h.source for h in again.lexical_search(["rh"], "trois", 5)] == ["b.md"]
+    again.drop_collection("rh")
+    assert [c.name for c in again.collections()] == ["mairie"]
+    assert again.lexical_search(["rh"], "trois", 5) == []
+    with pytest.raises(CollectionNotFoundError):
+        again.drop_collection("rh")
+
+
+def test_other_embedder_is_refused_and_names_are_checked(index: Index) -> None:
+    assert index.ensure_collection("mairie", embedder="another-model") is False
+    with pytest.raises(StoreError, match="Nom de collection invalide"):
+        index.ensure_collection("état civil", embedder="x")
+
+
+def test_chroma_never_gets_a_default_embedder(index: Index) -> None:
+    col = index._chroma("mairie")
+    assert col._embedding_function is None
+
+
+def test_corrupt_lexical_file_gives_a_french_fix(tmp_path: Path) -> None:
+    bad = tmp_path / "lexical.sqlite3"
+    bad.write_bytes(b"not a database" * 100)
+    with pytest.raises(StoreError, match="Supprimez ce fichier"):
+        Index(client=None, lexical_path=bad)
