@@ -191,7 +191,8 @@ class Settings(BaseSettings):
 
 def _where(field: str) -> str:
     env = ENV_PREFIX + field.upper()
-    return f"variable {env}, clé « {field} » de {config_path().name} ou option --{field.replace('_', '-')}"
+    flag = "--" + field.replace("_", "-")
+    return f"variable {env}, clé « {field} » de {config_path().name} ou option {flag}"
 
 
 def _explain(err: ValidationError) -> str:

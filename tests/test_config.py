@@ -1,4 +1,4 @@
-"""Settings precedence (defaults < assistant.toml < ASSISTANT_* < flags) and refusal of bad values."""
+"""Settings precedence (defaults < assistant.toml < ASSISTANT_* < flags); bad values refused."""
 
 from __future__ import annotations
 
@@ -37,7 +37,12 @@ def test_precedence_toml_env_flags(clean_env: Path, monkeypatch: pytest.MonkeyPa
         encoding="utf-8",
     )
     s = load_settings()
-    assert (s.data_dir, s.threads, s.n_ctx, s.chat_model) == (Path("/srv/toml"), 3, 2048, "toml.gguf")
+    assert (s.data_dir, s.threads, s.n_ctx, s.chat_model) == (
+        Path("/srv/toml"),
+        3,
+        2048,
+        "toml.gguf",
+    )
 
     monkeypatch.setenv("ASSISTANT_THREADS", "5")
     monkeypatch.setenv("ASSISTANT_DATA_DIR", "/srv/env")
