@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Callable, Iterator
 
 from assistant.embeddings import Embedder, Vector
+from assistant.llm import ChatModel, GenerationStats, Message
+from assistant.schema import Hit
 from assistant.textnorm import lexical_terms
 
 
@@ -31,3 +35,104 @@ class FakeEmbedder(Embedder):
         if not any(vector):
             vector[0] = 1.0  # an empty text still gets a valid (non-zero) vector
         return vector
+
+
+# --- drafting doubles (chat model, retriever) ---------------------------------------------------
+
+
+class FakeChatModel(ChatModel):
+    """A chat model that answers from a script: ``reply`` is a fixed text or a function of the
+    messages. It records every prompt (``prompts``), streams word by word, fills the figures
+    like llama.cpp would (cached tokens = common prefix with the previous prompt) and can be held
+    mid-stream with ``hold`` (an Event that must be set to go on after the first token)."""
+
+    name = "fake-chat"
+
+    def __init__(
+        self,
+        reply: str | Callable[[list[Message]], str] = "Réponse [1].",
+        max_waiting: int = 20,
+        hold: threading.Event | None = None,
+    ) -> None:
+        super().__init__(max_waiting=max_waiting)
+        self.reply = reply
+        self.hold = hold
+        self.prompts: list[list[Message]] = []
+        self.started = threading.Event()
+        self.produced = 0
+        self._previous = ""
+
+    def _flat(self, messages: list[Message]) -> str:
+        turns = "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages)
+        return turns + "<assistant>"
+
+    def _stream(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stats: GenerationStats,
+    ) -> Iterator[str]:
+        self.prompts.append([dict(m) for m in messages])
+        flat = self._flat(messages)
+        common = 0
+        for a, b in zip(flat, self._previous, strict=False):
+            if a != b:
+                break
+            common += 1
+        stats.prompt_tokens = self.count_tokens(flat)
+        stats.cached_tokens = common // 3
+        text = self.reply(messages) if callable(self.reply) else self.reply
+        self.started.set()
+        words = text.split(" ")
+        for i, word in enumerate(words[:max_tokens]):
+            if i == 1 and self.hold is not None:
+                self.hold.wait(timeout=10)
+            self.produced += 1
+            stats.completion_tokens += 1
+            yield word if i == 0 else " " + word
+        self._previous = flat + text
+
+
+class FakeRetriever:
+    """Returns the given hits (best first) whatever the query; records the calls.
+    Mirrors :class:`assistant.retrieval.Retriever`'s ``search`` and ``abstain_threshold``."""
+
+    def __init__(self, hits: list[Hit], abstain_threshold: float = 0.35) -> None:
+        self.hits = hits
+        self.abstain_threshold = abstain_threshold
+        self.calls: list[dict[str, object]] = []
+
+    def search(
+        self,
+        query: str,
+        collections: list[str] | None = None,
+        k: int = 6,
+        doc_types: list[str] | None = None,
+        mode: str = "hybrid",
+    ) -> list[Hit]:
+        self.calls.append({"query": query, "collections": collections, "k": k})
+        return list(self.hits[:k])
+
+
+def make_hit(
+    n: int,
+    text: str,
+    relevance: float = 0.8,
+    source: str | None = None,
+    page: int | None = 1,
+    collection: str = "exemple",
+) -> Hit:
+    """A retrieved passage with a given relevance, as the retriever returns it."""
+    return Hit(
+        id=f"hit-{n}",
+        text=text,
+        source=source or f"doc{n}.pdf",
+        page=page,
+        heading="",
+        title=f"Document {n}",
+        collection=collection,
+        score=relevance,
+        metadata={"relevance": relevance, "chunk_index": 0},
+    )
