@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+from assistant.drafting import Citation, Draft, DraftEvent, DraftingService, DraftRequest
 from assistant.embeddings import Embedder, Vector
 from assistant.llm import ChatModel, GenerationStats, Message
 from assistant.schema import Hit
@@ -136,3 +140,77 @@ def make_hit(
         score=relevance,
         metadata={"relevance": relevance, "chunk_index": 0},
     )
+
+
+class FakeDraftingService(DraftingService):
+    """Streams canned events like the real service: optional queue positions, a status, the
+    sources, the answer token by token (``delay`` seconds apart), then the final draft.
+
+    ``templates`` are the real ones (``assistant.prompts``) unless given; ``requests`` records
+    what the UI asked; ``answer_for(request)`` may replace the canned answer.
+    """
+
+    def __init__(
+        self,
+        sources: list[Citation],
+        *,
+        templates: object | None = None,
+        answer_for: Callable[[DraftRequest], str] | None = None,
+        queue: tuple[int, ...] = (),
+        delay: float = 0.0,
+        model: str = "fake-model",
+    ) -> None:
+        if templates is None:
+            from assistant.prompts import load_templates
+
+            templates = load_templates(Path(__file__).resolve().parent.parent / "prompts")
+        self.templates = templates
+        self.sources = sources
+        self.answer_for = answer_for or self.canned_answer
+        self.queue = queue
+        self.delay = delay
+        self.model = model
+        self.requests: list[DraftRequest] = []
+        self.closed = 0  # streams closed before their end (stop button)
+
+    @staticmethod
+    def canned_answer(request: DraftRequest) -> str:
+        if request.previous is not None:
+            return f"Version révisée ({request.request}) : " + request.previous.answer
+        return (
+            "Madame,\n\nVous nous avez interrogés sur ce point : " + request.request + " [1].\n\n"
+            "Le règlement prévoit une réponse sous deux mois [2].\n\n"
+            "Je vous prie d'agréer, Madame, l'expression de mes salutations distinguées.\n\n"
+            "Le Maire,"
+        )
+
+    def stream(self, request: DraftRequest) -> Iterator[DraftEvent]:
+        self.requests.append(request)
+        finished = False
+        try:
+            for position in self.queue:
+                yield DraftEvent("queue", position=position)
+                time.sleep(self.delay)
+            yield DraftEvent("status", text="Recherche dans les documents…")
+            yield DraftEvent("sources", sources=list(self.sources))
+            answer = self.answer_for(request)
+            for piece in re.findall(r"\S+\s*|\s+", answer):
+                yield DraftEvent("token", text=piece)
+                time.sleep(self.delay)
+            numbers = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
+            draft = Draft(
+                id=f"fake{len(self.requests):04d}",
+                request=request,
+                answer=answer,
+                abstained=False,
+                citations=[c for c in self.sources if c.n in numbers],
+                unused_sources=[c for c in self.sources if c.n not in numbers],
+                invalid_citations=[],
+                model=self.model,
+                timings={"total_s": 0.0},
+            )
+            finished = True
+            yield DraftEvent("done", draft=draft)
+        finally:
+            if not finished:
+                self.closed += 1
