@@ -1,0 +1,762 @@
+"""Read documents from disk into :class:`~assistant.schema.LoadedDocument`.
+
+One function per format, chosen by suffix after a check of the file's first bytes (a PNG named
+``.pdf`` is reported as such, not as a "corrupt PDF"). Every failure is a
+:class:`~assistant.errors.DocumentError` subclass whose ``reason`` is a short French sentence
+ending with the fix; nothing here prints.
+
+Formats: PDF (pypdf, page by page), DOCX (python-docx), ODT (odfpy), HTML (BeautifulSoup),
+Markdown and plain text (encoding detected with charset-normalizer), images (OCR only).
+Headings of DOCX/ODT/HTML are written as Markdown ``#`` lines so that the chunker sees the
+structure of every format the same way.
+
+OCR is optional: when a PDF has no text layer (or the file is an image) and ``ocr`` is true, the
+loader uses ``ocrmypdf`` or ``tesseract`` (with French data) if one is on PATH; otherwise it
+raises :class:`~assistant.errors.ScannedDocumentError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import shutil
+import subprocess
+import tempfile
+import unicodedata
+import zipfile
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import (
+    CorruptDocumentError,
+    DocumentError,
+    EmptyDocumentError,
+    EncryptedDocumentError,
+    ScannedDocumentError,
+    TooLargeDocumentError,
+    UnsupportedDocumentError,
+)
+from assistant.schema import LoadedDocument, Page
+
+PDF_SUFFIXES = frozenset({".pdf"})
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff"})
+TEXT_SUFFIXES = frozenset({".txt", ".text"})
+MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
+HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
+    PDF_SUFFIXES
+    | IMAGE_SUFFIXES
+    | TEXT_SUFFIXES
+    | MARKDOWN_SUFFIXES
+    | HTML_SUFFIXES
+    | {".docx", ".odt"}
+)
+
+ENCRYPTED_REASON = (
+    "PDF protégé par mot de passe : fournissez une copie déchiffrée (qpdf --decrypt) "
+    "ou le mot de passe"
+)
+SCANNED_REASON = (
+    "PDF scanné sans couche texte : il faut un OCR (installez ocrmypdf ou tesseract-ocr-fra), "
+    "ou fournissez une version texte"
+)
+IMAGE_REASON = (
+    "image sans texte exploitable : il faut un OCR (installez tesseract-ocr-fra ou ocrmypdf), "
+    "ou fournissez une version texte (PDF texte, DOCX, ODT)"
+)
+
+# A page "has text" when it holds at least this many letters or digits.
+MIN_PAGE_ALNUM = 25
+OCR_TIMEOUT_S = 600
+
+_LIGATURES = str.maketrans({"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st",
+                            "ﬆ": "st", "\x00": "", "\ufeff": "", "\u00ad": ""})
+# Word exports bullets as private-use glyphs of the Symbol/Wingdings fonts (U+F0xx).
+_SYMBOL_GLYPHS = re.compile("[\uf000-\uf0ff]")
+
+# (magic prefix, kind, French name) used to recognise a file whatever its extension says.
+_MAGIC: tuple[tuple[bytes, str, str], ...] = (
+    (b"%PDF-", "pdf", "un PDF"),
+    (b"\x89PNG\r\n\x1a\n", "image", "une image PNG"),
+    (b"\xff\xd8\xff", "image", "une image JPEG"),
+    (b"II*\x00", "image", "une image TIFF"),
+    (b"MM\x00*", "image", "une image TIFF"),
+    (b"GIF8", "gif", "une image GIF"),
+    (b"PK\x03\x04", "zip", "une archive ZIP (DOCX, ODT…)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "ole", "un document Office ancien (.doc) ou chiffré"),
+    (b"{\\rtf", "rtf", "un document RTF"),
+)
+
+
+def is_supported(path: Path) -> bool:
+    """Whether ``path`` has a suffix this module can read (case-insensitive)."""
+    return Path(path).suffix.lower() in SUPPORTED_SUFFIXES
+
+
+def load_document(
+    path: Path, root: Path, *, max_bytes: int | None = None, ocr: bool = True
+) -> LoadedDocument:
+    """Read ``path`` (inside ``root``) into a :class:`LoadedDocument`.
+
+    ``source`` is the path relative to ``root`` with forward slashes; ``content_hash`` is the
+    sha256 of the file bytes. Raises a :class:`DocumentError` subclass when the file cannot be
+    turned into text (encrypted, corrupt, scanned, empty, too large, unsupported).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise UnsupportedDocumentError(
+            f"format « {suffix or 'sans extension'} » non pris en charge : convertissez le "
+            "fichier en PDF, DOCX, ODT, HTML, Markdown ou texte"
+        )
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise CorruptDocumentError(
+            f"fichier illisible ({err.strerror or err}) : vérifiez qu'il existe et que "
+            "les droits de lecture sont accordés"
+        ) from err
+    if max_bytes is not None and size > max_bytes:
+        raise TooLargeDocumentError(
+            f"fichier trop volumineux ({_mb(size)} Mo, limite {_mb(max_bytes)} Mo) : découpez-le "
+            "ou augmentez la limite (réglage max_file_mb)"
+        )
+    if size == 0:
+        raise EmptyDocumentError("fichier vide : remplacez-le par le document complet")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise CorruptDocumentError(
+            f"fichier illisible ({err.strerror or err}) : vérifiez les droits de lecture"
+        ) from err
+
+    _check_magic(data, suffix)
+    reader: Callable[[bytes, Path, bool], tuple[list[Page], str | None]]
+    if suffix in PDF_SUFFIXES:
+        reader = _read_pdf
+    elif suffix in IMAGE_SUFFIXES:
+        reader = _read_image
+    elif suffix == ".docx":
+        reader = _read_docx
+    elif suffix == ".odt":
+        reader = _read_odt
+    elif suffix in HTML_SUFFIXES:
+        reader = _read_html
+    elif suffix in MARKDOWN_SUFFIXES:
+        reader = _read_markdown
+    else:
+        reader = _read_text
+    pages, meta_title = reader(data, path, ocr)
+    pages = [Page(p.number, _clean(p.text)) for p in pages]
+    if not any(p.text.strip() for p in pages):
+        raise EmptyDocumentError(
+            "document sans texte : vérifiez qu'il n'est pas vide ou remplacez-le par la version "
+            "complète"
+        )
+
+    source = _relative_source(path, Path(root))
+    title = _choose_title(meta_title, pages, path)
+    first_text = pages[0].text if pages else ""
+    return LoadedDocument(
+        source=source,
+        title=title,
+        pages=pages,
+        content_hash=hashlib.sha256(data).hexdigest(),
+        doc_type=guess_doc_type(source, title, first_text),
+        date=find_date(path.name, first_text),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# helpers shared by the formats
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1_000_000:.1f}".replace(".", ",")
+
+
+def _relative_source(path: Path, root: Path) -> str:
+    try:
+        rel = path.resolve().relative_to(root.resolve())
+    except ValueError:
+        rel = Path(path.name)
+    return rel.as_posix()
+
+
+def _clean(text: str) -> str:
+    """Unicode NFC, ligatures split, NUL/BOM/soft hyphens removed, Windows newlines unified."""
+    text = unicodedata.normalize("NFC", text).translate(_LIGATURES)
+    text = _SYMBOL_GLYPHS.sub("•", text)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _check_magic(data: bytes, suffix: str) -> None:
+    """Refuse a file whose content is of another kind than its extension says."""
+    head = data[:1024]
+    found = next(((kind, name) for magic, kind, name in _MAGIC if head.startswith(magic)), None)
+    if suffix in PDF_SUFFIXES and b"%PDF-" in head:
+        return  # some PDFs have junk before the header; pypdf copes with it
+    if found is None:
+        if suffix in PDF_SUFFIXES:
+            raise CorruptDocumentError(
+                "ce fichier .pdf n'est pas un PDF (en-tête %PDF absent) : il est corrompu ou mal "
+                "nommé ; exportez de nouveau le document en PDF"
+            )
+        if suffix in {".docx", ".odt"} | IMAGE_SUFFIXES:
+            raise CorruptDocumentError(
+                f"ce fichier {suffix} n'a pas le contenu attendu : il est corrompu ou mal nommé ; "
+                "enregistrez de nouveau le document"
+            )
+        return
+    kind, name = found
+    expected = (
+        "pdf" if suffix in PDF_SUFFIXES
+        else "image" if suffix in IMAGE_SUFFIXES
+        else "zip" if suffix in {".docx", ".odt"}
+        else "text"
+    )
+    if kind == expected:
+        return
+    if kind == "ole" and expected == "zip":
+        raise EncryptedDocumentError(
+            f"ce fichier {suffix} est protégé par mot de passe ou au format .doc ancien : "
+            "enregistrez-le sans mot de passe au format DOCX ou ODT"
+        )
+    raise CorruptDocumentError(
+        f"le fichier porte l'extension {suffix} mais contient {name} : renommez-le avec la bonne "
+        "extension ou remplacez-le par le bon fichier"
+    )
+
+
+def _decode(data: bytes) -> str:
+    """Decode text bytes: BOM, then strict UTF-8, then charset-normalizer's best guess.
+
+    Hand-written order because charset-normalizer alone sometimes labels short French cp1252
+    text as another single-byte code page; UTF-8 that decodes strictly is taken as is.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    # French files that are not UTF-8 are almost always Windows-1252 or Latin-1/9; restricting
+    # the candidates avoids exotic code pages being chosen for short texts.
+    best = from_bytes(
+        data, cp_isolation=["cp1252", "iso8859_15", "latin_1", "mac_roman", "cp850"]
+    ).best()
+    if best is not None:
+        return str(best)
+    return data.decode("cp1252", errors="replace")
+
+
+def _humanise(stem: str) -> str:
+    text = re.sub(r"[_\s]+", " ", stem).strip()
+    return text[:1].upper() + text[1:] if text else stem
+
+
+def _meaningful_title(title: str | None) -> str | None:
+    if not title:
+        return None
+    title = re.sub(r"\s+", " ", title).strip()
+    low = title.lower()
+    if (
+        len(title) < 4
+        or (" " not in title and len(title) < 10)
+        or low.startswith(("microsoft word", "microsoft powerpoint", "untitled", "sans titre"))
+        or re.search(r"\.(docx?|odt|pdf|rtf|xlsx?|pptx?|indd|txt)$", low)
+        or low in {"document", "titre", "title", "diapositive 1", "présentation powerpoint"}
+        or not re.search(r"[^\W\d_]{3}", title)
+    ):
+        return None
+    return title[:200]
+
+
+def _choose_title(meta_title: str | None, pages: list[Page], path: Path) -> str:
+    title = _meaningful_title(meta_title)
+    if title:
+        return title
+    for page in pages:
+        for line in page.text.splitlines():
+            m = re.match(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", line)
+            if m:
+                heading = _meaningful_title(m.group(1).strip("*_ "))
+                if heading:
+                    return heading
+    return _humanise(path.stem)
+
+
+def _fold(text: str) -> str:
+    """Lowercase without accents (for keyword matching)."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+# Ordered: the first rule that matches wins (a délibération adopting a règlement is a
+# délibération). Each entry: (doc_type, path keywords, content regex on folded title+start).
+_TYPE_RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("compte_rendu", ("compte_rendu", "comptes_rendus", "compte-rendu", "proces_verbal",
+                      "proces-verbal"), r"^(compte[- ]rendu|proces[- ]verbal)"),
+    ("deliberation", ("delib",), r"^deliberation|extrait du registre des deliberations"),
+    ("arrete", ("arrete",), r"^arrete\b|\barrete du maire\b"),
+    ("reglement", ("reglement",), r"^reglement\b"),
+    ("tarifs", ("tarif",), r"^(tarifs?|grille tarifaire)\b"),
+    ("guide", ("guide",), r"^guide\b"),
+    ("fiche", ("fiche", "service_public", "service-public"), r"service-public\.fr"),
+    ("note", ("note_interne", "note-interne"), r"^note (interne|de service)\b"),
+    ("courrier", ("courrier", "lettre"), r"^(objet\s*:|madame, monsieur)|\bobjet\s*:"),
+    ("loi", ("textes_de_loi", "cgct", "crpa", "code_"), r"^code (general|des)\b|^loi n"),
+)
+
+
+def guess_doc_type(source: str, title: str, first_text: str) -> str:
+    """Guess the document type from its path, then its title and opening text."""
+    folded_path = _fold(source)
+    tokens = set(re.split(r"[^a-z0-9]+", folded_path))
+    for doc_type, keywords, _ in _TYPE_RULES:
+        if any(k in folded_path for k in keywords):
+            return doc_type
+    if "loi" in tokens:
+        return "loi"
+    start = _fold(title + "\n" + first_text[:1500])
+    for doc_type, _, pattern in _TYPE_RULES:
+        if re.search(pattern, start, flags=re.MULTILINE):
+            return doc_type
+    return "autre"
+
+
+_MONTHS = {
+    "janvier": 1, "fevrier": 2, "mars": 3, "avril": 4, "mai": 5, "juin": 6, "juillet": 7,
+    "aout": 8, "septembre": 9, "octobre": 10, "novembre": 11, "decembre": 12,
+}
+_DATE_PATTERNS = (
+    re.compile(
+        r"\b(?P<d>[0-3]?\d)(?:er)?\s+(?P<m>" + "|".join(_MONTHS) + r")\s+(?P<y>(?:19|20)\d\d)\b"
+    ),
+    re.compile(r"\b(?P<d>[0-3]?\d)[/.](?P<m>[01]?\d)[/.](?P<y>(?:19|20)\d\d)\b"),
+    re.compile(r"\b(?P<y>(?:19|20)\d\d)-(?P<m>[01]\d)-(?P<d>[0-3]\d)\b"),
+)
+
+
+def find_date(file_name: str, first_text: str) -> str | None:
+    """First valid date in the file name, else in the opening text, as ISO ``YYYY-MM-DD``.
+
+    The file name is tried first because a dated name is a deliberate label, whereas the
+    opening text may cite other dates (a law, a previous decision).
+    """
+    for text in (file_name.replace("_", " "), first_text[:3000]):
+        folded = _fold(text)
+        found: list[tuple[int, str]] = []
+        for pattern in _DATE_PATTERNS:
+            for m in pattern.finditer(folded):
+                month = m.group("m")
+                try:
+                    value = date(
+                        int(m.group("y")),
+                        _MONTHS[month] if month in _MONTHS else int(month),
+                        int(m.group("d")),
+                    )
+                except ValueError:
+                    continue
+                found.append((m.start(), value.isoformat()))
+                break  # the first match of each pattern is enough; keep the earliest overall
+        if found:
+            return min(found)[1]
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# PDF and images
+
+
+def _read_pdf(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | None]:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+
+    if b"%%EOF" not in data[-4096:]:
+        # pypdf rebuilds a missing cross-reference table and would silently return the pages
+        # that happen to precede the cut: a truncated download must be reported, not indexed.
+        raise CorruptDocumentError(
+            "PDF tronqué (fin de fichier %%EOF absente) : le téléchargement ou la copie est "
+            "incomplet ; récupérez de nouveau le fichier"
+        )
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            try:
+                decrypted = reader.decrypt("")
+            except DependencyError as err:
+                raise EncryptedDocumentError(
+                    "PDF chiffré (AES) : installez le paquet Python « cryptography » ou "
+                    "fournissez une copie déchiffrée (qpdf --decrypt)"
+                ) from err
+            if not decrypted:
+                raise EncryptedDocumentError(ENCRYPTED_REASON)
+        n_pages = len(reader.pages)
+    except DocumentError:
+        raise
+    except FileNotDecryptedError as err:
+        raise EncryptedDocumentError(ENCRYPTED_REASON) from err
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError,
+            IndexError, RecursionError, AssertionError) as err:
+        raise CorruptDocumentError(
+            f"PDF corrompu ou tronqué ({_short(err)}) : exportez ou téléchargez-le de nouveau"
+        ) from err
+    if n_pages == 0:
+        raise EmptyDocumentError("PDF sans aucune page : remplacez-le par le document complet")
+
+    pages: list[Page] = []
+    failed = 0
+    for number in range(1, n_pages + 1):
+        try:
+            text = reader.pages[number - 1].extract_text() or ""
+        except FileNotDecryptedError as err:
+            raise EncryptedDocumentError(ENCRYPTED_REASON) from err
+        except Exception:  # pypdf raises many types on broken pages; one bad page is skipped
+            failed += 1
+            text = ""
+        pages.append(Page(number, text))
+    if failed == n_pages:
+        raise CorruptDocumentError(
+            "PDF corrompu : aucune page n'a pu être lue ; exportez ou téléchargez-le de nouveau"
+        )
+    if not any(_alnum(p.text) >= MIN_PAGE_ALNUM for p in pages):
+        if failed:
+            raise CorruptDocumentError(
+                f"PDF corrompu : {failed} page(s) sur {n_pages} illisibles et aucun texte "
+                "ailleurs ; exportez ou téléchargez-le de nouveau"
+            )
+        ocr_pages = _ocr_pdf(path) if ocr else None
+        if ocr_pages is None:
+            raise ScannedDocumentError(SCANNED_REASON)
+        pages = ocr_pages
+    title = None
+    with contextlib.suppress(Exception):  # metadata is optional; a broken Info dict is harmless
+        title = reader.metadata.title if reader.metadata else None
+    return pages, title
+
+
+def _alnum(text: str) -> int:
+    return sum(c.isalnum() for c in text)
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text if len(text) <= 120 else text[:117] + "…"
+
+
+def _tesseract_has_french(tesseract: str) -> bool:
+    try:
+        out = subprocess.run(
+            [tesseract, "--list-langs"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return any(line.strip() == "fra" for line in (out.stdout + out.stderr).splitlines())
+
+
+def ocr_available() -> bool:
+    """Whether tesseract with French data is on PATH (ocrmypdf, when present, runs it too)."""
+    tesseract = shutil.which("tesseract")
+    return tesseract is not None and _tesseract_has_french(tesseract)
+
+
+def _ocr_pdf(path: Path) -> list[Page] | None:
+    """OCR a PDF without text layer; ``None`` when no OCR engine is available or OCR fails."""
+    if not ocr_available():
+        return None
+    from pypdf import PdfReader
+
+    ocrmypdf = shutil.which("ocrmypdf")
+    with tempfile.TemporaryDirectory(prefix="assistant-ocr-") as tmp:
+        if ocrmypdf:
+            out = Path(tmp) / "ocr.pdf"
+            try:
+                subprocess.run(
+                    [ocrmypdf, "-q", "-l", "fra", "--force-ocr", str(path), str(out)],
+                    capture_output=True, timeout=OCR_TIMEOUT_S, check=True,
+                )
+                reader = PdfReader(out)
+                return [Page(i, p.extract_text() or "") for i, p in enumerate(reader.pages, 1)]
+            except (OSError, subprocess.SubprocessError, ValueError):
+                pass  # fall back to tesseract on the page images
+        reader = PdfReader(path)
+        pages: list[Page] = []
+        for number, page in enumerate(reader.pages, 1):
+            texts = []
+            for index, image in enumerate(_page_images(page)):
+                target = Path(tmp) / f"p{number}-{index}.png"
+                image.save(target)
+                texts.append(_tesseract(target) or "")
+            pages.append(Page(number, "\n\n".join(texts)))
+    return pages if any(_alnum(p.text) >= MIN_PAGE_ALNUM for p in pages) else None
+
+
+def _page_images(page: Any) -> Iterator[Any]:
+    with contextlib.suppress(Exception):  # an undecodable image is simply not OCRed
+        for image in page.images:
+            yield image.image
+
+
+def _tesseract(image_path: Path) -> str | None:
+    tesseract = shutil.which("tesseract")
+    if tesseract is None:
+        return None
+    try:
+        out = subprocess.run(
+            [tesseract, str(image_path), "stdout", "-l", "fra"],
+            capture_output=True, text=True, timeout=OCR_TIMEOUT_S, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout
+
+
+def _read_image(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | None]:
+    text = _tesseract(path) if ocr and ocr_available() else None
+    if not text or _alnum(text) < MIN_PAGE_ALNUM:
+        raise ScannedDocumentError(IMAGE_REASON)
+    return [Page(1, text)], None
+
+
+# --------------------------------------------------------------------------------------------
+# office formats
+
+
+def _table_rows(rows: list[list[str]]) -> str:
+    lines = []
+    for cells in rows:
+        kept: list[str] = []
+        for cell in cells:
+            cell = re.sub(r"\s+", " ", cell).strip()
+            if cell and (not kept or kept[-1] != cell):  # merged cells repeat their text
+                kept.append(cell)
+        if kept:
+            lines.append(" | ".join(kept))
+    return "\n".join(lines)
+
+
+def _read_docx(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | None]:
+    import io
+
+    import docx
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
+        raise CorruptDocumentError(
+            f"DOCX corrompu ({_short(err)}) : ouvrez-le dans un traitement de texte et "
+            "enregistrez-le de nouveau"
+        ) from err
+    except Exception as err:  # python-docx raises PackageNotFoundError and lxml errors
+        raise CorruptDocumentError(
+            f"DOCX illisible ({_short(err)}) : enregistrez-le de nouveau au format DOCX"
+        ) from err
+
+    blocks: list[str] = []
+    for item in document.iter_inner_content():
+        if isinstance(item, Paragraph):
+            text = item.text.strip()
+            if not text:
+                continue
+            level = _docx_heading_level(item)
+            blocks.append(f"{'#' * level} {text}" if level else text)
+        elif isinstance(item, Table):
+            rows = [[cell.text for cell in row.cells] for row in item.rows]
+            table = _table_rows(rows)
+            if table:
+                blocks.append(table)
+    title = None
+    with contextlib.suppress(Exception):
+        title = document.core_properties.title
+    return [Page(None, "\n\n".join(blocks))], title
+
+
+def _docx_heading_level(paragraph: Any) -> int:
+    name = (paragraph.style.name if paragraph.style is not None else "") or ""
+    m = re.match(r"^(?:heading|titre)\s*(\d)$", name.strip(), flags=re.IGNORECASE)
+    if m:
+        return max(1, min(6, int(m.group(1))))
+    if name.strip().lower() in {"title", "titre"}:
+        return 1
+    return 0
+
+
+def _read_odt(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | None]:
+    import io
+
+    from odf import teletype
+    from odf.opendocument import load
+
+    try:
+        document = load(io.BytesIO(data))
+    except Exception as err:  # odfpy raises zipfile, KeyError and XML parser errors
+        raise CorruptDocumentError(
+            f"ODT corrompu ({_short(err)}) : ouvrez-le dans LibreOffice et enregistrez-le de "
+            "nouveau"
+        ) from err
+
+    blocks: list[str] = []
+
+    def walk(node: Any, list_depth: int = 0) -> None:
+        for child in node.childNodes:
+            qname = getattr(child, "qname", None)
+            if qname is None:
+                continue
+            tag = qname[1]
+            if tag == "h":
+                text = teletype.extractText(child).strip()
+                if text:
+                    level = int(child.getAttribute("outlinelevel") or 1)
+                    blocks.append(f"{'#' * max(1, min(6, level))} {text}")
+            elif tag == "p":
+                text = teletype.extractText(child).strip()
+                if text:
+                    blocks.append(("- " if list_depth else "") + text)
+            elif tag == "list":
+                walk(child, list_depth + 1)
+            elif tag == "table":
+                rows = []
+                for row in _odf_descendants(child, "table-row"):
+                    rows.append(
+                        [teletype.extractText(c) for c in _odf_descendants(row, "table-cell")]
+                    )
+                table = _table_rows(rows)
+                if table:
+                    blocks.append(table)
+            else:  # sections, list items, frames: descend
+                walk(child, list_depth)
+
+    walk(document.text)
+    title = None
+    with contextlib.suppress(Exception):
+        from odf import dc
+
+        titles = document.meta.getElementsByType(dc.Title)
+        title = teletype.extractText(titles[0]) if titles else None
+    return [Page(None, "\n\n".join(blocks))], title
+
+
+def _odf_descendants(node: Any, tag: str) -> Iterator[Any]:
+    for child in node.childNodes:
+        qname = getattr(child, "qname", None)
+        if qname is None:
+            continue
+        if qname[1] == tag:
+            yield child
+        elif qname[1] != "table":  # do not enter nested tables
+            yield from _odf_descendants(child, tag)
+
+
+# --------------------------------------------------------------------------------------------
+# HTML, Markdown, text
+
+_HTML_DROP = ("script", "style", "nav", "noscript", "template", "iframe", "svg", "form",
+              "button", "aside", "footer", "header")
+_HTML_BLOCKS = frozenset({
+    "p", "div", "section", "article", "main", "blockquote", "pre", "ul", "ol", "dl", "dd", "dt",
+    "figure", "figcaption", "address", "table", "thead", "tbody", "tfoot", "hr", "body", "html",
+    "caption", "details", "summary",
+})
+
+
+def _html_to_text(soup: Any) -> str:
+    """Block-aware text of a BeautifulSoup tree, headings as ``#`` lines.
+
+    Hand-written because ``get_text()`` cannot tell block from inline elements: with a
+    separator it cuts sentences at every ``<b>``, without one it glues paragraphs together.
+    """
+    from bs4 import NavigableString, Tag
+    from bs4.element import Comment, Doctype, ProcessingInstruction
+
+    parts: list[str] = []
+
+    def walk(node: Any) -> None:
+        for child in node.children:
+            if isinstance(child, (Comment, Doctype, ProcessingInstruction)):
+                continue
+            if isinstance(child, NavigableString):
+                parts.append(str(child))
+                continue
+            if not isinstance(child, Tag):
+                continue
+            name = child.name.lower()
+            if re.fullmatch(r"h[1-6]", name):
+                text = re.sub(r"\s+", " ", child.get_text(" ")).strip()
+                if text:
+                    parts.append(f"\n\n{'#' * int(name[1])} {text}\n\n")
+            elif name == "br":
+                parts.append("\n")
+            elif name == "li":
+                parts.append("\n- ")
+                walk(child)
+                parts.append("\n")
+            elif name == "tr":
+                cells = [c.get_text(" ") for c in child.find_all(["td", "th"], recursive=False)]
+                parts.append(_table_rows([cells]) + "\n")
+            elif name in _HTML_BLOCKS:
+                parts.append("\n\n")
+                walk(child)
+                parts.append("\n\n")
+            else:
+                walk(child)
+
+    walk(soup)
+    text = "".join(parts)
+    text = re.sub(r"[ \t\r\f\v]+", " ", text)
+    text = re.sub(r" *\n *", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _read_html(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | None]:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(data, "html.parser")
+    for tag in soup.find_all(_HTML_DROP):
+        tag.decompose()
+    title = soup.title.get_text(" ").strip() if soup.title else None
+    if soup.head is not None:
+        soup.head.decompose()
+    return [Page(None, _html_to_text(soup))], title
+
+
+_HTML_BLOCK_RE = re.compile(r"<(table|div|p)\b[^>]*>.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
+
+
+def _markdown_html(text: str) -> str:
+    """Turn raw HTML blocks embedded in Markdown (tables of legal texts) into plain lines."""
+    if "<" not in text:
+        return text
+    from bs4 import BeautifulSoup
+
+    def convert(m: re.Match[str]) -> str:
+        return "\n\n" + _html_to_text(BeautifulSoup(m.group(0), "html.parser")) + "\n\n"
+
+    text = _HTML_BLOCK_RE.sub(convert, text)
+    return re.sub(r"<br\s*/?>", "\n", text, flags=re.IGNORECASE)
+
+
+def _read_markdown(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | None]:
+    text = _decode(data)
+    front = re.match(r"^---\n(.*?)\n---\n", text, flags=re.DOTALL)
+    title = None
+    if front:  # YAML front matter: keep its title, drop the block
+        m = re.search(r"^title:\s*[\"']?(.+?)[\"']?\s*$", front.group(1), flags=re.MULTILINE)
+        title = m.group(1) if m else None
+        text = text[front.end():]
+    return [Page(None, _markdown_html(text))], title
+
+
+def _read_text(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | None]:
+    return [Page(None, _decode(data))], None
