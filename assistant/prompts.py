@@ -1,0 +1,404 @@
+"""Document templates (``prompts/*.toml``) and the rendering of chat messages from them.
+
+A town edits the templates without touching code: each ``<type>.toml`` declares its label,
+fields, token budget and the French instructions; ``_commun.toml`` holds the preamble shared by
+every type, the AI mention and the abstention text.
+
+Message layout (designed for llama.cpp's prefix cache):
+
+- ``system`` = common preamble + the type's instructions + its skeleton. It depends only on the
+  template, so it is byte-identical between requests of one type, and every type starts with the
+  same preamble (switching types keeps that part cached).
+- ``user`` = the numbered sources (delimited and escaped: data, never instructions), the agent's
+  fields, the request, then a short fixed reminder. Only this part changes between requests.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import TemplateError
+
+COMMON_FILE = "_commun.toml"
+
+_COMMON_KEYS = (
+    "preambule",
+    "mention_ia",
+    "phrase_abstention",
+    "abstention",
+    "entete_sources",
+    "rappel",
+    "revision",
+    "sans_sources",
+    "mention_sans_sources",
+)
+_TEMPLATE_TEXT_KEYS = ("name", "label", "description", "system", "instructions", "skeleton")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class TemplateField:
+    """A value the agent gives (``destinataire``, ``objet``...); the UI asks for it."""
+
+    name: str
+    label: str
+    required: bool = False
+    placeholder: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "label": self.label,
+            "required": self.required,
+            "placeholder": self.placeholder,
+        }
+
+
+@dataclass(frozen=True)
+class Template:
+    """One document type. ``budget_tokens`` = 0 means "use settings.context_budget"."""
+
+    name: str
+    label: str
+    description: str
+    fields: tuple[TemplateField, ...]
+    budget_tokens: int
+    max_tokens: int
+    system: str
+    instructions: str
+    skeleton: str
+    path: Path | None = None
+
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def check_fields(self, values: Mapping[str, str]) -> list[TemplateField]:
+        """Raise on a field the template does not declare; return required fields left empty."""
+        known = self.field_names()
+        for name in values:
+            if name not in known:
+                choices = ", ".join(known) if known else "aucun champ pour ce type"
+                raise TemplateError(
+                    f"Champ inconnu « {name} » pour le type « {self.name} ». "
+                    f"Champs possibles : {choices}. Corrigez le nom du champ (--field nom=valeur)."
+                )
+        return [f for f in self.fields if f.required and not values.get(f.name, "").strip()]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "label": self.label,
+            "description": self.description,
+            "fields": [f.as_json() for f in self.fields],
+            "budget_tokens": self.budget_tokens,
+            "max_tokens": self.max_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class CommonText:
+    """Texts shared by all types (``_commun.toml``)."""
+
+    preambule: str
+    mention_ia: str
+    phrase_abstention: str
+    abstention: str
+    entete_sources: str
+    rappel: str
+    revision: str
+    sans_sources: str
+    mention_sans_sources: str
+
+
+class Templates:
+    """The loaded templates, by name, plus the common texts."""
+
+    def __init__(self, templates: Mapping[str, Template], common: CommonText) -> None:
+        self._templates = dict(templates)
+        self.common = common
+
+    def names(self) -> list[str]:
+        return list(self._templates)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._templates
+
+    def __iter__(self) -> Iterator[Template]:
+        return iter(self._templates.values())
+
+    def get(self, name: str) -> Template:
+        try:
+            return self._templates[name]
+        except KeyError:
+            raise TemplateError(
+                f"Type de document inconnu : « {name} ». Types disponibles : "
+                f"{', '.join(self._templates)}. Choisissez l'un d'eux (--type) ou ajoutez un "
+                "fichier <type>.toml dans le dossier des modèles (prompts/)."
+            ) from None
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise TemplateError(
+            f"Le modèle {path} n'est pas un fichier TOML valide ({err}). Corrigez la syntaxe "
+            "(guillemets, triple guillemets des textes sur plusieurs lignes) ; voir prompts/README.md."
+        ) from err
+    except OSError as err:
+        raise TemplateError(
+            f"Impossible de lire {path} ({err}). Vérifiez les droits du fichier."
+        ) from err
+
+
+def _text(data: Mapping[str, Any], key: str, path: Path) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise TemplateError(
+            f"Dans {path}, la clé « {key} » manque ou est vide. Ajoutez-la (voir prompts/README.md)."
+        )
+    return value.strip()
+
+
+def _int(data: Mapping[str, Any], key: str, path: Path, minimum: int) -> int:
+    value = data.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise TemplateError(
+            f"Dans {path}, « {key} » doit être un nombre entier supérieur ou égal à {minimum} "
+            f"(trouvé : {value!r}). Corrigez la valeur."
+        )
+    return value
+
+
+def _fields(data: Mapping[str, Any], path: Path) -> tuple[TemplateField, ...]:
+    raw = data.get("fields", [])
+    if not isinstance(raw, list):
+        raise TemplateError(
+            f"Dans {path}, « fields » doit être une liste de [[fields]]. Corrigez-la."
+        )
+    out: list[TemplateField] = []
+    for item in raw:
+        if not isinstance(item, dict):
+            raise TemplateError(
+                f"Dans {path}, chaque champ doit être un bloc [[fields]]. Corrigez-le."
+            )
+        name = _text(item, "name", path)
+        if not _NAME.match(name):
+            raise TemplateError(
+                f"Dans {path}, le nom de champ « {name} » doit être en minuscules sans accent "
+                "ni espace (lettres, chiffres, _). Corrigez-le."
+            )
+        if name in {f.name for f in out}:
+            raise TemplateError(
+                f"Dans {path}, le champ « {name} » est déclaré deux fois. Supprimez le doublon."
+            )
+        out.append(
+            TemplateField(
+                name=name,
+                label=_text(item, "label", path),
+                required=bool(item.get("required", False)),
+                placeholder=str(item.get("placeholder", "")),
+            )
+        )
+    return tuple(out)
+
+
+def load_template(path: Path) -> Template:
+    data = _read_toml(path)
+    texts = {key: _text(data, key, path) for key in _TEMPLATE_TEXT_KEYS}
+    if texts["name"] != path.stem:
+        raise TemplateError(
+            f"Dans {path}, name = « {texts['name']} » doit être le nom du fichier « {path.stem} ». "
+            "Renommez le fichier ou corrigez « name »."
+        )
+    return Template(
+        name=texts["name"],
+        label=texts["label"],
+        description=texts["description"],
+        fields=_fields(data, path),
+        budget_tokens=_int(data, "budget_tokens", path, 0),
+        max_tokens=_int(data, "max_tokens", path, 16),
+        system=texts["system"],
+        instructions=texts["instructions"],
+        skeleton=texts["skeleton"],
+        path=path,
+    )
+
+
+def load_common(path: Path) -> CommonText:
+    if not path.is_file():
+        raise TemplateError(
+            f"Fichier commun des modèles introuvable : {path}. Restaurez-le depuis la "
+            "distribution (prompts/_commun.toml) ou corrigez le réglage prompts_dir."
+        )
+    data = _read_toml(path)
+    return CommonText(**{key: _text(data, key, path) for key in _COMMON_KEYS})
+
+
+def load_templates(directory: Path) -> Templates:
+    """Load ``directory/*.toml`` (files starting with ``_`` are not types)."""
+    if not directory.is_dir():
+        raise TemplateError(
+            f"Dossier des modèles introuvable : {directory}. Corrigez le réglage prompts_dir "
+            "(ASSISTANT_PROMPTS_DIR) ou lancez l'assistant depuis le dossier du projet."
+        )
+    templates = {
+        t.name: t
+        for t in (
+            load_template(p) for p in sorted(directory.glob("*.toml")) if not p.name.startswith("_")
+        )
+    }
+    if not templates:
+        raise TemplateError(
+            f"Aucun modèle de document (*.toml) dans {directory}. Ajoutez-en (voir prompts/README.md)."
+        )
+    return Templates(templates, load_common(directory / COMMON_FILE))
+
+
+# --- documents are data: escaping and neutralising ------------------------------------------------
+
+# Chat-template control sequences of common model families. Documents are tokenised with special
+# tokens enabled by llama.cpp's chat path, so a document holding "<|im_end|>" could otherwise end
+# the user turn and open a fake system turn.
+_CONTROL = re.compile(
+    r"<\|[^|<>\n]{0,40}\|>|</?s>|\[/?INST\]|<</?SYS>>|<(?:start|end)_of_turn>|</?(?:system|assistant|user)>",
+    re.IGNORECASE,
+)
+# Instruction-looking sentences addressed to an AI. Hand-written: no library in the stack
+# detects prompt injection. Kept specific, so that ordinary administrative prose is untouched.
+_A = "[aàâ]"
+_E = "[eéèê]"
+_INJECTION_TRIGGERS = [
+    rf"\b(?:ignor{_E}[rsz]?|oubli{_E}[rsz]?|disregard|forget)\b[^.!?\n]{{0,60}}\b(?:instructions?|consignes?|r{_E}gles|prompt)\b",
+    rf"\b(?:nouvelles?|new)\s+(?:instructions?|consignes?)\b",
+    rf"\btu\s+(?:es|{_E}tais)\s+(?:maintenant|d{_E}sormais)\b",
+    r"\byou\s+are\s+now\b",
+    rf"\b(?:prompt\s+syst{_E}me|system\s+prompt)\b",
+    rf"\b(?:en\s+tant\s+qu['’]|tu\s+es\s+une?\s+)(?:IA|intelligence\s+artificielle|assistant|mod{_E}le)\b[^.!?\n]{{0,60}}\b(?:dois|vas|{_E}cris|r{_E}ponds)\b",
+    rf"\b(?:assistant|IA|mod{_E}le\s+de\s+langue|chatbot)\s*[,:]\s*(?:{_E}cris|r{_E}ponds|ajoute|affiche|dis|write|say|print)\b",
+    r"^\s*(?:system|assistant|syst[eè]me)\s*:",
+]
+_INJECTION = re.compile(
+    "|".join(f"(?:{p})" for p in _INJECTION_TRIGGERS), re.IGNORECASE | re.MULTILINE
+)
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
+NEUTRALISED = "[passage retiré : il ressemblait à une consigne adressée à l'assistant]"
+
+
+def escape_data(text: str) -> str:
+    """Make document text inert inside the prompt: it cannot close its source block, open a new
+    one, or inject chat-template control tokens."""
+    text = _CONTROL.sub(
+        lambda m: (
+            m.group(0).replace("<", "‹").replace(">", "›").replace("[", "(").replace("]", ")")
+        ),
+        text,
+    )
+    # Our own delimiters are "<<" ... ">>": a document may not produce them.
+    text = re.sub(r"<{2,}", lambda m: "‹" * len(m.group(0)), text)
+    return re.sub(r">{2,}", lambda m: "›" * len(m.group(0)), text)
+
+
+def neutralise_instructions(text: str) -> tuple[str, int]:
+    """Replace each sentence that looks like an instruction to an AI by a marker.
+
+    Returns the new text and how many sentences were removed. Such sentences carry no
+    administrative information; removing them spares small models the temptation to obey.
+    """
+    count = 0
+    while True:
+        match = _INJECTION.search(text)
+        if match is None:
+            return text, count
+        start = max((m.end() for m in _SENTENCE_END.finditer(text, 0, match.start())), default=0)
+        end_match = _SENTENCE_END.search(text, match.end())
+        end = end_match.end() if end_match else len(text)
+        lead = " " if start > 0 and not text[start - 1].isspace() else ""
+        text = text[:start] + lead + NEUTRALISED + text[end:]
+        count += 1
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceBlock:
+    """A numbered source as shown to the model."""
+
+    n: int
+    source: str
+    page: int | None
+    title: str
+    text: str
+
+
+def source_header(block: SourceBlock) -> str:
+    where = escape_data(block.source)
+    if block.page is not None:
+        where += f", page {block.page}"
+    return f"<<SOURCE {block.n} — {where}>>"
+
+
+def render_source(block: SourceBlock) -> str:
+    """One delimited source; its text must already be escaped (see :func:`escape_data`)."""
+    return f"{source_header(block)}\n{block.text.strip()}\n<<FIN SOURCE {block.n}>>"
+
+
+def render_system(template: Template, common: CommonText) -> str:
+    """The fixed part: byte-identical for every request of ``template``."""
+    return (
+        f"{common.preambule}\n\n{template.system}\n\n"
+        f"Consignes de forme :\n{template.instructions}\n\n"
+        f"Modèle à suivre (remplace les crochets par le contenu, garde la structure) :\n"
+        f"{template.skeleton}"
+    )
+
+
+def render_fields(template: Template, values: Mapping[str, str]) -> str:
+    lines = []
+    for spec in template.fields:
+        value = values.get(spec.name, "").strip()
+        if value:
+            lines.append(f"- {spec.label} : {escape_data(value)}")
+        elif spec.required:
+            lines.append(f"- {spec.label} : [À COMPLÉTER]")
+    if not lines:
+        return ""
+    return "INFORMATIONS DONNÉES PAR L'AGENT :\n" + "\n".join(lines)
+
+
+def render_user(
+    template: Template,
+    common: CommonText,
+    sources: list[SourceBlock],
+    request: str,
+    values: Mapping[str, str],
+    current_draft: str | None = None,
+) -> str:
+    """The variable part: sources (data), the agent's fields, the request, a fixed reminder."""
+    parts: list[str] = [common.entete_sources]
+    parts.extend(render_source(s) for s in sources)
+    fields = render_fields(template, values)
+    if fields:
+        parts.append(fields)
+    if current_draft is not None:
+        parts.append(f"PROJET ACTUEL À RÉVISER :\n{escape_data(current_draft.strip())}")
+    parts.append(f"DEMANDE DE L'AGENT ({template.label}) :\n{escape_data(request.strip())}")
+    parts.append(common.rappel)
+    return "\n\n".join(parts)
+
+
+def render_plain(common: CommonText, request: str) -> list[dict[str, str]]:
+    """Messages for an answer without retrieval (``ask --no-retrieval``)."""
+    return [
+        {"role": "system", "content": common.sans_sources},
+        {"role": "user", "content": request.strip()},
+    ]
