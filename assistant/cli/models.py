@@ -12,12 +12,15 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from assistant.cli import app, settings_from
 from assistant.models import (
@@ -35,6 +38,20 @@ models_app = typer.Typer(
 app.add_typer(models_app, name="models")
 
 
+class _AmountColumn(ProgressColumn):
+    """Bytes for file steps, a package count for downloads (pip reports no byte progress)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes = DownloadColumn()
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("unit") == "paquets":
+            total = int(task.total) if task.total is not None else "?"
+            return Text(f"{int(task.completed)}/{total} paquets", style="progress.download")
+        return self._bytes.render(task)
+
+
 class RichInstallProgress(InstallProgress):
     """Shows the installer's steps as rich progress bars (bytes, or packages for downloads)."""
 
@@ -43,7 +60,7 @@ class RichInstallProgress(InstallProgress):
         self._bytes = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
+            _AmountColumn(),
             TransferSpeedColumn(),
             TimeElapsedColumn(),
             console=console,
@@ -59,9 +76,8 @@ class RichInstallProgress(InstallProgress):
         self._bytes.stop()
 
     def start(self, key: str, description: str, total: int | None) -> None:
-        if key.startswith("fetch:"):
-            description = f"{description} — paquets"
-        self._tasks[key] = self._bytes.add_task(description, total=total)
+        unit = "paquets" if key.startswith("fetch:") else "octets"
+        self._tasks[key] = self._bytes.add_task(description, total=total, unit=unit)
 
     def advance(self, key: str, amount: int) -> None:
         if key in self._tasks:
@@ -148,25 +164,23 @@ def list_(
             highlight=False,
         )
     else:
+        wide = console.width >= 110  # on a narrow terminal, drop the secondary columns
         table = Table(title=f"Modèles dans {settings.models_dir}")
-        table.add_column("Fichier")
-        table.add_column("Taille", justify="right")
-        table.add_column("Empreinte")
-        table.add_column("Rôle")
-        table.add_column("Architecture")
-        table.add_column("Jeu")
-        table.add_column("Configuré")
+        table.add_column("Fichier", overflow="fold", min_width=20)
+        table.add_column("Taille", justify="right", no_wrap=True)
+        table.add_column("Empreinte", no_wrap=True)
+        table.add_column("Rôle", no_wrap=True)
+        if wide:
+            table.add_column("Archi.", overflow="fold")
+            table.add_column("Jeu", overflow="fold")
+        table.add_column("Configuré", overflow="fold")
         for info in infos:
             style = _CHECK_STYLE.get(info.checksum, "")
-            table.add_row(
-                info.name,
-                _size(info.size),
-                f"[{style}]{info.checksum}[/]",
-                info.role,
-                info.architecture or "?",
-                ", ".join(info.sets) or "—",
-                ", ".join(info.configured_as) or "",
-            )
+            cells = [info.name, _size(info.size), f"[{style}]{info.checksum}[/]", info.role]
+            if wide:
+                cells += [info.architecture or "?", ", ".join(info.sets) or "—"]
+            cells.append(", ".join(info.configured_as))
+            table.add_row(*cells)
         console.print(table)
     present = {i.path.resolve() for i in infos}
     for label, path in (
