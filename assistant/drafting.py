@@ -1,13 +1,59 @@
 """The one drafting use case shared by the UI and the CLI: retrieve -> prompt -> stream -> cite.
 
-Data shapes are fixed here first so that the UI, the CLI and the service agree.
+``DraftingService.stream(request)`` yields :class:`DraftEvent` s: ``status`` texts, ``sources``
+(the numbered passages, before generation), ``queue`` positions while another request holds the
+model, ``token`` s, and a final ``done`` carrying the :class:`Draft`. Closing the generator (the
+user pressed "stop") releases the model and records a partial draft.
+
+Context budget: the prompt's fixed part (preamble + the template's instructions) is the same for
+every request of a type, so llama.cpp keeps it cached; only the variable part (sources, fields,
+request) is paid for at each request. ``Template.budget_tokens`` (``settings.context_budget`` for
+``question``) bounds that variable part, counted with the model's own tokenizer: the best sources
+are kept whole, long ones are trimmed to the sentences around the match, and the budget is never
+exceeded. A follow-up ("plus court") sends the previous conversation as its prefix, so almost all
+of its prompt is already cached.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any, Literal
+import queue
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from assistant.errors import DraftingError
+from assistant.llm import ChatModel, GenerationStats, Message
+from assistant.prompts import (
+    CommonText,
+    SourceBlock,
+    Template,
+    Templates,
+    escape_data,
+    neutralise_instructions,
+    render_plain,
+    render_source,
+    render_system,
+    render_user,
+)
+from assistant.schema import Hit
+from assistant.textnorm import fold, lexical_terms
+
+if TYPE_CHECKING:
+    from assistant.audit import AuditLog
+    from assistant.config import Settings
+
+# Below this many tokens a passage is not worth sending (a trimmed source keeps at least this).
+MIN_SOURCE_TOKENS = 60
+# Tokens kept free in the context window besides the answer (chat-template markup).
+CONTEXT_MARGIN = 48
+# How long closing a stream waits for the model thread to hand the model back.
+STOP_JOIN_S = 5.0
+# Used when neither the settings nor the retriever give a calibrated threshold.
+DEFAULT_ABSTAIN_THRESHOLD = 0.35
 
 
 @dataclass
@@ -65,6 +111,10 @@ class Draft:
     model: str
     timings: dict[str, Any]
     prompt: list[dict[str, str]] = field(default_factory=list)
+    raw_answer: str = ""  # the model's text as generated (what a follow-up sends back)
+    parent_id: str | None = None  # the draft this one revises
+    stopped: bool = False  # the user stopped the generation: the answer is partial
+    warnings: list[str] = field(default_factory=list)  # French notes for the agent
 
     @property
     def sources(self) -> list[Citation]:
@@ -81,6 +131,9 @@ class Draft:
             "invalid_citations": self.invalid_citations,
             "model": self.model,
             "timings": self.timings,
+            "parent_id": self.parent_id,
+            "stopped": self.stopped,
+            "warnings": self.warnings,
         }
 
 
@@ -98,11 +151,218 @@ class DraftEvent:
     draft: Draft | None = None
 
 
-class DraftingService:
-    """Implemented in the drafting issue: ``stream(request)`` yields :class:`DraftEvent`."""
+class SearchBackend(Protocol):
+    """What the service needs from :class:`assistant.retrieval.Retriever`."""
 
-    def stream(self, request: DraftRequest) -> Iterator[DraftEvent]:  # pragma: no cover
-        raise NotImplementedError
+    def search(
+        self,
+        query: str,
+        collections: list[str] | None = None,
+        k: int = 6,
+        doc_types: list[str] | None = None,
+        mode: Any = "hybrid",
+    ) -> list[Hit]: ...
+
+
+# --- pure helpers (tested directly) ---------------------------------------------------------------
+
+_SENTENCE_BREAK = re.compile(
+    r"(?<=[.!?;])\s+|\n\s*\n|\n(?=\s*(?:[-*•#]|Article|Art\.|Vu |Considérant))"
+)
+
+
+def _segments(text: str) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for m in _SENTENCE_BREAK.finditer(text):
+        if m.start() > start:
+            spans.append((start, m.start()))
+        start = m.end()
+    if start < len(text):
+        spans.append((start, len(text)))
+    return spans or [(0, len(text))]
+
+
+def _cut_words(text: str, max_tokens: int, count: Callable[[str], int]) -> str:
+    """The longest prefix of whole words of ``text`` within ``max_tokens`` (binary search)."""
+    words = text.split()
+    lo, hi = 0, len(words)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count(" ".join(words[:mid]) + " […]") <= max_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return " ".join(words[:lo]) + " […]" if lo else ""
+
+
+def trim_passage(text: str, query: str, max_tokens: int, count: Callable[[str], int]) -> str:
+    """``text`` cut down to the sentences around the best match of ``query``, within
+    ``max_tokens``; cuts are marked ``[…]``. Empty when nothing useful fits."""
+    if count(text) <= max_tokens:
+        return text
+    spans = _segments(text)
+    terms = set(lexical_terms(query))
+    scores = [len(terms & set(lexical_terms(text[a:b]))) for a, b in spans]
+    best = max(range(len(spans)), key=lambda i: (scores[i], -i))
+
+    def render(lo: int, hi: int) -> str:
+        body = text[spans[lo][0] : spans[hi][1]].strip()
+        return ("[…] " if lo > 0 else "") + body + (" […]" if hi < len(spans) - 1 else "")
+
+    lo = hi = best
+    if count(render(lo, hi)) > max_tokens:
+        return _cut_words(text[spans[best][0] :], max_tokens, count)
+    grew = True
+    while grew:  # grow forwards and backwards alternately while it fits
+        grew = False
+        if hi + 1 < len(spans) and count(render(lo, hi + 1)) <= max_tokens:
+            hi += 1
+            grew = True
+        if lo > 0 and count(render(lo - 1, hi)) <= max_tokens:
+            lo -= 1
+            grew = True
+    return render(lo, hi)
+
+
+# "[1]", "[1, 2]", "[1 et 3]", "[1-3]", "[source 2]", "[Source n° 2]".
+_CITE = re.compile(
+    r"\[\s*(?:(?:sources?|r[ée]f(?:[ée]rences?)?\.?)\s*(?:n[°o]\s*)?)?"
+    r"(\d{1,3}(?:\s*(?:,|;|et|and|-|–)\s*\d{1,3})*)\s*\]",
+    re.IGNORECASE,
+)
+# A source header echoed by the model, "[SOURCE 2 — fichier.pdf, page 3]": becomes "[2]".
+_ECHO_HEADER = re.compile(
+    r"(?:<<|‹‹|\[)\s*SOURCE\s+(\d{1,3})\b[^\]>›\n]{0,160}(?:>>|››|\])", re.IGNORECASE
+)
+_ECHO_END = re.compile(r"(?:<<|‹‹)\s*FIN\s+SOURCE\s+\d{1,3}\s*(?:>>|››)", re.IGNORECASE)
+
+
+def _numbers(group: str) -> list[int]:
+    out: list[int] = []
+    for part in re.split(r"\s*(?:,|;|\bet\b|\band\b)\s*", group):
+        bounds = re.split(r"\s*[-–]\s*", part.strip())
+        if len(bounds) == 2 and bounds[0].isdigit() and bounds[1].isdigit():
+            a, b = int(bounds[0]), int(bounds[1])
+            out.extend(range(a, b + 1) if 0 < b - a < 10 else (a, b))
+        elif part.strip().isdigit():
+            out.append(int(part))
+    return out
+
+
+def map_citations(text: str, valid: Sequence[int]) -> tuple[str, list[int], list[int]]:
+    """Normalise the citations of ``text`` to ``[n]`` marks, drop the ones matching no source.
+
+    Returns ``(text, cited, invalid)``: ``cited`` in order of first use, ``invalid`` sorted.
+    """
+    allowed = set(valid)
+    cited: dict[int, None] = {}
+    invalid: set[int] = set()
+    text = _ECHO_END.sub("", text)
+    text = _ECHO_HEADER.sub(lambda m: f"[{m.group(1)}]", text)
+
+    def fix(match: re.Match[str]) -> str:
+        numbers = _numbers(match.group(1))
+        keep = [n for n in dict.fromkeys(numbers) if n in allowed]
+        invalid.update(n for n in numbers if n not in allowed)
+        for n in keep:
+            cited.setdefault(n, None)
+        return "".join(f"[{n}]" for n in keep) or "\x00"
+
+    text = _CITE.sub(fix, text)
+    text = re.sub(r"[ \t]*\x00", "", text)  # a mark with no valid source goes, with its space
+    return text, list(cited), sorted(invalid)
+
+
+def _relevance(hit: Hit) -> float:
+    value = hit.metadata.get("relevance")
+    return float(value) if isinstance(value, int | float) else float(hit.score)
+
+
+def _citation(n: int, hit: Hit, text: str) -> Citation:
+    return Citation(
+        n=n,
+        source=hit.source,
+        page=hit.page,
+        heading=hit.heading,
+        title=hit.title,
+        text=text,
+        collection=hit.collection,
+        score=_relevance(hit),
+    )
+
+
+def _block(c: Citation) -> SourceBlock:
+    return SourceBlock(n=c.n, source=c.source, page=c.page, title=c.title, text=c.text)
+
+
+def _strip_mentions(text: str, common: CommonText) -> str:
+    for mention in (common.mention_ia, common.mention_sans_sources):
+        text = text.replace(mention, "")
+    return text.strip()
+
+
+# --- the service ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    """Everything decided before generation."""
+
+    request: DraftRequest
+    template: Template | None
+    messages: list[Message]
+    sources: list[Citation]
+    max_tokens: int
+    budget: int = 0
+    context_tokens: int = 0
+    retrieval_s: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    parent_id: str | None = None
+
+
+class _Cancelled(Exception):
+    """Raised in the model thread's queue callback when the consumer has gone."""
+
+
+class DraftingService:
+    """Retrieve, fit the context, prompt, stream and cite. One instance serves all users."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        chat_model: ChatModel,
+        retriever: SearchBackend | None,
+        templates: Templates,
+        audit: AuditLog | None = None,
+    ) -> None:
+        self.settings = settings
+        self.chat_model = chat_model
+        self.retriever = retriever
+        self.templates = templates
+        self.audit = audit
+
+    # -- figures ---------------------------------------------------------------------------------
+
+    @property
+    def abstain_threshold(self) -> float:
+        if self.settings.abstain_threshold > 0:
+            return self.settings.abstain_threshold
+        value = getattr(self.retriever, "abstain_threshold", None)
+        return float(value) if isinstance(value, int | float) else DEFAULT_ABSTAIN_THRESHOLD
+
+    def budget_for(self, template: Template) -> int:
+        """Max tokens of the variable part of the prompt for ``template``."""
+        return template.budget_tokens or self.settings.context_budget
+
+    def _n_ctx(self) -> int:
+        value = getattr(self.chat_model, "n_ctx", None)
+        return int(value) if isinstance(value, int) else self.settings.n_ctx
+
+    def _count(self, text: str) -> int:
+        return self.chat_model.count_tokens(text)
+
+    # -- public ----------------------------------------------------------------------------------
 
     def draft(self, request: DraftRequest) -> Draft:
         """Run :meth:`stream` to the end and return the final draft."""
@@ -113,3 +373,478 @@ class DraftingService:
         if final is None:  # pragma: no cover - stream always ends with "done"
             raise RuntimeError("drafting stream ended without a draft")
         return final
+
+    def stream(self, request: DraftRequest) -> Generator[DraftEvent, None, None]:
+        start = time.monotonic()
+        draft_id = uuid.uuid4().hex[:12]
+        if request.previous is not None:
+            if request.new_sources:
+                yield DraftEvent("status", text="Nouvelle recherche dans les documents…")
+            plan = self._plan_revision(request)
+        elif not request.retrieval:
+            plan = self._plan_plain(request)
+        else:
+            yield DraftEvent("status", text="Recherche dans les documents…")
+            template = self.templates.get(request.doc_type)
+            missing = template.check_fields(request.fields)
+            hits, retrieval_s = self._search(request, template)
+            relevant = [h for h in hits if _relevance(h) >= self.abstain_threshold]
+            if not relevant:
+                draft = self._abstention(draft_id, request, hits, retrieval_s, start)
+                self._record(draft)
+                yield DraftEvent("done", text=draft.answer, draft=draft)
+                return
+            plan = self._plan_fresh(request, template, relevant)
+            plan.retrieval_s = retrieval_s
+            plan.warnings[:0] = [
+                f"Champ « {f.label} » non renseigné : le projet le laisse à compléter."
+                for f in missing
+            ]
+        if plan.sources:
+            yield DraftEvent(
+                "sources",
+                text=f"{len(plan.sources)} passage(s) retenu(s)",
+                sources=list(plan.sources),
+            )
+        yield DraftEvent("status", text="Rédaction en cours…")
+        yield from self._generate(draft_id, plan, start)
+
+    def warm_up(self, doc_types: Sequence[str] | None = None) -> None:
+        """Evaluate each template's fixed part once so that its first request is fast (with a
+        prompt cache, see :func:`enable_prompt_cache`). Meant for a server at start-up."""
+        for name in doc_types or self.templates.names():
+            template = self.templates.get(name)
+            messages = [
+                {"role": "system", "content": render_system(template, self.templates.common)},
+                {"role": "user", "content": self.templates.common.entete_sources},
+            ]
+            for _ in self.chat_model.stream(messages, max_tokens=1, temperature=0.0):
+                pass
+
+    # -- planning --------------------------------------------------------------------------------
+
+    def _search(self, request: DraftRequest, template: Template) -> tuple[list[Hit], float]:
+        if self.retriever is None:
+            raise DraftingError(
+                "La recherche documentaire n'est pas disponible dans ce mode. Relancez sans "
+                "--no-retrieval."
+            )
+        subject = " ".join(
+            request.fields.get(name, "") for name in ("objet", "sujet") if request.fields.get(name)
+        )
+        query = f"{request.request} {subject}".strip()
+        t0 = time.monotonic()
+        hits = self.retriever.search(
+            query, collections=request.collections or None, k=self.settings.top_k
+        )
+        return hits, time.monotonic() - t0
+
+    def _fixed_and_limits(self, template: Template) -> tuple[str, int, int]:
+        system = render_system(template, self.templates.common)
+        max_tokens = min(template.max_tokens, self.settings.max_tokens)
+        room = self._n_ctx() - self._count(system) - max_tokens - CONTEXT_MARGIN
+        budget = min(self.budget_for(template), room)
+        return system, max_tokens, budget
+
+    def _plan_fresh(
+        self,
+        request: DraftRequest,
+        template: Template,
+        hits: Sequence[Hit] = (),
+        sources: Sequence[Citation] | None = None,
+        current_draft: str | None = None,
+    ) -> _Plan:
+        """A new prompt: fixed system part, then the sources that fit the budget."""
+        common = self.templates.common
+        system, max_tokens, budget = self._fixed_and_limits(template)
+        query = f"{request.request} {' '.join(request.fields.values())}"
+        warnings: list[str] = []
+
+        def user_for(blocks: list[SourceBlock]) -> str:
+            return render_user(
+                template, common, blocks, request.request, request.fields, current_draft
+            )
+
+        base = self._count(user_for([]))
+        if base + MIN_SOURCE_TOKENS > budget:
+            raise DraftingError(
+                "La demande est trop longue pour le budget de contexte du type "
+                f"« {template.name} » ({budget} jetons). Raccourcissez la demande ou les "
+                "champs, ou augmentez budget_tokens dans le modèle (prompts/) ou n_ctx."
+            )
+        if sources is None:
+            sources = self._select(hits, query, budget - base, warnings)
+        chosen = list(sources)
+        user = user_for([_block(c) for c in chosen])
+        # Separators between blocks can merge tokens differently: check the real total.
+        while chosen and self._count(user) > budget:
+            chosen.pop()
+            user = user_for([_block(c) for c in chosen])
+        return _Plan(
+            request=replace(request, doc_type=template.name),
+            template=template,
+            messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+            sources=chosen,
+            max_tokens=max_tokens,
+            budget=budget,
+            context_tokens=self._count(user),
+            warnings=warnings,
+        )
+
+    def _select(
+        self, hits: Sequence[Hit], query: str, room: int, warnings: list[str]
+    ) -> list[Citation]:
+        """Best sources first, whole when short; a long one is trimmed around the match."""
+        long_cap = max(MIN_SOURCE_TOKENS, room // 2)
+        chosen: list[Citation] = []
+        used = 0
+        for hit in hits:
+            remaining = room - used
+            if remaining < MIN_SOURCE_TOKENS:
+                break
+            n = len(chosen) + 1
+            clean, removed = neutralise_instructions(hit.text)
+            clean = escape_data(clean)
+            header = (
+                self._count(render_source(SourceBlock(n, hit.source, hit.page, hit.title, ""))) + 2
+            )
+            cap = min(remaining, long_cap) - header
+            if cap < MIN_SOURCE_TOKENS // 2:
+                break
+            text = trim_passage(clean, query, cap, self._count)
+            if not text.strip():
+                continue
+            if removed:
+                warnings.append(
+                    f"La source [{n}] ({hit.source}) contient {removed} passage(s) ressemblant "
+                    "à une consigne adressée à l'assistant : ils ont été retirés et n'ont pas "
+                    "été suivis."
+                )
+            citation = _citation(n, hit, text)
+            chosen.append(citation)
+            used += self._count(render_source(_block(citation))) + 2
+        return chosen
+
+    def _plan_plain(self, request: DraftRequest) -> _Plan:
+        common = self.templates.common
+        text = request.request
+        if request.fields:
+            text += "\n" + "\n".join(f"- {k} : {v}" for k, v in request.fields.items())
+        messages = render_plain(common, text)
+        return _Plan(
+            request=request,
+            template=None,
+            messages=messages,
+            sources=[],
+            max_tokens=self.settings.max_tokens,
+            context_tokens=self._count(messages[-1]["content"]),
+            warnings=["Réponse produite sans recherche dans les documents de la commune."],
+        )
+
+    def _plan_revision(self, request: DraftRequest) -> _Plan:
+        previous = request.previous
+        assert previous is not None  # checked by the caller
+        base = previous.request
+        merged = replace(
+            request,
+            doc_type=base.doc_type,
+            fields={**base.fields, **request.fields},
+            collections=request.collections or base.collections,
+            retrieval=base.retrieval,
+            previous=None,
+        )
+        if not base.retrieval:  # a plain answer: continue the conversation as is
+            return self._continue(merged, previous, None, [])
+        template = self.templates.get(base.doc_type)
+        if request.new_sources:
+            search_req = replace(merged, request=f"{base.request} {request.request}")
+            hits, retrieval_s = self._search(search_req, template)
+            relevant = [h for h in hits if _relevance(h) >= self.abstain_threshold] or hits[:1]
+            plan = self._plan_fresh(
+                replace(merged, request=self._revision_text(request.request)),
+                template,
+                relevant,
+                current_draft=previous.raw_answer or previous.answer,
+            )
+            plan.retrieval_s = retrieval_s
+            plan.parent_id = previous.id
+            return plan
+        return self._continue(merged, previous, template, previous.sources)
+
+    def _revision_text(self, demand: str) -> str:
+        return self.templates.common.revision.format(demande=demand.strip())
+
+    def _continue(
+        self,
+        request: DraftRequest,
+        previous: Draft,
+        template: Template | None,
+        sources: list[Citation],
+    ) -> _Plan:
+        """Revise with the same sources: the previous conversation is the prompt's prefix, so
+        llama.cpp reuses everything it already evaluated."""
+        sources = [replace(c, used=False) for c in sources]
+        revision = {"role": "user", "content": self._revision_text(request.request)}
+        messages = [
+            *previous.prompt,
+            {"role": "assistant", "content": previous.raw_answer or previous.answer},
+            revision,
+        ]
+        max_tokens = min(
+            template.max_tokens if template else self.settings.max_tokens, self.settings.max_tokens
+        )
+        total = sum(self._count(m["content"]) + 8 for m in messages)
+        if total + max_tokens + CONTEXT_MARGIN <= self._n_ctx() or template is None:
+            return _Plan(
+                request=request,
+                template=template,
+                messages=messages,
+                sources=sources,
+                max_tokens=max_tokens,
+                budget=self.budget_for(template) if template else 0,
+                context_tokens=self._count(revision["content"]),
+                parent_id=previous.id,
+            )
+        # The conversation no longer fits: start a new prompt that carries the current draft.
+        plan = self._plan_fresh(
+            replace(request, request=self._revision_text(request.request)),
+            template,
+            sources=sources,
+            current_draft=previous.raw_answer or previous.answer,
+        )
+        plan.parent_id = previous.id
+        return plan
+
+    # -- generation ------------------------------------------------------------------------------
+
+    def _model_events(
+        self, plan: _Plan, stats: GenerationStats
+    ) -> Generator[tuple[str, Any], None, None]:
+        """Run the model in a thread so that queue positions reach the consumer while waiting.
+        Closing this generator stops the thread at its next token and frees the model."""
+        events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        stop = threading.Event()
+
+        def on_wait(position: int) -> None:
+            if stop.is_set():
+                raise _Cancelled
+            events.put(("queue", position))
+
+        def work() -> None:
+            pieces = self.chat_model.stream(
+                plan.messages,
+                max_tokens=plan.max_tokens,
+                temperature=self.settings.temperature,
+                on_wait=on_wait,
+                stats=stats,
+            )
+            try:
+                for piece in pieces:
+                    if stop.is_set():
+                        break
+                    events.put(("token", piece))
+            except _Cancelled:
+                pass
+            except BaseException as err:  # handed to the consumer's thread
+                events.put(("error", err))
+                return
+            finally:
+                # Runs ChatModel.stream's finally: the gate is released.
+                close = getattr(pieces, "close", None)
+                if close is not None:
+                    close()
+            events.put(("end", None))
+
+        worker = threading.Thread(target=work, name="drafting-model", daemon=True)
+        worker.start()
+        try:
+            while True:
+                kind, value = events.get()
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise value
+                yield kind, value
+        finally:
+            stop.set()
+            worker.join(timeout=STOP_JOIN_S)
+
+    def _generate(self, draft_id: str, plan: _Plan, start: float) -> Iterator[DraftEvent]:
+        stats = GenerationStats()
+        pieces: list[str] = []
+        first_token: float | None = None
+        last_position = -1
+        model_events = self._model_events(plan, stats)
+        try:
+            for kind, value in model_events:
+                if kind == "queue":
+                    if value != last_position:
+                        last_position = value
+                        yield DraftEvent(
+                            "queue", text=f"En attente du modèle : position {value}", position=value
+                        )
+                    continue
+                if first_token is None:
+                    first_token = time.monotonic() - start
+                pieces.append(value)
+                yield DraftEvent("token", text=value)
+        except GeneratorExit:
+            model_events.close()
+            draft = self._finish(
+                draft_id, plan, "".join(pieces), stats, start, first_token, stopped=True
+            )
+            self._record(draft)
+            raise
+        draft = self._finish(
+            draft_id, plan, "".join(pieces), stats, start, first_token, stopped=False
+        )
+        self._record(draft)
+        yield DraftEvent("done", text=draft.answer, draft=draft)
+
+    def _finish(
+        self,
+        draft_id: str,
+        plan: _Plan,
+        raw: str,
+        stats: GenerationStats,
+        start: float,
+        first_token: float | None,
+        *,
+        stopped: bool,
+    ) -> Draft:
+        common = self.templates.common
+        body, cited, invalid = map_citations(raw, [c.n for c in plan.sources])
+        body = _strip_mentions(body, common)
+        warnings = list(plan.warnings)
+        if invalid:
+            marks = ", ".join(f"[{n}]" for n in invalid)
+            warnings.append(f"Références sans source retirées du texte : {marks}.")
+        abstained = (
+            bool(plan.sources) and not cited and fold(common.phrase_abstention) in fold(body)
+        )
+        if stopped:
+            warnings.append("Rédaction interrompue : le projet est incomplet.")
+        tail = common.mention_ia
+        if not plan.request.retrieval:
+            tail = f"{common.mention_sans_sources}\n{tail}"
+        answer = f"{body}\n\n{tail}" if body else tail
+        by_n = {c.n: c for c in plan.sources}
+        citations = [replace(by_n[n], used=True) for n in cited]
+        unused = [replace(c, used=False) for c in plan.sources if c.n not in set(cited)]
+        timings = self._timings(stats, start, first_token, plan)
+        return Draft(
+            id=draft_id,
+            request=plan.request,
+            answer=answer,
+            abstained=abstained,
+            citations=citations,
+            unused_sources=unused,
+            invalid_citations=invalid,
+            model=self.chat_model.name,
+            timings=timings,
+            prompt=plan.messages,
+            raw_answer=raw,
+            parent_id=plan.parent_id,
+            stopped=stopped,
+            warnings=warnings,
+        )
+
+    def _timings(
+        self, stats: GenerationStats | None, start: float, first_token: float | None, plan: _Plan
+    ) -> dict[str, Any]:
+        s = stats or GenerationStats()
+        return {
+            "retrieval_s": round(plan.retrieval_s, 3),
+            "queue_s": round(s.queue_s, 3),
+            "first_token_s": None if first_token is None else round(first_token, 3),
+            "total_s": round(time.monotonic() - start, 3),
+            "tokens_per_s": round(s.tokens_per_s, 2),
+            "prompt_tokens": s.prompt_tokens,
+            "cached_tokens": s.cached_tokens,
+            "completion_tokens": s.completion_tokens,
+            "context_tokens": plan.context_tokens,
+            "budget_tokens": plan.budget,
+        }
+
+    def _abstention(
+        self,
+        draft_id: str,
+        request: DraftRequest,
+        hits: Sequence[Hit],
+        retrieval_s: float,
+        start: float,
+    ) -> Draft:
+        common = self.templates.common
+        collections = request.collections or [self.settings.default_collection]
+        text = common.abstention.format(
+            demande=request.request.strip(),
+            collections=", ".join(f"« {c} »" for c in collections),
+        )
+        plan = _Plan(
+            request=request,
+            template=None,
+            messages=[],
+            sources=[],
+            max_tokens=0,
+            retrieval_s=retrieval_s,
+        )
+        best = max((_relevance(h) for h in hits), default=0.0)
+        return Draft(
+            id=draft_id,
+            request=request,
+            answer=f"{text.strip()}\n\n{common.mention_ia}",
+            abstained=True,
+            citations=[],
+            unused_sources=[],
+            invalid_citations=[],
+            model=self.chat_model.name,
+            timings=self._timings(None, start, None, plan),
+            warnings=[
+                f"Pertinence du meilleur passage : {best:.2f}, sous le seuil de "
+                f"{self.abstain_threshold:.2f}."
+            ],
+        )
+
+    def _record(self, draft: Draft) -> None:
+        if self.audit is not None:
+            self.audit.record_draft(draft)
+
+
+# --- factory ------------------------------------------------------------------------------------
+
+
+def enable_prompt_cache(chat_model: ChatModel, capacity_bytes: int = 2 << 30) -> bool:
+    """Give an in-process llama.cpp model a RAM cache of evaluated prompt states.
+
+    llama.cpp already reuses the longest common prefix with the *previous* request; the cache
+    also keeps the states of earlier requests, so switching between document types finds its
+    own template's prefix instead of evaluating it again. Returns False for other backends
+    (a llama.cpp server manages its own cache with ``cache_prompt``).
+    """
+    from assistant.llm import LocalChatModel
+
+    if not isinstance(chat_model, LocalChatModel):
+        return False
+    from llama_cpp import LlamaRAMCache
+
+    chat_model.llama.set_cache(LlamaRAMCache(capacity_bytes=capacity_bytes))
+    return True
+
+
+def build_service(settings: Settings, *, retrieval: bool = True) -> DraftingService:
+    """The one factory of the drafting service (``retrieval=False``: no index is opened)."""
+    from assistant.audit import AuditLog
+    from assistant.llm import build_chat_model
+    from assistant.prompts import load_templates
+
+    templates = load_templates(settings.templates_dir)
+    chat_model = build_chat_model(settings)
+    enable_prompt_cache(chat_model)
+    retriever: SearchBackend | None = None
+    if retrieval:
+        from assistant.retrieval import build_retriever
+
+        retriever = build_retriever(settings)
+    return DraftingService(
+        settings, chat_model, retriever, templates, AuditLog(settings.audit_path)
+    )

@@ -1,13 +1,154 @@
-"""CLI: assistant ask (stub until its issue lands)."""
+"""CLI: ``assistant ask`` — draft a document or answer a question, citing the sources.
+
+Plain mode streams the text to stdout and lists the numbered sources (with their page) at the
+end; ``--json`` prints only the final JSON (answer, citations, sources, model, timings).
+"""
 
 from __future__ import annotations
 
-import typer
+import getpass
+import json
+import sys
+from typing import Annotated
 
-from assistant.cli import app
+import typer
+from rich.console import Console
+
+from assistant.cli import app, settings_from
+from assistant.drafting import Citation, Draft, DraftRequest, build_service
+from assistant.errors import AssistantError
+from assistant.prompts import CommonText, load_templates
+
+err_console = Console(stderr=True, highlight=False)
+
+
+class AskUsageError(AssistantError):
+    exit_code = 2
+
+
+def parse_fields(pairs: list[str]) -> dict[str, str]:
+    """``["objet=Subvention", "destinataire=M. X"]`` -> a dict; refuses a pair without ``=``."""
+    fields: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise AskUsageError(
+                f"Champ mal formé : « {pair} ». Écrivez --field nom=valeur, par exemple "
+                '--field objet="Demande de subvention".'
+            )
+        fields[name.strip()] = value.strip()
+    return fields
+
+
+def _where(c: Citation) -> str:
+    where = c.source + (f", page {c.page}" if c.page is not None else "")
+    return f"[{c.n}] {where}" + (f" — {c.title}" if c.title else "")
+
+
+def _excerpt(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def _print_end(draft: Draft, streamed: bool, common: CommonText) -> None:
+    out = sys.stdout
+    if not streamed:
+        out.write(draft.answer + "\n")
+    else:
+        # The stream showed the model's text; the final answer adds the mentions at the end.
+        tail = [common.mention_ia]
+        if not draft.request.retrieval:
+            tail.insert(0, common.mention_sans_sources)
+        out.write("\n\n" + "\n".join(tail) + "\n")
+    if draft.citations:
+        out.write("\nSources citées :\n")
+        for c in draft.citations:
+            out.write(f"  {_where(c)}\n      « {_excerpt(c.text)} »\n")
+    if draft.unused_sources:
+        out.write("\nSources consultées mais non citées :\n")
+        for c in draft.unused_sources:
+            out.write(f"  {_where(c)}\n")
+    for warning in draft.warnings:
+        err_console.print(f"[yellow]Attention :[/] {warning}")
+    t = draft.timings
+    if t.get("first_token_s") is not None:
+        err_console.print(
+            f"[dim]{draft.model} — recherche {t['retrieval_s']} s, premier mot "
+            f"{t['first_token_s']} s, total {t['total_s']} s, {t['tokens_per_s']} jetons/s, "
+            f"invite {t['prompt_tokens']} jetons dont {t['cached_tokens']} en cache. "
+            f"Projet n° {draft.id}.[/]"
+        )
 
 
 @app.command()
-def ask() -> None:
+def ask(
+    ctx: typer.Context,
+    question: Annotated[str, typer.Argument(help="La demande ou la question, en français.")],
+    doc_type: Annotated[
+        str,
+        typer.Option(
+            "--type",
+            "-t",
+            help="Type de document : question, courrier, deliberation, arrete, note, "
+            "reponse_usager, synthese (modèles du dossier prompts/).",
+        ),
+    ] = "question",
+    field: Annotated[
+        list[str] | None,
+        typer.Option("--field", "-f", help="Champ du modèle, nom=valeur (répétable)."),
+    ] = None,
+    collection: Annotated[
+        list[str] | None,
+        typer.Option("--collection", "-c", help="Collection où chercher (répétable)."),
+    ] = None,
+    no_retrieval: Annotated[
+        bool,
+        typer.Option(
+            "--no-retrieval", help="Réponse directe du modèle, sans chercher dans les documents."
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Affiche seulement le résultat en JSON, à la fin.")
+    ] = False,
+    k: Annotated[
+        int | None, typer.Option("-k", help="Nombre de passages recherchés (ASSISTANT_TOP_K).")
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", help="Nom de l'agent inscrit au journal d'audit.")
+    ] = None,
+) -> None:
     """Rédige un document ou répond à une question, en citant les sources."""
-    raise typer.Exit(1)
+    settings = settings_from(ctx, top_k=k)
+    request = DraftRequest(
+        request=question,
+        doc_type=doc_type,
+        fields=parse_fields(field or []),
+        collections=list(collection or []),
+        retrieval=not no_retrieval,
+        user=user or getpass.getuser(),
+    )
+    if request.retrieval:  # a wrong type or field fails before any model is loaded
+        load_templates(settings.templates_dir).get(doc_type).check_fields(request.fields)
+    service = build_service(settings, retrieval=request.retrieval)
+
+    final: Draft | None = None
+    streamed = False
+    events = service.stream(request)  # a generator: closed below, even on Ctrl-C
+    try:
+        for event in events:
+            if event.kind == "token" and not as_json:
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+                streamed = True
+            elif event.kind in ("queue", "status") and not as_json:
+                err_console.print(f"[dim]{event.text}[/]")
+            elif event.kind == "done":
+                final = event.draft
+    finally:
+        events.close()  # Ctrl-C: frees the model and records the partial draft
+    if final is None:  # pragma: no cover - the stream always ends with "done"
+        raise typer.Exit(1)
+    if as_json:
+        sys.stdout.write(json.dumps(final.as_json(), ensure_ascii=False, indent=2) + "\n")
+    else:
+        _print_end(final, streamed, service.templates.common)
