@@ -151,7 +151,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as err:
         raise TemplateError(
             f"Le modèle {path} n'est pas un fichier TOML valide ({err}). Corrigez la syntaxe "
-            "(guillemets, triple guillemets des textes sur plusieurs lignes) ; voir prompts/README.md."
+            "(guillemets, triple guillemets des textes sur plusieurs lignes) ; "
+            "voir prompts/README.md."
         ) from err
     except OSError as err:
         raise TemplateError(
@@ -163,7 +164,8 @@ def _text(data: Mapping[str, Any], key: str, path: Path) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value.strip():
         raise TemplateError(
-            f"Dans {path}, la clé « {key} » manque ou est vide. Ajoutez-la (voir prompts/README.md)."
+            f"Dans {path}, la clé « {key} » manque ou est vide. "
+            "Ajoutez-la (voir prompts/README.md)."
         )
     return value.strip()
 
@@ -258,7 +260,8 @@ def load_templates(directory: Path) -> Templates:
     }
     if not templates:
         raise TemplateError(
-            f"Aucun modèle de document (*.toml) dans {directory}. Ajoutez-en (voir prompts/README.md)."
+            f"Aucun modèle de document (*.toml) dans {directory}. "
+            "Ajoutez-en (voir prompts/README.md)."
         )
     return Templates(templates, load_common(directory / COMMON_FILE))
 
@@ -278,7 +281,7 @@ _A = "[aàâ]"
 _E = "[eéèê]"
 _INJECTION_TRIGGERS = [
     rf"\b(?:ignor{_E}[rsz]?|oubli{_E}[rsz]?|disregard|forget)\b[^.!?\n]{{0,60}}\b(?:instructions?|consignes?|r{_E}gles|prompt)\b",
-    rf"\b(?:nouvelles?|new)\s+(?:instructions?|consignes?)\b",
+    r"\b(?:nouvelles?|new)\s+(?:instructions?|consignes?)\b",
     rf"\btu\s+(?:es|{_E}tais)\s+(?:maintenant|d{_E}sormais)\b",
     r"\byou\s+are\s+now\b",
     rf"\b(?:prompt\s+syst{_E}me|system\s+prompt)\b",
