@@ -228,7 +228,7 @@ class QuoteLocator:
                 try:
                     reader = PdfReader(str(self.corpus / file))
                     pages = [fold_text(p.extract_text() or "") for p in reader.pages]
-                except Exception:  # noqa: BLE001 - an unreadable PDF just has no known page
+                except Exception:
                     pages = []
             self._pages[file] = pages
         return self._pages[file]

@@ -32,7 +32,7 @@ from assistant.config import Settings
 from assistant.embeddings import Embedder, Vector
 from assistant.errors import AssistantError, ModelNotFoundError, StoreError
 from assistant.schema import Hit
-from assistant.textnorm import lexical_terms
+from assistant.textnorm import fold, lexical_terms
 
 Mode = Literal["hybrid", "dense", "lexical"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
@@ -44,6 +44,18 @@ ABSTAIN_THRESHOLD = 0.35
 # A reference token: a code article ("l2121x17", "r2122x1") or a numbered act ("2014x131").
 _REFERENCE = re.compile(r"^(?:[a-z]{1,2}\d+(?:x\d+)*|\d+(?:x\d+)+)$")
 _SPACES = re.compile(r"\s+")
+_LETTER_WORD = re.compile(r"\b[^\W\d_]+\b")
+
+# Words of a *question* that say nothing about its topic (interrogatives, modal verbs); they are
+# dropped from the lexical query only (passages keep them). Hand-written: no library of the
+# stack ships French question words. Folded forms.
+QUERY_STOP_WORDS = frozenset(
+    """
+    combien comment quand pourquoi quoi lequel laquelle lesquels lesquelles
+    peut peuvent pourrait pourraient puis doit doivent devrait devraient faut faudra falloir
+    est-ce existe-t-il t selon ainsi alors exactement notamment cas
+    """.split()
+)
 
 
 @runtime_checkable
@@ -176,17 +188,27 @@ class QueryAnalysis:
     """The question as the lexical side sees it."""
 
     text: str
+    lexical: str  # the text sent to the lexical index (question words dropped)
     terms: tuple[str, ...]  # distinct lexical terms, in order
     references: tuple[str, ...]  # the reference tokens among them ("l2121x17", "2014x131")
 
 
+def lexical_query(text: str) -> str:
+    """The question without its question words (see :data:`QUERY_STOP_WORDS`)."""
+
+    def drop(match: re.Match[str]) -> str:
+        return " " if fold(match.group(0)) in QUERY_STOP_WORDS else match.group(0)
+
+    return _LETTER_WORD.sub(drop, text)
+
+
 def analyse_query(text: str) -> QueryAnalysis:
     seen: dict[str, None] = {}
-    for term in lexical_terms(text):
+    for term in lexical_terms(lexical_query(text)):
         seen.setdefault(term, None)
     terms = tuple(seen)
     refs = tuple(t for t in terms if _REFERENCE.match(t) and any(c.isdigit() for c in t))
-    return QueryAnalysis(text=text, terms=terms, references=refs)
+    return QueryAnalysis(text=text, lexical=lexical_query(text), terms=terms, references=refs)
 
 
 @dataclass
@@ -407,7 +429,7 @@ class Retriever:
                 )
             dense = self.index.dense_search(cols, self.embedder.embed_query(query), n, where)
         if mode in ("hybrid", "lexical") and analysis.terms:
-            lexical = self.index.lexical_search(cols, query, n, where)
+            lexical = self.index.lexical_search(cols, analysis.lexical, n, where)
             if analysis.references:
                 referenced = self.index.lexical_search(
                     cols, " ".join(analysis.references), n, where
@@ -493,7 +515,9 @@ def build_retriever(
     if reranker is None:
         reranker = build_reranker(settings)
     if not isinstance(index, SearchIndex):  # pragma: no cover - a wiring mistake
-        raise StoreError("L'index fourni ne permet pas la recherche. Reconstruisez-le (assistant ingest).")
+        raise StoreError(
+            "L'index fourni ne permet pas la recherche. Reconstruisez-le (assistant ingest)."
+        )
     threshold = settings.abstain_threshold or ABSTAIN_THRESHOLD
     return Retriever(
         index=index,

@@ -35,7 +35,10 @@ def hit(source: str, text: str, page: int | None = None, **meta: object) -> Hit:
     )
 
 
-QUOTE = "Le conseil municipal ne délibère valablement que lorsque la majorité de ses membres est présente."
+QUOTE = (
+    "Le conseil municipal ne délibère valablement que lorsque la majorité de ses membres "
+    "est présente."
+)
 
 
 def test_hit_needs_the_file_and_the_quote_after_whitespace_folding() -> None:
@@ -78,9 +81,15 @@ def test_quote_locator_finds_pdf_pages(tmp_path: Path) -> None:
 
 def _questions() -> list[Question]:
     return [
-        Question(id="A", question="qa", file="a.md", quote="alpha", difficulty="facile", type="article"),
-        Question(id="B", question="qb", file="b.md", quote="beta", difficulty="moyenne", type="fait"),
-        Question(id="C", question="qc", file="c.md", quote="gamma", difficulty="moyenne", type="fait"),
+        Question(
+            id="A", question="qa", file="a.md", quote="alpha", difficulty="facile", type="article"
+        ),
+        Question(
+            id="B", question="qb", file="b.md", quote="beta", difficulty="moyenne", type="fait"
+        ),
+        Question(
+            id="C", question="qc", file="c.md", quote="gamma", difficulty="moyenne", type="fait"
+        ),
     ]
 
 
@@ -106,7 +115,8 @@ def test_metrics_ranks_and_misses() -> None:
 def test_load_jsonl_and_reject_bad_lines(tmp_path: Path) -> None:
     good = tmp_path / "q.jsonl"
     good.write_text(
-        json.dumps({"id": "Q1", "question": "?", "file": "a.md", "quote": "x", "type": "fait"}) + "\n\n",
+        json.dumps({"id": "Q1", "question": "?", "file": "a.md", "quote": "x", "type": "fait"})
+        + "\n\n",
         encoding="utf-8",
     )
     [q] = load_questions(good)
@@ -128,13 +138,25 @@ SQUAD = {
                 {
                     "context": "L'open data consiste à publier les données.",
                     "qas": [
-                        {"id": "x1", "question": "Qu'est-ce que l'open data ?",
-                         "answers": [{"text": "publier les données", "answer_start": 22}]},
-                        {"id": "x2", "question": "Impossible ?", "answers": [], "is_impossible": True},
+                        {
+                            "id": "x1",
+                            "question": "Qu'est-ce que l'open data ?",
+                            "answers": [{"text": "publier les données", "answer_start": 22}],
+                        },
+                        {
+                            "id": "x2",
+                            "question": "Impossible ?",
+                            "answers": [],
+                            "is_impossible": True,
+                        },
                     ],
                 },
-                {"context": "Le RGPD protège les données personnelles.",
-                 "qas": [{"question": "Que protège le RGPD ?", "answers": [{"text": "les données"}]}]},
+                {
+                    "context": "Le RGPD protège les données personnelles.",
+                    "qas": [
+                        {"question": "Que protège le RGPD ?", "answers": [{"text": "les données"}]}
+                    ],
+                },
             ],
         }
     ],
@@ -164,3 +186,88 @@ def test_answer_citation_rate() -> None:
     out = answer_citation_rate(lambda q: cited[q], _questions())
     assert out["cites_expected"] == pytest.approx(1 / 3, abs=1e-3)
     assert [d["cited_expected"] for d in out["details"]] == [True, False, False]
+
+
+# --- the command, on a collection already indexed (FakeEmbedder in place of the model) ---------
+
+
+def test_eval_command_reports_all_modes_as_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from assistant.cli import app
+    from assistant.config import Settings
+    from assistant.schema import Chunk
+    from assistant.store import build_index
+    from tests.fakes import FakeEmbedder
+
+    for key in [k for k in __import__("os").environ if k.startswith("ASSISTANT_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    emb = FakeEmbedder()
+    monkeypatch.setattr("assistant.embeddings.build_embedder", lambda settings: emb)
+    data = tmp_path / "data"
+    index = build_index(Settings(data_dir=data))
+    index.ensure_collection("essai", embedder=emb.name)
+    docs = {
+        "quorum.md": "Le conseil municipal ne délibère valablement que si la majorité est présente.",
+        "buvette.md": "Le maire accorde au plus cinq autorisations de buvette temporaire par an.",
+    }
+    for source, text in docs.items():
+        chunk = Chunk(
+            id=f"essai:{source}:0", text=text, metadata={"source": source, "chunk_index": 0}
+        )
+        index.replace_document("essai", source, "h" * 64, [chunk], emb.embed([text]))
+    index.close()
+    questions = tmp_path / "q.jsonl"
+    lines = [
+        {
+            "id": "A",
+            "question": "Quel quorum pour délibérer ?",
+            "file": "quorum.md",
+            "quote": "ne délibère valablement",
+            "difficulty": "facile",
+            "type": "article",
+        },
+        {
+            "id": "B",
+            "question": "Combien de buvettes temporaires par an ?",
+            "file": "buvette.md",
+            "quote": "cinq autorisations",
+            "difficulty": "moyenne",
+            "type": "fait",
+        },
+    ]
+    questions.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines), "utf-8")
+    (tmp_path / "docs").mkdir()
+    args = [
+        "--data-dir",
+        str(data),
+        "eval",
+        str(questions),
+        "--corpus",
+        str(tmp_path / "docs"),
+        "--collection",
+        "essai",
+        "--compare-modes",
+        "--json",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report) == {"hybrid", "dense", "lexical"}
+    for mode in ("hybrid", "lexical"):
+        got = report[mode]
+        assert got["questions"] == 2 and got["recall@1"] == 1.0 and got["mrr"] == 1.0
+        assert set(got["by_type"]) == {"article", "fait"} and got["misses"] == []
+
+
+def test_eval_command_needs_a_corpus_for_jsonl(tmp_path: Path) -> None:
+    from assistant.cli import main
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"question": "?", "file": "a.md"}\n', "utf-8")
+    with pytest.raises(SystemExit) as info:
+        main(["eval", str(questions)])
+    assert info.value.code == 2

@@ -28,7 +28,14 @@ from assistant.store import Index, build_index
 from tests.fakes import FakeEmbedder
 
 
-def hit(id_: str, text: str = "", source: str = "a.md", index: int = 0, heading: str = "", page: int | None = None) -> Hit:
+def hit(
+    id_: str,
+    text: str = "",
+    source: str = "a.md",
+    index: int = 0,
+    heading: str = "",
+    page: int | None = None,
+) -> Hit:
     return Hit(
         id=id_,
         text=text or f"texte {id_}",
@@ -68,7 +75,9 @@ def test_analyse_query_finds_references_in_any_spelling() -> None:
 
 
 def test_merge_adjacent_joins_one_article_and_removes_the_overlap() -> None:
-    first = hit("a1", "Le conseil se réunit. Il délibère à la majorité", index=3, heading="Art. 1", page=2)
+    first = hit(
+        "a1", "Le conseil se réunit. Il délibère à la majorité", index=3, heading="Art. 1", page=2
+    )
     second = hit("a2", "à la majorité des suffrages exprimés.", index=4, heading="Art. 1", page=3)
     other = hit("b", "Autre document", source="b.md", index=4, heading="Art. 1")
     merged = merge_adjacent([second, other, first])
@@ -97,13 +106,17 @@ def test_merge_adjacent_respects_the_size_cap() -> None:
 
 def test_drop_duplicates_keeps_the_better_ranked_copy() -> None:
     text = "Le conseil municipal règle par ses délibérations les affaires de la commune. " * 2
-    hits = [hit("a", text, source="a.pdf"), hit("b", text.replace(" ", "  "), source="copie.pdf"), hit("c")]
+    hits = [
+        hit("a", text, source="a.pdf"),
+        hit("b", text.replace(" ", "  "), source="copie.pdf"),
+        hit("c"),
+    ]
     assert [h.id for h in drop_duplicates(hits)] == ["a", "c"]
 
 
 def test_relevance_grows_with_similarity_and_coverage() -> None:
     assert relevance_of(0.7, 1.0) > relevance_of(0.4, 1.0) > relevance_of(0.4, 0.0)
-    assert 0.0 <= relevance_of(-1.0, 0.0) and relevance_of(2.0, 2.0) <= 1.0
+    assert relevance_of(-1.0, 0.0) >= 0.0 and relevance_of(2.0, 2.0) <= 1.0
     assert term_coverage(analyse_query("quorum du conseil").terms, "Le quorum du Conseil.") == 1.0
     assert term_coverage(analyse_query("tarte tatin").terms, "Le quorum du conseil.") == 0.0
 
@@ -113,28 +126,52 @@ def test_relevance_grows_with_similarity_and_coverage() -> None:
 DOCS: dict[str, list[tuple[str, str, str]]] = {
     # source: [(heading, text, doc_type)]
     "lois/cgct.md": [
-        ("Article L2121-17", "Le conseil municipal ne délibère valablement que lorsque la "
-         "majorité de ses membres en exercice est présente.", "loi"),
-        ("Article L2121-18", "Les séances des conseils municipaux sont publiques. Voir aussi "
-         "l'article L. 2121-17 pour le quorum.", "loi"),
-        ("Article L2121-20", "En application de l'article L. 2121-17, le quorum prévu à "
-         "l'article L2121-17 s'apprécie à l'ouverture de la séance (article L. 2121-17).", "loi"),
+        (
+            "Article L2121-17",
+            "Le conseil municipal ne délibère valablement que lorsque la "
+            "majorité de ses membres en exercice est présente.",
+            "loi",
+        ),
+        (
+            "Article L2121-18",
+            "Les séances des conseils municipaux sont publiques. Voir aussi "
+            "l'article L. 2121-17 pour le quorum.",
+            "loi",
+        ),
+        (
+            "Article L2121-20",
+            "En application de l'article L. 2121-17, le quorum prévu à "
+            "l'article L2121-17 s'apprécie à l'ouverture de la séance (article L. 2121-17).",
+            "loi",
+        ),
         ("Article L2122-7", "Le maire est élu au scrutin secret et à la majorité absolue.", "loi"),
     ],
     "delib/2014-131.pdf": [
-        ("", "Délibération n° 2014/131 : le conseil fixe le nombre des adjoints au maire à "
-         "vingt.", "deliberation"),
+        (
+            "",
+            "Délibération n° 2014/131 : le conseil fixe le nombre des adjoints au maire à vingt.",
+            "deliberation",
+        ),
     ],
     "fiches/buvette.md": [
-        ("Buvette temporaire", "Une association peut ouvrir une buvette temporaire lors d'une "
-         "manifestation, avec l'autorisation du maire, dans la limite de cinq par an.", "fiche"),
-        ("Buvette temporaire", "Les boissons des groupes un et trois seulement peuvent y être "
-         "vendues.", "fiche"),
+        (
+            "Buvette temporaire",
+            "Une association peut ouvrir une buvette temporaire lors d'une "
+            "manifestation, avec l'autorisation du maire, dans la limite de cinq par an.",
+            "fiche",
+        ),
+        (
+            "Buvette temporaire",
+            "Les boissons des groupes un et trois seulement peuvent y être vendues.",
+            "fiche",
+        ),
     ],
 }
 
 
-def _index(settings: Settings, emb: FakeEmbedder, collection: str = "mairie", docs: Any = None) -> Index:
+def _index(
+    settings: Settings, emb: FakeEmbedder, collection: str = "mairie", docs: Any = None
+) -> Index:
     index = build_index(settings)
     index.ensure_collection(collection, embedder=emb.name)
     for source, parts in (docs or DOCS).items():
@@ -153,7 +190,10 @@ def _index(settings: Settings, emb: FakeEmbedder, collection: str = "mairie", do
             )
             for i, (heading, text, doc_type) in enumerate(parts)
         ]
-        chunks = [Chunk(c.id, c.text, {k: v for k, v in c.metadata.items() if v is not None}) for c in chunks]
+        chunks = [
+            Chunk(c.id, c.text, {k: v for k, v in c.metadata.items() if v is not None})
+            for c in chunks
+        ]
         index.replace_document(
             collection, source, "h" * 64, chunks, emb.embed([c.text for c in chunks]), title=source
         )
@@ -163,7 +203,11 @@ def _index(settings: Settings, emb: FakeEmbedder, collection: str = "mairie", do
 @pytest.fixture
 def retriever(settings: Settings) -> Retriever:
     emb = FakeEmbedder()
-    return build_retriever(settings.model_copy(update={"default_collection": "mairie"}), index=_index(settings, emb), embedder=emb)
+    return build_retriever(
+        settings.model_copy(update={"default_collection": "mairie"}),
+        index=_index(settings, emb),
+        embedder=emb,
+    )
 
 
 def test_named_article_comes_first_in_every_spelling(retriever: Retriever) -> None:
@@ -207,9 +251,13 @@ def test_doc_type_filter(retriever: Retriever) -> None:
 def test_collection_filter(settings: Settings) -> None:
     emb = FakeEmbedder()
     index = _index(settings, emb)
-    _index(settings, emb, "urbanisme", {"pc.md": [("", "Le permis de construire du maire", "fiche")]})
+    _index(
+        settings, emb, "urbanisme", {"pc.md": [("", "Le permis de construire du maire", "fiche")]}
+    )
     r = build_retriever(settings, index=index, embedder=emb)
-    assert {h.collection for h in r.search("maire", collections=["urbanisme"], k=5)} == {"urbanisme"}
+    assert {h.collection for h in r.search("maire", collections=["urbanisme"], k=5)} == {
+        "urbanisme"
+    }
     both = {h.collection for h in r.search("maire", collections=["urbanisme", "mairie"], k=10)}
     assert both == {"urbanisme", "mairie"}
 
@@ -233,7 +281,9 @@ def test_relevance_separates_in_and_out_of_corpus(retriever: Retriever) -> None:
 def test_abstain_threshold_setting_overrides_the_default(settings: Settings) -> None:
     emb = FakeEmbedder()
     index = _index(settings, emb)
-    assert build_retriever(settings, index=index, embedder=emb).abstain_threshold == ABSTAIN_THRESHOLD
+    assert (
+        build_retriever(settings, index=index, embedder=emb).abstain_threshold == ABSTAIN_THRESHOLD
+    )
     custom = settings.model_copy(update={"abstain_threshold": 0.9})
     assert build_retriever(custom, index=index, embedder=emb).abstain_threshold == 0.9
 

@@ -1,16 +1,202 @@
-"""CLI: assistant eval / bench (stub until its issue lands)."""
+"""CLI: assistant eval (retrieval and answer evaluation) / bench (stub until its issue lands)."""
 
 from __future__ import annotations
 
-import typer
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, cast
 
-from assistant.cli import app
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from assistant.cli import app, settings_from
+from assistant.errors import AssistantError
+
+console = Console()
+
+
+class EvalUsageError(AssistantError):
+    exit_code = 2
+
+
+def _slug(text: str) -> str:
+    out = "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+    while "--" in out:
+        out = out.replace("--", "-")
+    return out[:50].strip("-") or "eval"
+
+
+def _ingest(folder: Path, collection: str, index: Any, embedder: Any) -> None:
+    from assistant.ingest import sync_folder
+
+    with console.status(f"Indexation de {folder} dans « {collection} »…"):
+        sync_folder(folder, collection, index, embedder)
+
+
+def _metrics_table(title: str, reports: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    table.add_column("mode / mode")
+    table.add_column("groupe / group")
+    table.add_column("n", justify="right")
+    for head in ("rappel@1", "rappel@5", "rappel@10", "MRR"):
+        table.add_column(head, justify="right")
+
+    def row(mode: str, group: str, m: dict[str, Any]) -> None:
+        table.add_row(
+            mode,
+            group,
+            str(m["questions"]),
+            f"{m['recall@1']:.2f}",
+            f"{m['recall@5']:.2f}",
+            f"{m['recall@10']:.2f}",
+            f"{m['mrr']:.3f}",
+        )
+
+    for mode, rep in reports.items():
+        row(mode, "toutes / all", rep)
+        for key, m in rep["by_difficulty"].items():
+            row("", f"difficulté {key}", m)
+        for key, m in rep["by_type"].items():
+            row("", f"type {key}", m)
+    return table
 
 
 @app.command("eval")
-def eval_() -> None:
+def eval_(
+    ctx: typer.Context,
+    questions: Annotated[
+        Path, typer.Argument(help="Questions : JSONL du projet, ou fichier SQuAD (PIAF-ml) .json.")
+    ],
+    corpus: Annotated[
+        Path | None,
+        typer.Option(help="Dossier des documents des questions JSONL (inutile pour SQuAD)."),
+    ] = None,
+    collection: Annotated[
+        str | None, typer.Option(help="Collection à interroger (défaut : dérivée du fichier).")
+    ] = None,
+    ingest: Annotated[
+        bool,
+        typer.Option(
+            "--ingest",
+            help="Indexer le corpus dans un dossier de données temporaire, supprimé ensuite.",
+        ),
+    ] = False,
+    mode: Annotated[str, typer.Option(help="hybrid (défaut), dense ou lexical.")] = "hybrid",
+    compare_modes: Annotated[
+        bool, typer.Option("--compare-modes", help="Mesurer les trois modes côte à côte.")
+    ] = False,
+    answers: Annotated[
+        bool,
+        typer.Option("--answers", help="Rédiger aussi les réponses et vérifier leurs citations."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Sortie JSON.")] = False,
+    limit: Annotated[
+        int | None, typer.Option(help="N'évaluer que les N premières questions.")
+    ] = None,
+) -> None:
     """Évalue la recherche (rappel@k, MRR) et, au besoin, les réponses, sur des questions."""
-    raise typer.Exit(1)
+    from assistant.embeddings import build_embedder
+    from assistant.evaluation import (
+        answer_citation_rate,
+        evaluate,
+        is_squad,
+        load_questions,
+        write_squad_passages,
+    )
+    from assistant.retrieval import MODES, Mode, build_retriever
+    from assistant.store import build_index
+
+    if mode not in MODES:
+        raise EvalUsageError(f"Mode inconnu : {mode}. Choisissez hybrid, dense ou lexical.")
+    squad = is_squad(questions)
+    if not squad and corpus is None:
+        raise EvalUsageError(
+            "Indiquez le dossier des documents avec --corpus DOSSIER (questions JSONL)."
+        )
+    if corpus is not None and not corpus.is_dir():
+        raise EvalUsageError(f"Dossier du corpus introuvable : {corpus}. Vérifiez le chemin.")
+    items = load_questions(questions)
+    if limit:
+        items = items[:limit]
+    name = collection or (
+        "piaf-" + _slug(questions.stem)
+        if squad
+        else "eval-" + _slug(corpus.name if corpus else "corpus")
+    )
+
+    temp_data = Path(tempfile.mkdtemp(prefix="assistant-eval-")) if ingest else None
+    passages_dir: Path | None = None
+    try:
+        settings = settings_from(ctx, data_dir=temp_data) if temp_data else settings_from(ctx)
+        index = build_index(settings)
+        embedder = build_embedder(settings)
+        if squad:
+            passages_dir = Path(tempfile.mkdtemp(prefix="assistant-squad-"))
+            write_squad_passages(questions, passages_dir)
+        folder = passages_dir if squad else corpus
+        assert folder is not None
+        if ingest or not index.has_collection(name):
+            _ingest(folder, name, index, embedder)
+        retriever = build_retriever(settings, index=index, embedder=embedder)
+
+        modes: list[Mode] = list(MODES) if compare_modes else [cast(Mode, mode)]
+        reports: dict[str, dict[str, Any]] = {}
+        for m in modes:
+            report = evaluate(
+                lambda q, m=m: retriever.search(q, collections=[name], k=10, mode=m),  # type: ignore[misc]
+                items,
+                mode=m,
+                corpus=None if squad else corpus,
+            )
+            if answers and m == modes[0]:
+                report.answers = answer_citation_rate(_drafter(settings, name), items)
+            reports[m] = report.as_json()
+    finally:
+        if passages_dir is not None:
+            shutil.rmtree(passages_dir, ignore_errors=True)
+        if temp_data is not None:
+            shutil.rmtree(temp_data, ignore_errors=True)
+
+    if as_json:
+        out: dict[str, Any] = reports if compare_modes else reports[mode]
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    console.print(
+        _metrics_table(f"Évaluation de la recherche — {questions.name} ({name})", reports)
+    )
+    for shown, rep in reports.items():
+        if rep["misses"]:
+            console.print(f"[bold]Manqués (hors des 5 premiers) — mode {shown} :[/]")
+            for miss in rep["misses"]:
+                rank = f"rang {miss['rank']}" if miss["rank"] else "absent du top 10"
+                console.print(
+                    f"  {miss['id']} ({rank}) : {miss['question']}\n"
+                    f"     attendu : {miss['expected']}\n"
+                    f"     obtenu  : {', '.join(miss['top_sources'][:3])}",
+                    highlight=False,
+                )
+        if "answers" in rep:
+            console.print(
+                f"Réponses citant le document attendu : {rep['answers']['cites_expected']:.0%} "
+                f"({rep['answers']['questions']} questions)"
+            )
+
+
+def _drafter(settings: Any, collection: str) -> Any:
+    """A function question -> sources cited by the drafted answer (the drafting service)."""
+    from assistant.drafting import DraftRequest, build_service
+
+    service = build_service(settings)
+
+    def draft_sources(question: str) -> list[str]:
+        request = DraftRequest(request=question, collections=[collection], user="evaluation")
+        draft = service.draft(request)
+        return [c.source for c in draft.citations]
+
+    return draft_sources
 
 
 @app.command()
