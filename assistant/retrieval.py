@@ -49,13 +49,12 @@ _LETTER_WORD = re.compile(r"\b[^\W\d_]+\b")
 # Words of a *question* that say nothing about its topic (interrogatives, modal verbs); they are
 # dropped from the lexical query only (passages keep them). Hand-written: no library of the
 # stack ships French question words. Folded forms.
-QUERY_STOP_WORDS = frozenset(
-    """
+_QUERY_STOP_TEXT = """
     combien comment quand pourquoi quoi lequel laquelle lesquels lesquelles
     peut peuvent pourrait pourraient puis doit doivent devrait devraient faut faudra falloir
-    est-ce existe-t-il t selon ainsi alors exactement notamment cas
-    """.split()
-)
+    t selon ainsi alors exactement notamment cas
+"""
+QUERY_STOP_WORDS = frozenset(_QUERY_STOP_TEXT.split())
 
 
 @runtime_checkable

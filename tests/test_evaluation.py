@@ -211,7 +211,7 @@ def test_eval_command_reports_all_modes_as_json(
     index = build_index(Settings(data_dir=data))
     index.ensure_collection("essai", embedder=emb.name)
     docs = {
-        "quorum.md": "Le conseil municipal ne délibère valablement que si la majorité est présente.",
+        "quorum.md": "Le conseil municipal ne délibère valablement que si la majorité est là.",
         "buvette.md": "Le maire accorde au plus cinq autorisations de buvette temporaire par an.",
     }
     for source, text in docs.items():
