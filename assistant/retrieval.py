@@ -57,6 +57,7 @@ _QUERY_STOP_TEXT = """
 QUERY_STOP_WORDS = frozenset(_QUERY_STOP_TEXT.split())
 
 
+
 @runtime_checkable
 class SearchIndex(Protocol):
     """What retrieval needs from the index (implemented by :class:`assistant.store.Index`)."""
@@ -193,7 +194,10 @@ class QueryAnalysis:
 
 
 def lexical_query(text: str) -> str:
-    """The question without its question words (see :data:`QUERY_STOP_WORDS`)."""
+    """The question without its question words (see :data:`QUERY_STOP_WORDS`).
+
+    (Measured and dropped: expanding acronyms such as CGCT into their long form added generic
+    terms that pushed the right passage down.)"""
 
     def drop(match: re.Match[str]) -> str:
         return " " if fold(match.group(0)) in QUERY_STOP_WORDS else match.group(0)
@@ -201,13 +205,28 @@ def lexical_query(text: str) -> str:
     return _LETTER_WORD.sub(drop, text)
 
 
+def reference_variants(token: str) -> list[str]:
+    """The token, and for an article number typed without its code prefix ("article 2121-17",
+    token ``2121x17``) the prefixed forms a code article can take (``l2121x17``, ``r2121x17``,
+    ``d2121x17``). Years ("2014-131" is a deliberation number) get no prefix."""
+    first = token.split("x", 1)[0]
+    if first.isdigit() and "x" in token and 3 <= len(first) <= 4 and not 1900 <= int(first) <= 2099:
+        return [token, *(p + token for p in ("l", "r", "d"))]
+    return [token]
+
+
 def analyse_query(text: str) -> QueryAnalysis:
+    lexical = lexical_query(text)
     seen: dict[str, None] = {}
-    for term in lexical_terms(lexical_query(text)):
+    for term in lexical_terms(lexical):
         seen.setdefault(term, None)
     terms = tuple(seen)
-    refs = tuple(t for t in terms if _REFERENCE.match(t) and any(c.isdigit() for c in t))
-    return QueryAnalysis(text=text, lexical=lexical_query(text), terms=terms, references=refs)
+    refs: dict[str, None] = {}
+    for term in terms:
+        if _REFERENCE.match(term) and any(c.isdigit() for c in term):
+            for variant in reference_variants(term):
+                refs.setdefault(variant, None)
+    return QueryAnalysis(text=text, lexical=lexical, terms=terms, references=tuple(refs))
 
 
 @dataclass

@@ -319,3 +319,10 @@ def test_reranker_reorders_the_head(settings: Settings) -> None:
 def test_empty_query_returns_nothing(retriever: Retriever) -> None:
     assert retriever.search("   ") == []
     assert retriever.relevance([]) == 0.0
+
+
+def test_article_number_without_code_prefix_finds_the_article(retriever: Retriever) -> None:
+    assert "l2121x17" in analyse_query("article 2121-17").references
+    assert analyse_query("délibération 2014-131").references == ("2014x131",)  # a year: no prefix
+    hits = retriever.search("Que prévoit l'article 2121-17 ?", k=2)
+    assert hits[0].heading == "Article L2121-17"
