@@ -558,7 +558,7 @@ def draft_to_docx(
             fmt.space_after = Pt(4)
         elif block.kind == "annex_excerpt":
             fmt.left_indent = Cm(0.8)
-    doc.save(target)
+    doc.save(str(target) if isinstance(target, Path) else target)
 
 
 # --- ODT ----------------------------------------------------------------------------------------

@@ -158,6 +158,7 @@ class FakeDraftingService(DraftingService):
         answer_for: Callable[[DraftRequest], str] | None = None,
         queue: tuple[int, ...] = (),
         delay: float = 0.0,
+        queue_delay: float | None = None,
         model: str = "fake-model",
     ) -> None:
         if templates is None:
@@ -169,6 +170,7 @@ class FakeDraftingService(DraftingService):
         self.answer_for = answer_for or self.canned_answer
         self.queue = queue
         self.delay = delay
+        self.queue_delay = delay if queue_delay is None else queue_delay
         self.model = model
         self.requests: list[DraftRequest] = []
         self.closed = 0  # streams closed before their end (stop button)
@@ -190,7 +192,7 @@ class FakeDraftingService(DraftingService):
         try:
             for position in self.queue:
                 yield DraftEvent("queue", position=position)
-                time.sleep(self.delay)
+                time.sleep(self.queue_delay)
             yield DraftEvent("status", text="Recherche dans les documents…")
             yield DraftEvent("sources", sources=list(self.sources))
             answer = self.answer_for(request)

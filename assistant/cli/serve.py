@@ -1,13 +1,68 @@
-"""CLI: assistant serve (stub until its issue lands)."""
+"""CLI: ``assistant serve`` — the agents' web page (Gradio), on 127.0.0.1:7860 by default.
+
+Listening beyond the machine (``--host 0.0.0.0``) is refused unless accounts are configured
+(``auth_file``: lines ``utilisateur:mot_de_passe``); there is no public share link.
+"""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
+from typing import Annotated
 
-from assistant.cli import app
+import typer
+from rich.console import Console
+
+from assistant.cli import app, settings_from
+
+console = Console(stderr=True, highlight=False)
 
 
 @app.command()
-def serve() -> None:
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Adresse d'écoute (ASSISTANT_HOST, défaut 127.0.0.1). Au-delà de la machine, "
+            "un fichier de comptes est exigé (--auth-file)."
+        ),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port d'écoute (ASSISTANT_PORT, défaut 7860).")
+    ] = None,
+    auth_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Fichier de comptes, une ligne « utilisateur:mot_de_passe » par agent "
+            "(ASSISTANT_AUTH_FILE)."
+        ),
+    ] = None,
+) -> None:
     """Démarre l'interface web des agents (Gradio)."""
-    raise typer.Exit(1)
+    settings = settings_from(ctx, host=host, port=port, auth_file=auth_file)
+    # Imported here: Gradio and the models are heavy, other commands need neither.
+    from assistant.drafting import build_service
+    from assistant.ui.app import DocumentFiles, check_exposure, launch_ui
+
+    auth = check_exposure(settings)  # refuse an open network address before loading anything
+    console.print("Chargement du modèle et de l'index…")
+    service = build_service(settings)
+    index = getattr(service.retriever, "index", None)
+    if index is not None:
+        files = DocumentFiles.from_index(index)
+
+        def collections() -> list[str]:
+            return [c.name for c in index.collections()]
+    else:  # pragma: no cover - build_service always opens the index for serving
+        files = DocumentFiles(dict)
+
+        def collections() -> list[str]:
+            return [settings.default_collection]
+
+    shown = "localhost" if settings.host in ("127.0.0.1", "::1") else settings.host
+    console.print(
+        f"Interface des agents : http://{shown}:{settings.port}/"
+        + (f" ({len(auth)} compte(s))" if auth else " (accès local uniquement)")
+        + " — Ctrl+C pour arrêter."
+    )
+    launch_ui(service, settings, files=files, collections=collections, feedback=service.audit)

@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 APP_TITLE = "Assistant de rédaction"
+NO_COLLECTION = (
+    "Aucune collection de documents n'est indexée : le service informatique doit lancer "
+    "« assistant ingest <dossier> » avant de rédiger."
+)
+MULTILINE_FIELDS = ("destinataire", "expediteur", "usager", "signataire")
 RATINGS = {"👍 Utile": 1, "👎 Pas utile": -1}
 
 
@@ -53,6 +58,9 @@ class TemplateLike(Protocol):
 
     @property
     def fields(self) -> Iterable[TemplateFieldLike]: ...
+
+
+Collections = list[str] | Callable[[], list[str]]
 
 
 class FeedbackSink(Protocol):
@@ -115,6 +123,55 @@ def _gradio_user(app: FastAPI, request: Request) -> str | None:
         if user:
             return str(user)
     return None
+
+
+class StripForeignUrls:
+    """ASGI middleware for the page's HTML: removes the social-preview tags Gradio's template
+    carries (og:/twitter: images hosted on GitHub, which a link preview would fetch) and the
+    example URLs of its API docs, so that the page names no host but this server.
+
+    Hand-written because Gradio offers no switch for its template's meta tags. The request's
+    Accept-Encoding is dropped so that the body can be rewritten uncompressed.
+    """
+
+    _META = re.compile(rb"<meta\s+(?:property|name)=\"(?:og|twitter):[^\"]*\"[^>]*>\s*", re.S)
+    _EXAMPLES = re.compile(rb"https://github\.com/gradio-app/gradio/raw/main/test/test_files/")
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") != "GET" or scope["path"] != "/":
+            await self.app(scope, receive, send)
+            return
+        scope = dict(scope)
+        scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != b"accept-encoding"]
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = b"".join(chunks)
+            headers = list(start.get("headers", []))
+            is_html = any(
+                k.lower() == b"content-type" and b"text/html" in v.lower() for k, v in headers
+            )
+            if is_html:
+                body = self._EXAMPLES.sub(b"", self._META.sub(b"", body))
+                headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
+                headers.append((b"content-length", str(len(body)).encode()))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, capture)
 
 
 # --- authentication -------------------------------------------------------------------------------
@@ -210,15 +267,25 @@ def build_ui(
     service: DraftingService,
     settings: Settings,
     *,
-    collections: list[str] | None = None,
+    collections: Collections | None = None,
     feedback: FeedbackSink | None = None,
 ) -> gr.Blocks:
-    """The agents' page. ``collections`` are offered as checkboxes (default: the settings'
-    default collection); ``feedback`` receives thumbs up/down (default: ``service.audit``)."""
+    """The agents' page. ``collections`` (a list, or a function re-read at each page load so
+    that a new ingestion shows up) are offered as checkboxes (default: the settings' default
+    collection); ``feedback`` receives thumbs up/down (default: ``service.audit``)."""
     templates = _templates(service)
     by_name = {t.name: t for t in templates}
     sink: FeedbackSink | None = feedback or getattr(service, "audit", None)
-    choices = collections if collections is not None else [settings.default_collection]
+
+    def list_collections() -> list[str]:
+        if collections is None:
+            return [settings.default_collection]
+        return list(collections()) if callable(collections) else list(collections)
+
+    def default_choice(names: list[str]) -> list[str]:
+        return [c for c in names if c == settings.default_collection] or names[:1]
+
+    choices = list_collections()
     default_type = "courrier" if "courrier" in by_name else templates[0].name
     stops: dict[str, threading.Event] = {}
     durations = _Durations()
@@ -246,19 +313,23 @@ def build_ui(
                 groups: dict[str, gr.Group] = {}
                 for template in templates:
                     with gr.Group(visible=template.name == default_type) as group:
-                        for f in template.fields:
-                            box = gr.Textbox(
-                                label=f.label + (" (obligatoire)" if f.required else ""),
-                                placeholder=f.placeholder,
-                                lines=2 if f.name in ("destinataire", "expediteur") else 1,
-                                max_lines=4,
-                                elem_id=f"champ-{template.name}-{f.name}",
-                            )
-                            field_boxes.append((template.name, f.name, box))
+                        fields = list(template.fields)
+                        # Two fields a row: the whole form and the draft fit on one screen.
+                        for start in range(0, len(fields), 2):
+                            with gr.Row(equal_height=True):
+                                for f in fields[start : start + 2]:
+                                    box = gr.Textbox(
+                                        label=f.label + (" (obligatoire)" if f.required else ""),
+                                        placeholder=f.placeholder,
+                                        lines=2 if f.name in MULTILINE_FIELDS else 1,
+                                        max_lines=4,
+                                        elem_id=f"champ-{template.name}-{f.name}",
+                                    )
+                                    field_boxes.append((template.name, f.name, box))
                     groups[template.name] = group
                 sources_choice = gr.CheckboxGroup(
                     choices=choices,
-                    value=[c for c in choices if c == settings.default_collection] or choices[:1],
+                    value=default_choice(choices),
                     label="Collections de documents consultées",
                     elem_id="collections",
                 )
@@ -266,7 +337,7 @@ def build_ui(
                     label="Votre demande",
                     placeholder="Ex. : répondre à Mme Martin qui demande les horaires d'ouverture "
                     "de la déchetterie et les pièces à fournir pour une carte d'accès.",
-                    lines=4,
+                    lines=3,
                     elem_id="demande",
                 )
                 with gr.Row():
@@ -277,7 +348,10 @@ def build_ui(
                         interactive=False,
                         elem_id="btn-arreter",
                     )
-                status = gr.HTML(render.status_html(""), elem_id="statut")
+                status = gr.HTML(
+                    render.status_html("" if choices else NO_COLLECTION, "error"),
+                    elem_id="statut",
+                )
                 with gr.Tabs(elem_id="onglets-brouillon"):
                     with gr.Tab("Brouillon", id="lecture", elem_id="onglet-lecture"):
                         preview = gr.HTML(render.answer_html("", []), elem_id="brouillon")
@@ -542,7 +616,10 @@ def build_ui(
         every = [
             status, preview, editor, sources_panel, session, history, export_file, *busy_outputs,
         ]  # fmt: skip
-        common = {"show_progress": "hidden", "concurrency_limit": settings.max_queue + 1}
+        common: dict[str, Any] = {
+            "show_progress": "hidden",
+            "concurrency_limit": settings.max_queue + 1,
+        }
         ev_draft = draft_btn.click(
             start, [doc_type, sources_choice, request_box, session, *boxes], every, **common
         )
@@ -631,6 +708,18 @@ def build_ui(
         history.input(
             restore, [history, session], [preview, editor, sources_panel, status, session]
         )
+
+        def refresh_collections() -> dict[Any, Any]:
+            names = list_collections()
+            update: dict[Any, Any] = {
+                sources_choice: gr.update(choices=names, value=default_choice(names))
+            }
+            if not names:
+                update[status] = render.status_html(NO_COLLECTION, "error")
+            return update
+
+        if callable(collections):
+            ui.load(refresh_collections, None, [sources_choice, status], show_progress="hidden")
     return ui
 
 
@@ -721,12 +810,13 @@ def build_app(
     settings: Settings,
     *,
     files: DocumentFiles,
-    collections: list[str] | None = None,
+    collections: Collections | None = None,
     feedback: FeedbackSink | None = None,
     auth: list[tuple[str, str]] | None = None,
 ) -> FastAPI:
     """FastAPI app: ``/fichiers/<collection>/<source>`` plus the Gradio page mounted at ``/``."""
     app = FastAPI(title=APP_TITLE, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(StripForeignUrls)
 
     @app.get("/fichiers/{collection}/{source:path}", include_in_schema=False)
     def original_document(collection: str, source: str, request: Request) -> FileResponse:
@@ -782,7 +872,7 @@ def launch_ui(
     settings: Settings,
     *,
     files: DocumentFiles,
-    collections: list[str] | None = None,
+    collections: Collections | None = None,
     feedback: FeedbackSink | None = None,
 ) -> None:
     """Serve the page until interrupted (uvicorn, host and port from the settings)."""

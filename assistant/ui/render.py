@@ -104,8 +104,8 @@ def sources_html(
         )
     if others:
         parts.append(
-            f'<details class="src-others"><summary>Autres passages consultés, non cités '
-            f"({len(others)})</summary>"
+            f'<details class="src-others"{"" if used else " open"}><summary>'
+            f"Autres passages consultés, non cités ({len(others)})</summary>"
         )
         parts.extend(source_card(c, query=query, cited=False) for c in others)
         parts.append("</details>")

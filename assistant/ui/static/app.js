@@ -24,6 +24,33 @@
     if (showSource(link.getAttribute("data-source"))) { event.preventDefault(); }
   });
 
+  /* Gradio draws the label of a checkbox or radio group as a plain <span>: give each group
+     role="group" and aria-labelledby so that screen readers announce it (RGAA 11.5). */
+  var counter = 0;
+  function labelGroups() {
+    var groups = Array.prototype.slice.call(
+      document.querySelectorAll('[data-testid="checkbox-group"]'));
+    document.querySelectorAll('input[type="radio"]').forEach(function (input) {
+      var wrap = input.closest(".wrap");
+      if (wrap && groups.indexOf(wrap) < 0) { wrap.dataset.radios = "1"; groups.push(wrap); }
+    });
+    groups.forEach(function (group) {
+        if (group.hasAttribute("aria-labelledby")) { return; }
+        var block = group.closest(".block") || group.parentElement;
+        var label = block && block.querySelector('[data-testid="block-info"]');
+        if (!label) { return; }
+        if (!label.id) { counter += 1; label.id = "groupe-libelle-" + counter; }
+        group.setAttribute("role", group.dataset.radios ? "radiogroup" : "group");
+        group.setAttribute("aria-labelledby", label.id);
+    });
+  }
+  var pending = false;
+  new MutationObserver(function () {
+    if (pending) { return; }
+    pending = true;
+    window.requestAnimationFrame(function () { pending = false; labelGroups(); });
+  }).observe(document.documentElement, { childList: true, subtree: true });
+
   /* Clipboard: the async API needs a secure context (https or localhost); on a plain-http
      intranet address fall back to a hidden textarea and execCommand("copy"). */
   function fallbackCopy(text) {
