@@ -457,6 +457,8 @@ def document_title(draft: Draft) -> str:
     return f"{kind} — {subject}" if subject else kind
 
 
+GROUPED = ("subject", "references", "visa", "considerant", "sender", "place_date")
+
 # --- plain text ---------------------------------------------------------------------------------
 
 
@@ -514,7 +516,12 @@ def draft_to_docx(
         run.font.color.rgb = RGBColor(0x3A, 0x3A, 0x3A)
 
     annex_started = False
+    previous = ""
     for block in layout(draft, today=today):
+        # A blank line's worth of space where the kind of content changes (after the objet,
+        # between the visas and the considérants...), as in a typed act or letter.
+        gap = previous != block.kind and previous in GROUPED
+        previous = block.kind
         if block.kind == "annex_title" and not annex_started:
             doc.add_page_break()
             annex_started = True
@@ -523,6 +530,9 @@ def draft_to_docx(
             continue
         if block.kind in ("heading", "annex_title"):
             para = doc.add_heading(block.text, level=2 if block.kind == "heading" else 1)
+            for run in para.runs:  # Word's default heading blue and font clash with the page
+                run.font.name = "Arial"
+                run.font.color.rgb = RGBColor(0x00, 0x00, 0x91)
             continue
         para = doc.add_paragraph()
         lines = block.text.split("\n")
@@ -538,6 +548,8 @@ def draft_to_docx(
                 run.italic = True
                 run.font.size = Pt(9)
         fmt = para.paragraph_format
+        if gap:
+            fmt.space_before = Pt(12)
         if block.kind in ("title", "decision"):
             para.alignment = WD_ALIGN_PARAGRAPH.CENTER
             fmt.space_before = Pt(12)

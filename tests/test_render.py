@@ -157,3 +157,15 @@ def test_exposure_needs_auth_beyond_loopback(tmp_path: Path, settings) -> None: 
     auth.write_text("sans-separateur\n")
     with pytest.raises(ConfigError, match="ligne 1"):
         read_auth_file(auth)
+
+
+def test_serve_refuses_open_address_without_accounts(
+    settings, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    from assistant.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data-dir", str(settings.data_dir), "serve", "--host", "0.0.0.0"])
+    assert exit_info.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "0.0.0.0" in err and "auth_file" in err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -414,6 +415,8 @@ def test_real_courrier_with_smollm(
     odt_path = download(page, "#btn-odt", tmp_path)
     odt = [teletype.extractText(p) for p in load_odt(str(odt_path)).text.getElementsByType(P)]
     assert "Objet : Délais de réponse de la mairie" in odt
-    if os.environ.get("UI_SCREENSHOT_DIR"):
-        (shots / "brouillon-courrier.docx").write_bytes(docx_path.read_bytes())
+    if os.environ.get("UI_SCREENSHOT_DIR"):  # to render it as an image (libreoffice, pdftoppm)
+        (Path(tempfile.gettempdir()) / "brouillon-courrier.docx").write_bytes(
+            docx_path.read_bytes()
+        )
     assert browser.foreign(served.origin) == []

@@ -315,9 +315,9 @@ def build_ui(
                     with gr.Group(visible=template.name == default_type) as group:
                         fields = list(template.fields)
                         # Two fields a row: the whole form and the draft fit on one screen.
-                        for start in range(0, len(fields), 2):
+                        for i in range(0, len(fields), 2):
                             with gr.Row(equal_height=True):
-                                for f in fields[start : start + 2]:
+                                for f in fields[i : i + 2]:
                                     box = gr.Textbox(
                                         label=f.label + (" (obligatoire)" if f.required else ""),
                                         placeholder=f.placeholder,
