@@ -813,7 +813,7 @@ class DraftingService:
 # --- factory ------------------------------------------------------------------------------------
 
 
-def enable_prompt_cache(chat_model: ChatModel, capacity_bytes: int = 2 << 30) -> bool:
+def enable_prompt_cache(chat_model: ChatModel, capacity_bytes: int = 1 << 30) -> bool:
     """Give an in-process llama.cpp model a RAM cache of evaluated prompt states.
 
     llama.cpp already reuses the longest common prefix with the *previous* request; the cache
