@@ -169,3 +169,25 @@ def test_serve_refuses_open_address_without_accounts(
     assert exit_info.value.code == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "0.0.0.0" in err and "auth_file" in err
+
+
+def test_original_documents_need_login_when_accounts_exist(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from assistant.ui.app import build_app
+    from tests.fakes import FakeDraftingService
+
+    (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4 test")
+    files = DocumentFiles(lambda: {"exemple": tmp_path}, lambda _c: ["a.pdf"])
+    app = build_app(
+        FakeDraftingService([]), settings, files=files, collections=["exemple"],
+        auth=[("marie", "secret")],
+    )  # fmt: skip
+    with TestClient(app) as client:
+        assert client.get("/fichiers/exemple/a.pdf").status_code == 401
+        assert (
+            client.post("/login", data={"username": "marie", "password": "faux"}).status_code == 400
+        )
+        assert client.post("/login", data={"username": "marie", "password": "secret"}).is_success
+        opened = client.get("/fichiers/exemple/a.pdf")
+        assert opened.status_code == 200 and opened.content.startswith(b"%PDF")
