@@ -45,6 +45,18 @@ _LEGAL = re.compile(
 # "n°", where "n° 2014 / 131" is common; elsewhere "2 - 3" stays two numbers).
 _NUMBERED = re.compile(rf"(?:\b[nN]\s*[°º]\s*)\d+(?:\s*{_SEP}\s*\d+)+\b|\b\d+(?:{_SEP}\d+)+\b")
 _NUMBER_SIGN = re.compile(r"^[nN]\s*[°º]\s*")
+# Dates, whatever the spelling, become one token yyyyxmmxdd ("24 avril 2014", "24/04/2014",
+# "2014-04-24" -> 2014x04x24); the month name is kept as a word ("avril 2014" still matches).
+_MONTHS = {
+    "janvier": 1, "fevrier": 2, "février": 2, "mars": 3, "avril": 4, "mai": 5, "juin": 6,
+    "juillet": 7, "aout": 8, "août": 8, "septembre": 9, "octobre": 10, "novembre": 11,
+    "decembre": 12, "décembre": 12,
+}
+_DATE_LONG = re.compile(
+    r"\b(?P<d>1er|\d{1,2})\s+(?P<m>" + "|".join(_MONTHS) + r")\s+(?P<y>\d{4})\b", re.IGNORECASE
+)
+_DATE_DMY = re.compile(r"\b(?P<d>\d{1,2})[-/.](?P<m>\d{1,2})[-/.](?P<y>\d{4})\b")
+_DATE_YMD = re.compile(r"\b(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b")
 _SPLIT_SEP = re.compile(rf"\s*{_SEP}\s*")
 _WORD = re.compile(r"[a-z0-9]+")
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss"})
@@ -90,9 +102,22 @@ def _numbered_token(match: re.Match[str]) -> str:
     return " " + "x".join(_SPLIT_SEP.split(number)) + " "
 
 
+def _date_token(match: re.Match[str]) -> str:
+    day = 1 if match.group("d").lower() == "1er" else int(match.group("d"))
+    month_text = match.group("m")
+    month = int(month_text) if month_text.isdigit() else _MONTHS[month_text.lower()]
+    year = int(match.group("y"))
+    if not (1800 <= year <= 2199 and 1 <= month <= 12 and 1 <= day <= 31):
+        return match.group(0)  # not a date ("L. 2121-10-1" is handled before, as an article)
+    word = "" if month_text.isdigit() else f" {month_text}"
+    return f" {year:04d}x{month:02d}x{day:02d}{word} "
+
+
 def _references(text: str) -> str:
     """Rewrite references into single tokens (before folding: 'A' is only an article in caps)."""
     text = _LEGAL.sub(_legal_token, text)
+    for date in (_DATE_LONG, _DATE_DMY, _DATE_YMD):
+        text = date.sub(_date_token, text)
     return _NUMBERED.sub(_numbered_token, text)
 
 

@@ -74,3 +74,19 @@ def test_match_query_finds_reference_written_differently() -> None:
 
 def test_match_query_is_empty_without_terms() -> None:
     assert match_query("le la les de ?!") == ""
+
+
+@pytest.mark.parametrize(
+    "text", ["24 avril 2014", "24/04/2014", "2014-04-24", "24.04.2014", "24-4-2014", "24 AVRIL 2014"]
+)
+def test_date_spellings_share_one_token(text: str) -> None:
+    assert "2014x04x24" in lexical_terms(text)
+
+
+def test_dates_keep_month_day_one_and_parts() -> None:
+    assert lexical_terms("le 1er février 2015") == ["2015x02x01", "fevri"]
+    assert index_text("séance du 24/04/2014").split()[-4:] == ["2014x04x24", "2014", "04", "24"]
+    # not dates: a deliberation number, an impossible month, an article with three parts
+    assert "2014x131" in lexical_terms("n° 2014-131")
+    assert "2014x13x40" in lexical_terms("2014-13-40")
+    assert lexical_terms("L. 2121-10-1") == ["l2121x10x1"]
