@@ -77,7 +77,8 @@ def test_match_query_is_empty_without_terms() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["24 avril 2014", "24/04/2014", "2014-04-24", "24.04.2014", "24-4-2014", "24 AVRIL 2014"]
+    "text",
+    ["24 avril 2014", "24/04/2014", "2014-04-24", "24.04.2014", "24-4-2014", "24 AVRIL 2014"],
 )
 def test_date_spellings_share_one_token(text: str) -> None:
     assert "2014x04x24" in lexical_terms(text)
