@@ -6,6 +6,7 @@ Set before chromadb, gradio or any tokenizer library is imported. Tests prove it
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
 OFFLINE_ENV = {
@@ -30,9 +31,18 @@ def enforce_offline_env() -> None:
         os.environ[key] = value
 
 
-LOOPBACK_PREFIXES = ("127.", "::1", "localhost", "0:0:0:0:0:0:0:1")
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
 def is_loopback(host: str) -> bool:
-    host = host.strip("[]").lower()
-    return host.startswith(LOOPBACK_PREFIXES) or host in {"", "localhost"}
+    """Whether listening on ``host`` keeps the server on this machine.
+
+    Exact checks, no prefixes: "localhost.example.org" or "127.0.0.1.nip.io" are names that
+    resolve anywhere, and "" means every interface to asyncio/uvicorn."""
+    host = host.strip().strip("[]").lower()
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False

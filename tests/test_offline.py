@@ -578,3 +578,27 @@ sin_addr=inet_addr("0.0.0.0")}, 16) = 1
     expected = ("127.0.0.53", "192.0.2.1", "2001:db8::1")  # DNS, IPv4, IPv6; not loopback
     assert len(flagged) == len(expected), flagged
     assert all(address in line for address, line in zip(expected, flagged, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("host", "local"),
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("LOCALHOST", True),
+        ("", False),  # every interface for uvicorn
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.10", False),
+        ("localhost.example.org", False),  # a name that resolves anywhere
+        ("127.0.0.1.nip.io", False),
+        ("::1abc", False),
+    ],
+)
+def test_is_loopback_is_exact(host: str, local: bool) -> None:
+    from assistant.offline import is_loopback
+
+    assert is_loopback(host) is local
