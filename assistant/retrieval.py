@@ -30,7 +30,12 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from assistant.config import Settings
 from assistant.embeddings import Embedder, Vector
-from assistant.errors import AssistantError, ModelNotFoundError, StoreError
+from assistant.errors import (
+    AssistantError,
+    CollectionNotFoundError,
+    ModelNotFoundError,
+    StoreError,
+)
 from assistant.schema import Hit
 from assistant.textnorm import fold, lexical_terms
 
@@ -431,6 +436,7 @@ class Retriever:
         if not query or k <= 0:
             return []
         cols = list(collections) if collections else list(self.default_collections)
+        self._check_collections(cols)
         where = _doc_type_filter(doc_types)
         analysis = analyse_query(query)
         cfg = self.config
@@ -496,6 +502,17 @@ class Retriever:
                 relevance_of(cos if isinstance(cos, float) else None, cov), 4
             )
         return hits
+
+    def _check_collections(self, cols: list[str]) -> None:
+        has = getattr(self.index, "has_collection", None)
+        if has is None:
+            return
+        missing = [c for c in cols if not has(c)]
+        if missing:
+            raise CollectionNotFoundError(
+                f"Collection inconnue : {', '.join(missing)}. Listez-les avec « assistant ingest "
+                "--list » ou créez-la avec « assistant ingest DOSSIER --collection NOM »."
+            )
 
     def relevance(self, hits: Sequence[Hit]) -> float:
         """How well the best of ``hits`` answers the question, in [0, 1] (0 when none)."""

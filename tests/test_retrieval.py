@@ -326,3 +326,10 @@ def test_article_number_without_code_prefix_finds_the_article(retriever: Retriev
     assert analyse_query("délibération 2014-131").references == ("2014x131",)  # a year: no prefix
     hits = retriever.search("Que prévoit l'article 2121-17 ?", k=2)
     assert hits[0].heading == "Article L2121-17"
+
+
+def test_unknown_collection_is_refused_with_the_fix(retriever: Retriever) -> None:
+    from assistant.errors import CollectionNotFoundError
+
+    with pytest.raises(CollectionNotFoundError, match="assistant ingest"):
+        retriever.search("maire", collections=["inconnue"])

@@ -10,6 +10,7 @@ run goes on from there.
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import threading
@@ -38,6 +39,7 @@ from assistant.embeddings import Embedder, build_embedder
 from assistant.errors import AssistantError
 from assistant.ingest import IngestReport, sync_folder
 from assistant.ingest import Progress as SyncProgress
+from assistant.retrieval import build_retriever
 from assistant.schema import Hit
 from assistant.store import Index, build_index
 
@@ -255,6 +257,9 @@ def ingest(
             "(ou --list, --remove NOM)."
         )
     name = collection or settings.default_collection
+    # pypdf logs recoverable oddities of real PDFs ("Ignoring wrong pointing object"): noise
+    # for the person running the sync; real failures are in the report.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     index = build_index(settings)
     embedder = _LazyEmbedder(settings)
     with _graceful_stop() as stop, _Bar(enabled=not as_json and err_console.is_terminal) as bar:
@@ -397,8 +402,9 @@ def search(
         raise IngestUsageError(f"Mode inconnu : {mode}. Choisissez hybrid, dense ou lexical.")
     settings = settings_from(ctx)
     collections = collection or [settings.default_collection]
-    # The one line the retrieval layer replaces: build_retriever(settings).search(...)
-    hits = basic_search(settings, query, collections, k, mode)  # type: ignore[arg-type]
+    hits = build_retriever(settings, embedder=_LazyEmbedder(settings)).search(
+        query, collections, k=k, mode=mode  # type: ignore[arg-type]
+    )
     if as_json:
         print(json.dumps(_search_json(hits), ensure_ascii=False, indent=2))
         return
