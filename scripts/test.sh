@@ -18,13 +18,20 @@ echo "==> Installation des dépendances (llama-cpp-python se compile la premièr
 python -m pip install --quiet --upgrade pip
 python -m pip install --quiet -e ".[dev]"
 
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian packages for the browser tests (chromium) and the air-gap proof (strace traces native
+# code's connects; unshare/ip come with util-linux/iproute2).
+missing=""
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v strace >/dev/null 2>&1 || missing="$missing strace"
+command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+if [ -n "$missing" ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-        echo "==> Installation de Chromium (tests du navigateur)"
+        echo "==> Installation de :$missing"
         apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        # shellcheck disable=SC2086
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
     else
-        echo "!! Chromium absent et pas de droits root : les tests du navigateur seront ignorés."
+        echo "!! Absents et pas de droits root :$missing (les tests qui en dépendent seront ignorés)."
     fi
 fi
 
