@@ -13,6 +13,10 @@
   a file that cannot even be opened keeps it (a locked file on a share is not a deletion).
 - Half-written documents from a crash are repaired first (see :meth:`Index.repair`).
 - Embeddings are computed for several documents per call (``batch_size`` chunks).
+- Loading and embedding run one after the other, not in parallel threads: llama.cpp already
+  uses every core, and its OpenMP threads slow down sharply when another busy thread takes a
+  core (measured on 2 cores with competing load: 133 tokens/s with 2 threads against 320 with
+  1), for a gain bounded by the ~10 % of the time that extraction takes.
 - ``stop()`` is polled between documents: the documents already loaded are finished, then the
   sync returns with ``interrupted=True``.
 """
@@ -28,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.chunking import chunk_document
 from assistant.embeddings import Embedder
 from assistant.errors import AssistantError, DocumentError, StoreError
 from assistant.loaders import is_supported, load_document
@@ -123,6 +126,14 @@ class _Ready:
     work: _Work
     doc: LoadedDocument
     chunks: list[Chunk]
+
+
+def chunk_document(doc: LoadedDocument, collection: str) -> list[Chunk]:
+    """:func:`assistant.chunking.chunk_document`, imported on first use: it pulls in LangChain
+    (~0.2 s), which a sync with nothing to index does not need."""
+    from assistant.chunking import chunk_document as chunk
+
+    return chunk(doc, collection)
 
 
 def file_sha256(path: Path) -> str:
@@ -323,7 +334,6 @@ class _Syncer:
                 "erreur",
             )
             return None
-        doc.content_hash = item.doc_hash  # the hash the plan compared (same bytes, same value)
         return _Ready(item, doc, chunks)
 
     def _record_bad(self, item: _Work, reason: str, kind: str) -> None:
@@ -376,7 +386,7 @@ class _Syncer:
             self.index.replace_document(
                 self.collection,
                 entry.source,
-                r.work.doc_hash,
+                r.doc.content_hash,  # the bytes actually read (the file may change meanwhile)
                 r.chunks,
                 vectors,
                 title=r.doc.title,

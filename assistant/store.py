@@ -22,7 +22,7 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -218,8 +218,17 @@ class Index:
     or injected by tests); ``lexical_path`` the SQLite file of the manifest and FTS5 index.
     """
 
-    def __init__(self, client: Any, lexical_path: Path) -> None:
-        self._client = client
+    def __init__(
+        self,
+        client: Any,
+        lexical_path: Path,
+        *,
+        client_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        # Chroma is opened on first use (``client_factory``): importing chromadb costs ~0.7 s,
+        # which a sync with nothing to do, a listing or a lexical search never pay.
+        self._client_obj = client
+        self._client_factory = client_factory
         lexical_path.parent.mkdir(parents=True, exist_ok=True)
         self.lexical_path = lexical_path
         # One connection guarded by a lock: the UI calls from several threads.
@@ -239,6 +248,15 @@ class Index:
         self._chroma_cols: dict[str, Any] = {}
 
     # --- plumbing ---------------------------------------------------------------------------
+    @property
+    def _client(self) -> Any:
+        with self._lock:
+            if self._client_obj is None:
+                if self._client_factory is None:
+                    raise StoreError("Aucune base Chroma configurée (erreur interne).")
+                self._client_obj = self._client_factory()
+            return self._client_obj
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -307,7 +325,6 @@ class Index:
                     "WHERE name = ?",
                     (embedder, folder, name),
                 )
-        self._chroma(name, create=True)
         return True
 
     def collection_embedder(self, name: str) -> str | None:
@@ -570,8 +587,8 @@ class Index:
         repaired = self.pending(collection)
         for source in repaired:
             self.remove_document(collection, source)
-        col = self._chroma(collection)
-        if col is not None and repaired:
+        col = self._chroma(collection) if repaired else None
+        if col is not None:
             self._drop_orphan_vectors(collection, col)
         return repaired
 
@@ -748,5 +765,5 @@ def build_chroma_client(settings: Settings) -> Any:
 def build_index(settings: Settings, client: Any | None = None) -> Index:
     """The one factory of the index (a ready Chroma client may be injected)."""
     return Index(
-        client if client is not None else build_chroma_client(settings), settings.lexical_path
+        client, settings.lexical_path, client_factory=lambda: build_chroma_client(settings)
     )

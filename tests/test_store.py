@@ -188,7 +188,7 @@ def test_other_embedder_is_refused_and_names_are_checked(index: Index) -> None:
 
 
 def test_chroma_never_gets_a_default_embedder(index: Index) -> None:
-    col = index._chroma("mairie")
+    col = index._chroma("mairie", create=True)
     assert col._embedding_function is None
 
 
