@@ -62,7 +62,6 @@ _QUERY_STOP_TEXT = """
 QUERY_STOP_WORDS = frozenset(_QUERY_STOP_TEXT.split())
 
 
-
 @runtime_checkable
 class SearchIndex(Protocol):
     """What retrieval needs from the index (implemented by :class:`assistant.store.Index`)."""
@@ -244,6 +243,8 @@ class RetrievalConfig:
     lexical_weight: float = 1.0
     reference_weight: float = 1.0  # the list of passages holding a named reference
     heading_bonus: float = 1.0  # a passage headed by the named article comes first
+    fusion: Literal["rrf", "convex"] = "rrf"
+    lexical_share: float = 0.5  # convex fusion: weight of the lexical score, dense gets the rest
     rerank_top: int = 20  # how many fused candidates the reranker (if any) reorders
     merge_neighbours: bool = True  # adjacent chunks of the same article become one hit
     max_merged_chars: int = 4000  # never grow a merged hit beyond this
@@ -365,6 +366,32 @@ def rrf(
     return scores, by_id, ranks
 
 
+def _min_max(hits: list[Hit]) -> dict[str, float]:
+    if not hits:
+        return {}
+    values = [h.score for h in hits]
+    low, high = min(values), max(values)
+    span = high - low
+    return {h.id: (h.score - low) / span if span > 0 else 1.0 for h in hits}
+
+
+def convex_fusion(
+    dense: list[Hit], lexical: list[Hit], referenced: list[Hit], cfg: RetrievalConfig
+) -> dict[str, float]:
+    """Convex combination of min-max normalised scores (Bruch et al. 2023):
+    ``a * lexical + (1 - a) * dense``, plus ``reference_weight`` / 2 for a passage holding a
+    named reference. A passage missing from a list gets 0 for it."""
+    a = cfg.lexical_share
+    lex, den, ref = _min_max(lexical), _min_max(dense), _min_max(referenced)
+    ids = set(lex) | set(den) | set(ref)
+    return {
+        i: a * lex.get(i, 0.0)
+        + (1 - a) * den.get(i, 0.0)
+        + cfg.reference_weight * 0.5 * (1.0 if i in ref else 0.0)
+        for i in ids
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # Relevance (for abstention)
 
@@ -383,17 +410,25 @@ def term_coverage(query_terms: Sequence[str], text: str) -> float:
     return got / total if total else 0.0
 
 
-def relevance_of(cosine: float | None, coverage: float) -> float:
-    """Relevance in [0, 1] from the dense cosine similarity (when known) and the term coverage.
+# Cosine range of all-MiniLM-L6-v2 on French: the best passage for an out-of-corpus question
+# scores 0.38-0.57, for an answerable one 0.54-0.96 (dev questions, PIAF-ml; see
+# scripts/bench_retrieval.py calibrate). Another embedder needs its own abstain_threshold.
+COSINE_FLOOR = 0.45
+COSINE_CEILING = 0.75
+DENSE_SHARE = 0.7
 
-    all-MiniLM gives French passages cosines around 0.2 (unrelated) to 0.7 (on topic); the
-    cosine is rescaled over that range and averaged with the coverage. Without a cosine (a
-    lexical-only hit), the coverage alone counts, slightly discounted.
+
+def relevance_of(cosine: float | None, coverage: float) -> float:
+    """Relevance in [0, 1]: ``DENSE_SHARE`` of the cosine similarity rescaled over
+    [COSINE_FLOOR, COSINE_CEILING], the rest from the coverage of the question's terms.
+
+    Without a cosine (lexical mode) the coverage alone counts, discounted: term overlap alone
+    is weak evidence in a large corpus (an unrelated question still finds most of its words).
     """
     if cosine is None:
-        return max(0.0, min(1.0, 0.85 * coverage))
-    dense = max(0.0, min(1.0, (cosine - 0.15) / 0.55))
-    return max(0.0, min(1.0, 0.5 * dense + 0.5 * coverage))
+        return max(0.0, min(1.0, 0.6 * coverage))
+    dense = max(0.0, min(1.0, (cosine - COSINE_FLOOR) / (COSINE_CEILING - COSINE_FLOOR)))
+    return max(0.0, min(1.0, DENSE_SHARE * dense + (1 - DENSE_SHARE) * coverage))
 
 
 # --------------------------------------------------------------------------------------------
@@ -465,12 +500,16 @@ class Retriever:
             (referenced, cfg.reference_weight),
         ]
         scores, by_id, (dense_rank, lexical_rank, ref_rank) = rrf(lists, cfg.rrf_k)
+        unit = 1.0 / cfg.rrf_k  # the score of a first rank in one list
+        if cfg.fusion == "convex":
+            scores = convex_fusion(dense, lexical, referenced, cfg)
+            unit = 1.0
         cosine = {h.id: h.score for h in dense}
         if analysis.references:
             refs = set(analysis.references)
             for hit_id, hit in by_id.items():
                 if refs & set(lexical_terms(hit.heading or "")):
-                    scores[hit_id] += cfg.heading_bonus / cfg.rrf_k
+                    scores[hit_id] += cfg.heading_bonus * unit
         order = sorted(scores, key=lambda i: (-scores[i], i))
 
         if self.reranker is not None and order:
@@ -494,13 +533,15 @@ class Retriever:
         if cfg.merge_neighbours:
             hits = merge_adjacent(hits[: 3 * k], cfg.max_merged_chars)
         hits = hits[:k]
+        # A passage outside the dense candidates has a cosine at most the last candidate's.
+        bound = min(cosine.values()) if cosine else None
         for hit in hits:
             cov = term_coverage(analysis.terms, f"{hit.heading}\n{hit.text}")
             cos = hit.metadata.get("cosine")
+            if not isinstance(cos, float):
+                cos = bound
             hit.metadata["coverage"] = round(cov, 4)
-            hit.metadata["relevance"] = round(
-                relevance_of(cos if isinstance(cos, float) else None, cov), 4
-            )
+            hit.metadata["relevance"] = round(relevance_of(cos, cov), 4)
         return hits
 
     def _check_collections(self, cols: list[str]) -> None:

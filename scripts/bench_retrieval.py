@@ -190,13 +190,21 @@ def cmd_calibrate(args: argparse.Namespace) -> dict[str, Any]:
     retriever = build_retriever(settings)
     inside = [q.question for q in load_questions(args.questions)]
 
-    def top(queries: list[str]) -> list[float]:
-        return [
-            round(retriever.relevance(retriever.search(q, collections=[args.collection])), 3)
-            for q in queries
-        ]
+    features: dict[str, list[tuple[float, float | None, float]]] = {"in": [], "out": []}
 
-    rel_in, rel_out = top(inside), top(OUT_OF_CORPUS)
+    def top(queries: list[str], key: str) -> list[float]:
+        out = []
+        for q in queries:
+            hits = retriever.search(q, collections=[args.collection])
+            best = max(hits, key=lambda h: h.metadata["relevance"]) if hits else None
+            if best is not None:
+                features[key].append(
+                    (best.metadata["relevance"], best.metadata["cosine"], best.metadata["coverage"])
+                )
+            out.append(round(retriever.relevance(hits), 3))
+        return out
+
+    rel_in, rel_out = top(inside, "in"), top(OUT_OF_CORPUS, "out")
     # The threshold halfway between the weakest in-corpus and the strongest out-of-corpus
     # question when they separate; otherwise the value that misclassifies the fewest.
     candidates = sorted(set(rel_in + rel_out))
@@ -212,6 +220,7 @@ def cmd_calibrate(args: argparse.Namespace) -> dict[str, Any]:
         "separated": separated,
         "suggested_threshold": suggested,
         "current_threshold": ABSTAIN_THRESHOLD,
+        "best_hit_relevance_cosine_coverage": features,
     }
 
 
