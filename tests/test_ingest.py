@@ -494,3 +494,50 @@ def test_real_embedder_search_finds_the_right_article(tmp_path: Path, settings: 
     assert "L2121-17" in hits[0].heading
     dense = index.dense_search(["loi"], embedder.embed_query("quorum du conseil municipal"), 5)
     assert dense and 0 < dense[0].score <= 1.0
+
+
+def test_progress_bar_renders_files_pages_chunks(
+    cli: Any, docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    import assistant.cli.ingest as cli_ingest
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=160)
+    monkeypatch.setattr(cli_ingest, "err_console", console)
+    result = cli("ingest", str(docs), "-c", "mairie")
+    assert result.exit_code == 0, result.output
+    shown = screen.getvalue()
+    assert "3/3 fichiers" in shown and "pages" in shown and "passages" in shown
+    assert "Ajoutés" in result.stdout and "pages/s" in result.stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_after_current_documents_with_exit_130(
+    tmp_path: Path, settings: Settings
+) -> None:
+    require_model("all-minilm-l6-v2-f32.gguf")
+    folder = tmp_path / "corpus"
+    sources = _small_corpus(folder, 10)
+    command = [sys.executable, "-m", "assistant", "ingest", str(folder), "-c", "stop", "--json"]
+    env = _cli_env(settings.data_dir)
+    proc = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    lexical = settings.data_dir / "lexical.sqlite3"
+    deadline = time.monotonic() + 600
+    while _ready_count(lexical) < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sync finished before Ctrl-C: use more files"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 130, err
+    report = json.loads(out)
+    assert report["interrupted"] is True
+    assert 1 <= report["added"] < len(sources)
+    index = build_index(settings)
+    assert index.pending("stop") == []  # stopped between documents, nothing half-written
+    assert_consistent(index, "stop")

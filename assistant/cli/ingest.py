@@ -137,7 +137,8 @@ def _listing(rows: Sequence[dict[str, str]], title: str) -> None:
         return
     out_console.print(f"\n{title} ({len(rows)}) :")
     for row in rows[:MAX_LISTED]:
-        out_console.print(f"  - {row['source']} : {row['reason']}")
+        reason = f" : {row['reason']}" if row.get("reason") else ""
+        out_console.print(f"  - {row['source']}{reason}")
     if len(rows) > MAX_LISTED:
         out_console.print(f"  … et {len(rows) - MAX_LISTED} autres (liste complète avec --json)")
 
@@ -146,7 +147,9 @@ def print_report(report: IngestReport) -> None:
     """The French summary of a sync, on stdout."""
     verb = "Simulation (rien n'a été modifié)" if report.dry_run else "Synchronisation"
     state = " — INTERROMPUE" if report.interrupted else ""
-    table = Table(title=f"{verb} de « {report.collection} »{state}", title_justify="left")
+    table = Table(
+        title=f"{verb} de « {report.collection} »{state}", title_justify="left", show_header=False
+    )
     table.add_column("", style="bold")
     table.add_column("", justify="right")
     conditional = " (prévus)" if report.dry_run else ""
@@ -178,7 +181,7 @@ def print_report(report: IngestReport) -> None:
             ("À mettre à jour", report.updated),
             ("À retirer", report.removed),
         ):
-            _listing([{"source": s, "reason": label.lower()} for s in sources], label)
+            _listing([{"source": s} for s in sources], label)
     _listing(report.failed, "Fichiers en échec")
     _listing(report.skipped, "Fichiers ignorés")
     if report.interrupted:
