@@ -60,6 +60,12 @@ _DATE_YMD = re.compile(r"\b(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b")
 _SPLIT_SEP = re.compile(rf"\s*{_SEP}\s*")
 _WORD = re.compile(r"[a-z0-9]+")
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss"})
+# For tokenising: typographic apostrophes, dashes, quotes and ellipses separate words (the ASCII
+# encoding below would otherwise delete them and glue "l’article" into one word).
+_SEPARATING = "\u2019\u2018\u02bc\u00b4`\u2010\u2011\u2012\u2013\u2014\u2026\u00ab\u00bb"
+_TOKEN_CHARS = str.maketrans(
+    {**{c: " " for c in _SEPARATING}, "œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss"}
+)
 
 
 @lru_cache(maxsize=1)
@@ -85,7 +91,7 @@ def fold(text: str) -> str:
 def _ascii_fold(text: str) -> str:
     """:func:`fold` for tokenising: characters without an ASCII base are dropped (faster, and
     tokens are ``[a-z0-9]+`` anyway)."""
-    text = text.translate(_LIGATURES)
+    text = text.translate(_TOKEN_CHARS)
     if not text.isascii():
         text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     return text.lower()
@@ -113,8 +119,24 @@ def _date_token(match: re.Match[str]) -> str:
     return f" {year:04d}x{month:02d}x{day:02d}{word} "
 
 
+# Codes cited by their acronym in questions and spelled out in the texts: the long form also
+# yields the acronym token, so that "selon le CGCT" finds the code's own articles.
+_CODE_NAMES = (
+    (re.compile(r"code\s+g[ée]n[ée]ral\s+des\s+collectivit[ée]s\s+territoriales", re.I), "cgct"),
+    (
+        re.compile(
+            r"code\s+des\s+relations\s+entre\s+le\s+public\s+et\s+l['’]\s*administration", re.I
+        ),
+        "crpa",
+    ),
+    (re.compile(r"code\s+de\s+la\s+commande\s+publique", re.I), "ccp"),
+)
+
+
 def _references(text: str) -> str:
     """Rewrite references into single tokens (before folding: 'A' is only an article in caps)."""
+    for pattern, acronym in _CODE_NAMES:
+        text = pattern.sub(lambda m, a=acronym: f"{m.group(0)} {a}", text)  # type: ignore[misc]
     text = _LEGAL.sub(_legal_token, text)
     for date in (_DATE_LONG, _DATE_DMY, _DATE_YMD):
         text = date.sub(_date_token, text)

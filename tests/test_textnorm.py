@@ -91,3 +91,13 @@ def test_dates_keep_month_day_one_and_parts() -> None:
     assert "2014x131" in lexical_terms("n° 2014-131")
     assert "2014x13x40" in lexical_terms("2014-13-40")
     assert lexical_terms("L. 2121-10-1") == ["l2121x10x1"]
+
+
+def test_typographic_apostrophes_and_dashes_separate_words() -> None:
+    assert lexical_terms("l’article d’urbanisme") == lexical_terms("l'article d'urbanisme")
+    assert lexical_terms("maire—adjoint") == lexical_terms("maire adjoint")
+
+
+def test_code_names_also_give_their_acronym() -> None:
+    assert "cgct" in lexical_terms("Code général des collectivités territoriales")
+    assert "crpa" in lexical_terms("code des relations entre le public et l’administration")
