@@ -243,8 +243,10 @@ class RetrievalConfig:
     lexical_weight: float = 1.0
     reference_weight: float = 1.0  # the list of passages holding a named reference
     heading_bonus: float = 1.0  # a passage headed by the named article comes first
-    fusion: Literal["rrf", "convex"] = "rrf"
-    lexical_share: float = 0.5  # convex fusion: weight of the lexical score, dense gets the rest
+    # Measured on the dev questions and PIAF-ml (153 questions) with all-MiniLM-L6-v2: convex
+    # fusion at 0.65 beats RRF (MRR 0.68/0.64/0.96 vs 0.59/0.60/0.89 on dev/CRPA/SPF).
+    fusion: Literal["rrf", "convex"] = "convex"
+    lexical_share: float = 0.65  # convex fusion: weight of the lexical score, dense the rest
     rerank_top: int = 20  # how many fused candidates the reranker (if any) reorders
     merge_neighbours: bool = True  # adjacent chunks of the same article become one hit
     max_merged_chars: int = 4000  # never grow a merged hit beyond this

@@ -333,3 +333,22 @@ def test_unknown_collection_is_refused_with_the_fix(retriever: Retriever) -> Non
 
     with pytest.raises(CollectionNotFoundError, match="assistant ingest"):
         retriever.search("maire", collections=["inconnue"])
+
+
+def test_convex_fusion_weighs_normalised_scores() -> None:
+    from assistant.retrieval import RetrievalConfig, convex_fusion
+
+    def scored(id_: str, score: float) -> Hit:
+        h = hit(id_)
+        h.score = score
+        return h
+
+    lexical = [scored("lex", 12.0), scored("both", 6.0), scored("low", 2.0)]
+    dense = [scored("den", 0.8), scored("both", 0.7), scored("low2", 0.4)]
+    s = convex_fusion(dense, lexical, [], RetrievalConfig(lexical_share=0.65))
+    assert s["lex"] == pytest.approx(0.65) and s["den"] == pytest.approx(0.35)
+    assert s["both"] == pytest.approx(0.65 * 0.4 + 0.35 * 0.75)
+    assert s["low"] == 0.0 and s["low2"] == 0.0
+    assert max(s, key=s.__getitem__) == "lex"
+    s = convex_fusion(dense, lexical, [scored("both", 1.0)], RetrievalConfig(lexical_share=0.65))
+    assert max(s, key=s.__getitem__) == "both"  # holding the named reference lifts it
