@@ -34,6 +34,7 @@ from assistant.prompts import (
     Templates,
     escape_data,
     neutralise_instructions,
+    render_header,
     render_plain,
     render_source,
     render_system,
@@ -115,6 +116,9 @@ class Draft:
     parent_id: str | None = None  # the draft this one revises
     stopped: bool = False  # the user stopped the generation: the answer is partial
     warnings: list[str] = field(default_factory=list)  # French notes for the agent
+    header: str = (
+        ""  # the template's header filled from the fields (written before the model's text)
+    )
 
     @property
     def sources(self) -> list[Citation]:
@@ -296,6 +300,34 @@ def _block(c: Citation) -> SourceBlock:
     return SourceBlock(n=c.n, source=c.source, page=c.page, title=c.title, text=c.text)
 
 
+_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_HEADING = re.compile(r"^#{1,6}\s+", re.MULTILINE)
+
+
+def plain_text(text: str) -> str:
+    """Drop Markdown emphasis and heading marks that small models add despite the rules: an
+    administrative document is plain text (and goes to DOCX/ODT as such)."""
+    return _HEADING.sub("", _BOLD.sub(r"\2", text))
+
+
+def drop_echo(body: str, header: str, label: str) -> str:
+    """Remove, at the start of the model's text, a copy of the header the program already wrote
+    and of the request line ("Demande (Courrier) : ..."): small models echo their prompt."""
+    text = body.lstrip()
+    flat = " ".join(header.split())
+    if flat and " ".join(text.split()).startswith(flat):
+        # Cut after as many characters as the header's words take in ``text``.
+        words = len(flat.split())
+        for seen, match in enumerate(re.finditer(r"\S+", text), start=1):
+            if seen == words:
+                text = text[match.end() :].lstrip()
+                break
+    prefix = f"Demande ({label}) :"
+    if text.startswith(prefix):
+        text = text.split("\n", 1)[1].lstrip() if "\n" in text else ""
+    return text
+
+
 def _strip_mentions(text: str, common: CommonText) -> str:
     for mention in (common.mention_ia, common.mention_sans_sources):
         text = text.replace(mention, "")
@@ -319,6 +351,7 @@ class _Plan:
     retrieval_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
     parent_id: str | None = None
+    header: str = ""
 
 
 class _Cancelled(Exception):
@@ -489,6 +522,7 @@ class DraftingService:
             budget=budget,
             context_tokens=self._count(user),
             warnings=warnings,
+            header=render_header(template, request.fields),
         )
 
     def _select(
@@ -604,6 +638,7 @@ class DraftingService:
                 budget=self.budget_for(template) if template else 0,
                 context_tokens=self._count(revision["content"]),
                 parent_id=previous.id,
+                header=previous.header,
             )
         # The conversation no longer fits: start a new prompt that carries the current draft.
         plan = self._plan_fresh(
@@ -675,6 +710,8 @@ class DraftingService:
         first_token: float | None = None
         last_position = -1
         model_events = self._model_events(plan, stats)
+        if plan.header:  # written by the program: shown at once, the model continues after it
+            yield DraftEvent("token", text=plan.header + "\n\n")
         try:
             for kind, value in model_events:
                 if kind == "queue":
@@ -714,7 +751,9 @@ class DraftingService:
     ) -> Draft:
         common = self.templates.common
         body, cited, invalid = map_citations(raw, [c.n for c in plan.sources])
-        body = _strip_mentions(body, common)
+        body = plain_text(_strip_mentions(body, common))
+        if plan.template is not None:
+            body = drop_echo(body, plan.header, plan.template.label)
         warnings = list(plan.warnings)
         if invalid:
             marks = ", ".join(f"[{n}]" for n in invalid)
@@ -727,6 +766,8 @@ class DraftingService:
         tail = common.mention_ia
         if not plan.request.retrieval:
             tail = f"{common.mention_sans_sources}\n{tail}"
+        if plan.header:
+            body = f"{plan.header}\n\n{body}".strip()
         answer = f"{body}\n\n{tail}" if body else tail
         by_n = {c.n: c for c in plan.sources}
         citations = [replace(by_n[n], used=True) for n in cited]
@@ -747,6 +788,7 @@ class DraftingService:
             parent_id=plan.parent_id,
             stopped=stopped,
             warnings=warnings,
+            header=plan.header,
         )
 
     def _timings(

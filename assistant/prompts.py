@@ -16,6 +16,7 @@ Message layout (designed for llama.cpp's prefix cache):
 from __future__ import annotations
 
 import re
+import string
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ _COMMON_KEYS = (
     "sans_sources",
     "mention_sans_sources",
 )
-_TEMPLATE_TEXT_KEYS = ("name", "label", "description", "system", "instructions", "skeleton")
+_TEMPLATE_TEXT_KEYS = ("name", "label", "description", "system", "instructions")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -73,6 +74,7 @@ class Template:
     instructions: str
     skeleton: str
     path: Path | None = None
+    header: str = ""  # written by the program from the fields, before the model's text
 
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
@@ -213,6 +215,29 @@ def _fields(data: Mapping[str, Any], path: Path) -> tuple[TemplateField, ...]:
     return tuple(out)
 
 
+def _header(data: Mapping[str, Any], path: Path, fields: tuple[TemplateField, ...]) -> str:
+    """The optional ``header``: text with ``{field}`` placeholders, checked against the fields."""
+    value = data.get("header", "")
+    if not isinstance(value, str):
+        raise TemplateError(f"Dans {path}, « header » doit être un texte. Corrigez-le.")
+    known = {f.name for f in fields}
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+    except ValueError as err:
+        raise TemplateError(
+            f"Dans {path}, « header » contient une accolade mal fermée ({err}). Écrivez "
+            "{nom_du_champ} pour insérer un champ."
+        ) from err
+    unknown = names - known
+    if unknown:
+        raise TemplateError(
+            f"Dans {path}, « header » utilise {', '.join(sorted(unknown))}, qui n'est pas un "
+            f"champ déclaré ({', '.join(sorted(known)) or 'aucun'}). Corrigez le nom ou "
+            "déclarez le champ dans [[fields]]."
+        )
+    return value.strip()
+
+
 def load_template(path: Path) -> Template:
     data = _read_toml(path)
     texts = {key: _text(data, key, path) for key in _TEMPLATE_TEXT_KEYS}
@@ -230,8 +255,9 @@ def load_template(path: Path) -> Template:
         max_tokens=_int(data, "max_tokens", path, 16),
         system=texts["system"],
         instructions=texts["instructions"],
-        skeleton=texts["skeleton"],
+        skeleton=str(data.get("skeleton", "")).strip(),
         path=path,
+        header=_header(data, path, _fields(data, path)),
     )
 
 
@@ -357,12 +383,33 @@ def render_source(block: SourceBlock) -> str:
 
 def render_system(template: Template, common: CommonText) -> str:
     """The fixed part: byte-identical for every request of ``template``."""
-    return (
-        f"{common.preambule}\n\n{template.system}\n\n"
-        f"Consignes de forme :\n{template.instructions}\n\n"
-        f"Modèle à suivre (remplace les crochets par le contenu, garde la structure) :\n"
-        f"{template.skeleton}"
+    text = (
+        f"{common.preambule}\n\n{template.system}\n\nConsignes de forme :\n{template.instructions}"
     )
+    if template.skeleton:
+        text += (
+            "\n\nStructure à suivre (remplace chaque parenthèse par le contenu tiré des sources "
+            f"et des informations de l'agent) :\n{template.skeleton}"
+        )
+    return text
+
+
+def render_header(template: Template, values: Mapping[str, str]) -> str:
+    """The template's header with the agent's fields; a missing one is left to complete."""
+    if not template.header:
+        return ""
+    specs = {f.name: f for f in template.fields}
+    given = {name: (values.get(name) or "").strip() for name in specs}
+    filled = {name: given[name] or f"[À COMPLÉTER : {specs[name].label.lower()}]" for name in specs}
+    lines = []
+    for line in template.header.splitlines():
+        optional = line.startswith("?")
+        line = line.removeprefix("?")
+        names = {n for _, n, _, _ in string.Formatter().parse(line) if n}
+        if optional and not any(given[n] for n in names):
+            continue  # "?Réf. : {references}" disappears when no reference is given
+        lines.append(line.format(**filled))
+    return "\n".join(lines)
 
 
 def render_fields(template: Template, values: Mapping[str, str]) -> str:
@@ -386,16 +433,18 @@ def render_user(
     values: Mapping[str, str],
     current_draft: str | None = None,
 ) -> str:
-    """The variable part: sources (data), the agent's fields, the request, a fixed reminder."""
+    """The variable part: sources (data), the reminder, the agent's fields, and the request
+    last (small models follow best what comes last; a trailing reminder gets copied). The
+    header is not shown: the instructions say it is written, and small models copy it."""
     parts: list[str] = [common.entete_sources]
     parts.extend(render_source(s) for s in sources)
+    parts.append(common.rappel)
     fields = render_fields(template, values)
     if fields:
         parts.append(fields)
     if current_draft is not None:
         parts.append(f"PROJET ACTUEL À RÉVISER :\n{escape_data(current_draft.strip())}")
-    parts.append(f"DEMANDE DE L'AGENT ({template.label}) :\n{escape_data(request.strip())}")
-    parts.append(common.rappel)
+    parts.append(f"Demande ({template.label}) : {escape_data(request.strip())}")
     return "\n\n".join(parts)
 
 

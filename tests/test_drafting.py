@@ -17,7 +17,9 @@ from assistant.drafting import (
     DraftEvent,
     DraftingService,
     DraftRequest,
+    drop_echo,
     map_citations,
+    plain_text,
     trim_passage,
 )
 from assistant.errors import TemplateError
@@ -89,6 +91,11 @@ def cited_numbers(text: str) -> list[int]:
 )
 def test_map_citations(text: str, expected: str, cited: list[int], invalid: list[int]) -> None:
     assert map_citations(text, [1, 2]) == (expected, cited, invalid)
+
+
+def test_markdown_marks_are_removed_from_the_final_text() -> None:
+    text = "## Objet\n**Article 1er** : le __tarif__ est fixé [1]. 2 * 3 = 6, a_b_c"
+    assert plain_text(text) == "Objet\nArticle 1er : le tarif est fixé [1]. 2 * 3 = 6, a_b_c"
 
 
 def test_every_citation_in_the_answer_exists_and_unused_sources_are_apart(
@@ -266,6 +273,28 @@ def test_fields_and_collections_reach_prompt_and_retriever(
     assert draft.request.doc_type == "courrier"
 
 
+def test_the_header_is_written_from_the_fields_and_the_model_continues(
+    settings: Settings, templates: Templates
+) -> None:
+    model = FakeChatModel("Madame, votre demande [1].")
+    svc, _ = service(settings, templates, model)
+    fields = {"destinataire": "Mme Lucie Ferrand", "objet": "Quorum", "expediteur": "Mairie"}
+    events, draft = run(svc, DraftRequest("Courrier", doc_type="courrier", fields=fields))
+    streamed = "".join(e.text for e in events if e.kind == "token")
+    assert streamed.startswith("Mairie\n") and streamed.endswith(draft.raw_answer)
+    assert draft.answer.startswith(draft.header) and "Objet : Quorum" in draft.header
+    assert draft.answer.index("Objet : Quorum") < draft.answer.index("Madame, votre demande [1].")
+    assert "déjà écrit" in model.prompts[0][0]["content"]  # the model is told to continue
+    assert "[À COMPLÉTER : lieu]" not in model.prompts[0][1]["content"]  # header not shown
+
+
+def test_an_echoed_header_and_request_are_dropped() -> None:
+    header = "Mairie\n[À COMPLÉTER : lieu], le [À COMPLÉTER : date]\n\nMme X\n\nObjet : Salle"
+    body = f"{header}\n\nDemande (Courrier) : Répondre à Mme X\n\nMadame,\n\nTexte [1]."
+    assert drop_echo(body, header, "Courrier") == "Madame,\n\nTexte [1]."
+    assert drop_echo("Madame,\n\nTexte.", header, "Courrier") == "Madame,\n\nTexte."
+
+
 def test_missing_required_field_is_a_warning_and_unknown_field_an_error(
     settings: Settings, templates: Templates
 ) -> None:
@@ -323,7 +352,8 @@ def test_a_follow_up_revises_with_the_same_sources_and_the_previous_prompt_as_pr
     assert revised.parent_id == first.id
     assert revised.request.doc_type == "courrier" and revised.request.fields == {"objet": "Quorum"}
     assert [c.n for c in revised.sources] == [1, 2]
-    assert [c.n for c in revised.citations] == [2] and revised.answer.startswith("Version courte")
+    assert [c.n for c in revised.citations] == [2] and revised.raw_answer == "Version courte [2]."
+    assert revised.header == first.header and revised.answer.startswith(first.header)
     assert revised.timings["cached_tokens"] / revised.timings["prompt_tokens"] >= 0.8
     assert audit.get(revised.id).parent_id == first.id
 

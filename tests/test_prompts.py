@@ -18,6 +18,7 @@ from assistant.prompts import (
     escape_data,
     load_templates,
     neutralise_instructions,
+    render_header,
     render_source,
     render_system,
     render_user,
@@ -35,7 +36,7 @@ def templates() -> Templates:
 def test_every_document_type_is_shipped(templates: Templates) -> None:
     assert set(templates.names()) == TYPES
     for t in templates:
-        assert t.label and t.description and t.instructions and t.skeleton
+        assert t.label and t.description and t.instructions and (t.skeleton or t.header)
         assert t.max_tokens >= 100
 
 
@@ -58,17 +59,28 @@ def test_question_uses_the_settings_budget_others_declare_more(templates: Templa
 @pytest.mark.parametrize(
     ("name", "markers"),
     [
-        ("deliberation", ["Vu ", "Considérant", "DÉCIDE", "Article 1er"]),
+        ("deliberation", ["Vu ", "Considérant que", "DÉCIDE :", "Article 1er", "Vote"]),
         ("arrete", ["Vu ", "Considérant", "ARRÊTE", "Article 1er", "exécution"]),
-        ("courrier", ["Objet :", "Madame, Monsieur,", "salutations", "Le Maire"]),
+        ("courrier", ["Objet : {objet}", "{destinataire}", "Madame,", "salutations", "Le Maire"]),
     ],
 )
 def test_skeletons_have_the_administrative_form(
     templates: Templates, name: str, markers: list[str]
 ) -> None:
-    skeleton = templates.get(name).skeleton
+    template = templates.get(name)
+    skeleton = template.header + template.instructions + template.skeleton
     for marker in markers:
         assert marker in skeleton
+
+
+def test_header_is_filled_from_the_fields(templates: Templates) -> None:
+    courrier = templates.get("courrier")
+    header = render_header(courrier, {"objet": "Salle", "destinataire": "Mme Lucie Ferrand"})
+    assert "Objet : Salle" in header and "Mme Lucie Ferrand" in header
+    assert "Réf." not in header  # optional line ("?Réf. : ...") without a value
+    assert "[À COMPLÉTER : expéditeur (service)]" in header  # a line that must be completed
+    assert "Réf. : V/réf. 12" in render_header(courrier, {"references": "V/réf. 12"})
+    assert render_header(templates.get("question"), {}) == ""
 
 
 def test_unknown_type_and_field_are_refused_with_the_choices(templates: Templates) -> None:
@@ -97,7 +109,8 @@ def test_user_part_puts_the_request_after_the_data(templates: Templates) -> None
     assert "deliberations/a.pdf, page 3" in user
     assert "- Objet : Salle" in user
     assert "- Destinataire : [À COMPLÉTER]" in user  # required and missing
-    assert user.endswith(templates.common.rappel)
+    assert user.index(templates.common.rappel) < user.index("- Objet : Salle")
+    assert user.endswith("Demande (Courrier) : Répondre à Mme X")  # the request comes last
 
 
 def test_a_document_cannot_close_its_block_or_inject_chat_tokens() -> None:
@@ -167,6 +180,7 @@ def test_a_town_can_add_a_type_without_code(tmp_path: Path) -> None:
         (lambda s: s.replace('instructions = """', 'consignes = """'), "instructions"),
         (lambda s: s.replace('label = "Courrier"', 'label = "Courrier'), "TOML"),
         (lambda s: s.replace('name = "objet"', 'name = "Objet du courrier"'), "minuscules"),
+        (lambda s: s.replace("Objet : {objet}", "Objet : {sujet}"), "sujet"),
     ],
 )
 def test_a_broken_template_names_the_file_and_the_fix(
