@@ -617,8 +617,8 @@ REQUESTS = {
         {"objet": "Tarifs municipaux", "vote": "Adopté à l'unanimité"},
     ),
     "arrete": (
-        "Arrêté portant dénomination d'une voie communale",
-        {"objet": "Dénomination d'une voie"},
+        "Arrêté sur la dénomination de la voie du pont André Lévy",
+        {"objet": "Dénomination de la voie du pont André Lévy"},
     ),
     "note": (
         "Note sur le droit à la formation des élus municipaux",
