@@ -8,6 +8,7 @@ many requests wait, so the UI can show a queue position instead of a frozen page
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -104,7 +105,7 @@ class Gate:
 
 
 class ChatModel(ABC):
-    """A chat model. Subclasses implement :meth:`_stream`; use :meth:`stream` or :meth:`complete`."""
+    """A chat model. Subclasses implement :meth:`_stream`; callers use :meth:`stream`."""
 
     name: str = "chat"
 
@@ -114,7 +115,12 @@ class ChatModel(ABC):
 
     @abstractmethod
     def _stream(
-        self, messages: list[Message], *, max_tokens: int, temperature: float, stats: GenerationStats
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stats: GenerationStats,
     ) -> Iterator[str]:
         """Yield text pieces; fill ``stats`` (prompt/cached/completion tokens) as measured."""
 
@@ -202,10 +208,9 @@ class LocalChatModel(ChatModel):
     def _perf_reset(self) -> None:
         import llama_cpp
 
-        try:
+        # Older bindings lack the perf API: the figures then fall back to estimates.
+        with contextlib.suppress(AttributeError, TypeError):
             llama_cpp.llama_perf_context_reset(self._llama.ctx)
-        except (AttributeError, TypeError):  # older bindings: figures fall back to estimates
-            pass
 
     def _evaluated_prompt_tokens(self) -> int | None:
         """Prompt tokens llama.cpp really evaluated since the last reset (its own counter)."""
@@ -217,7 +222,12 @@ class LocalChatModel(ChatModel):
             return None
 
     def _stream(
-        self, messages: list[Message], *, max_tokens: int, temperature: float, stats: GenerationStats
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stats: GenerationStats,
     ) -> Iterator[str]:
         self._perf_reset()
         try:
@@ -270,7 +280,12 @@ class ServerChatModel(ChatModel):
         self.gate.max_waiting = 10_000
 
     def _stream(
-        self, messages: list[Message], *, max_tokens: int, temperature: float, stats: GenerationStats
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stats: GenerationStats,
     ) -> Iterator[str]:
         import httpx
 
