@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -47,7 +47,6 @@ err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
 # Reports list at most this many skipped/failed files on screen (all of them with --json).
 MAX_LISTED = 30
-RRF_K = 60
 
 
 class IngestUsageError(AssistantError):
@@ -312,63 +311,6 @@ class _LazyEmbedder(Embedder):
 
 
 # --- search ---------------------------------------------------------------------------------
-SearchMode = Literal["hybrid", "dense", "lexical"]
-
-
-def fuse_rrf(ranked: Sequence[list[Hit]], k: int, rrf_k: int = RRF_K) -> list[Hit]:
-    """Reciprocal rank fusion of several rankings; the fused score is sum(1 / (rrf_k + rank))."""
-    scores: dict[str, float] = {}
-    best: dict[str, Hit] = {}
-    for hits in ranked:
-        for rank, hit in enumerate(hits, start=1):
-            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (rrf_k + rank)
-            best.setdefault(hit.id, hit)
-    order = sorted(scores, key=lambda i: -scores[i])[:k]
-    out = []
-    for i in order:
-        hit = best[i]
-        out.append(
-            Hit(
-                id=hit.id,
-                text=hit.text,
-                source=hit.source,
-                page=hit.page,
-                heading=hit.heading,
-                title=hit.title,
-                collection=hit.collection,
-                score=scores[i],
-                metadata=hit.metadata,
-            )
-        )
-    return out
-
-
-def basic_search(
-    settings: Settings, query: str, collections: list[str], k: int, mode: SearchMode
-) -> list[Hit]:
-    """Dense, lexical, or both fused by RRF (a first fusion; assistant.retrieval refines it)."""
-    index = build_index(settings)
-    known = {c.name for c in index.collections()}
-    missing = [c for c in collections if c not in known]
-    if missing:
-        from assistant.errors import CollectionNotFoundError
-
-        raise CollectionNotFoundError(
-            f"Collection inconnue : {', '.join(missing)}. Listez-les avec « assistant ingest "
-            "--list » ou créez-la avec « assistant ingest DOSSIER --collection NOM »."
-        )
-    pool = max(k * 4, 20)
-    lists: list[list[Hit]] = []
-    if mode in ("hybrid", "lexical"):
-        lists.append(index.lexical_search(collections, query, pool))
-    if mode in ("hybrid", "dense"):
-        vector = build_embedder(settings).embed_query(query)
-        lists.append(index.dense_search(collections, vector, pool))
-    if len(lists) == 1:
-        return lists[0][:k]
-    return fuse_rrf(lists, k)
-
-
 def _search_json(hits: list[Hit]) -> dict[str, Any]:
     return {
         "results": [
@@ -406,7 +348,10 @@ def search(
     settings = settings_from(ctx)
     collections = collection or [settings.default_collection]
     hits = build_retriever(settings, embedder=_LazyEmbedder(settings)).search(
-        query, collections, k=k, mode=mode  # type: ignore[arg-type]
+        query,
+        collections,
+        k=k,
+        mode=mode,  # type: ignore[arg-type]
     )
     if as_json:
         print(json.dumps(_search_json(hits), ensure_ascii=False, indent=2))
