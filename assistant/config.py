@@ -98,7 +98,11 @@ class Settings(BaseSettings):
     default_collection: str = Field("exemple", description="Collection used when none is given.")
     top_k: int = Field(6, ge=1, le=100, description="Passages retrieved per request.")
     context_budget: int = Field(
-        800, ge=100, le=200000, description="Max uncached prompt tokens for the 'question' type."
+        800,
+        ge=0,
+        le=200000,
+        description="Max uncached prompt tokens for the 'question' type (other types declare "
+        "theirs); 0 = no budget for any type (naive context: the first 5 passages whole).",
     )
     abstain_threshold: float = Field(
         0.0, ge=0.0, description="Relevance below which the assistant abstains (0 = calibrated)."
@@ -113,6 +117,13 @@ class Settings(BaseSettings):
         None, description="File of 'user:password' lines; required to listen beyond localhost."
     )
     max_queue: int = Field(20, ge=1, le=1000, description="Requests waiting for the model.")
+
+    @field_validator("context_budget")
+    @classmethod
+    def _budget(cls, value: int) -> int:
+        if 0 < value < 100:
+            raise ValueError("0 (pas de budget) ou au moins 100 jetons")
+        return value
 
     @field_validator("chat_model", "embedding_model")
     @classmethod

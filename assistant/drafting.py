@@ -8,10 +8,13 @@ user pressed "stop") releases the model and records a partial draft.
 Context budget: the prompt's fixed part (preamble + the template's instructions) is the same for
 every request of a type, so llama.cpp keeps it cached; only the variable part (sources, fields,
 request) is paid for at each request. ``Template.budget_tokens`` (``settings.context_budget`` for
-``question``) bounds that variable part, counted with the model's own tokenizer: the best sources
-are kept whole, long ones are trimmed to the sentences around the match, and the budget is never
-exceeded. A follow-up ("plus court") sends the previous conversation as its prefix, so almost all
-of its prompt is already cached.
+``question``) bounds that variable part: the tokens llama.cpp evaluates beyond the cached fixed
+part, chat-template markup included, counted with the model's own tokenizer and chat template
+(:meth:`ChatModel.uncached_tokens`). The best sources are kept whole, long ones are trimmed to the
+sentences around the match, and the budget is never exceeded. ``settings.context_budget = 0``
+turns the budget off (the "naive" context, for comparison: the first ``NAIVE_TOP_K`` passages
+whole, bounded only by the context window). A follow-up ("plus court") sends the previous
+conversation as its prefix, so almost all of its prompt is already cached.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ if TYPE_CHECKING:
 
 # Below this many tokens a passage is not worth sending (a trimmed source keeps at least this).
 MIN_SOURCE_TOKENS = 60
+# Without a budget (settings.context_budget = 0): the naive context, this many whole passages.
+NAIVE_TOP_K = 5
 # Tokens kept free in the context window besides the answer (chat-template markup).
 CONTEXT_MARGIN = 48
 # How long closing a stream waits for the model thread to hand the model back.
@@ -385,7 +390,10 @@ class DraftingService:
         return float(value) if isinstance(value, int | float) else DEFAULT_ABSTAIN_THRESHOLD
 
     def budget_for(self, template: Template) -> int:
-        """Max tokens of the variable part of the prompt for ``template``."""
+        """Max uncached prompt tokens (the variable part) for ``template``; 0 = no budget
+        (``settings.context_budget = 0`` turns every type's budget off)."""
+        if self.settings.context_budget == 0:
+            return 0
         return template.budget_tokens or self.settings.context_budget
 
     def _n_ctx(self) -> int:
@@ -473,11 +481,17 @@ class DraftingService:
         return hits, time.monotonic() - t0
 
     def _fixed_and_limits(self, template: Template) -> tuple[str, int, int]:
+        """The fixed system text, the answer's max tokens, and the bound of the variable part:
+        the template's budget, or the context window's room when there is no budget."""
         system = render_system(template, self.templates.common)
         max_tokens = min(template.max_tokens, self.settings.max_tokens)
         room = self._n_ctx() - self._count(system) - max_tokens - CONTEXT_MARGIN
-        budget = min(self.budget_for(template), room)
-        return system, max_tokens, budget
+        wanted = self.budget_for(template)
+        return system, max_tokens, min(wanted, room) if wanted else room
+
+    def _uncached(self, messages: list[Message], system: str) -> int:
+        """Tokens of ``messages`` beyond the cached fixed part (the system message)."""
+        return self.chat_model.uncached_tokens(messages, [{"role": "system", "content": system}])
 
     def _plan_fresh(
         self,
@@ -493,12 +507,14 @@ class DraftingService:
         query = f"{request.request} {' '.join(request.fields.values())}"
         warnings: list[str] = []
 
-        def user_for(blocks: list[SourceBlock]) -> str:
-            return render_user(
+        def messages_for(blocks: list[SourceBlock]) -> list[Message]:
+            user = render_user(
                 template, common, blocks, request.request, request.fields, current_draft
             )
+            return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
-        base = self._count(user_for([]))
+        naive = self.budget_for(template) == 0
+        base = self._uncached(messages_for([]), system)
         if base + MIN_SOURCE_TOKENS > budget:
             raise DraftingError(
                 "La demande est trop longue pour le budget de contexte du type "
@@ -506,30 +522,43 @@ class DraftingService:
                 "champs, ou augmentez budget_tokens dans le modèle (prompts/) ou n_ctx."
             )
         if sources is None:
-            sources = self._select(hits, query, budget - base, warnings)
+            sources = self._select(hits, query, budget - base, warnings, naive=naive)
         chosen = list(sources)
-        user = user_for([_block(c) for c in chosen])
-        # Separators between blocks can merge tokens differently: check the real total.
-        while chosen and self._count(user) > budget:
+        messages = messages_for([_block(c) for c in chosen])
+        uncached = self._uncached(messages, system)
+        # The per-source counts are close, not exact (markup, token merges at the joins): the
+        # real total decides, and the last sources go until it fits.
+        while chosen and uncached > budget:
             chosen.pop()
-            user = user_for([_block(c) for c in chosen])
+            messages = messages_for([_block(c) for c in chosen])
+            uncached = self._uncached(messages, system)
         return _Plan(
             request=replace(request, doc_type=template.name),
             template=template,
-            messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+            messages=messages,
             sources=chosen,
             max_tokens=max_tokens,
-            budget=budget,
-            context_tokens=self._count(user),
+            budget=0 if naive else budget,
+            context_tokens=uncached,
             warnings=warnings,
             header=render_header(template, request.fields),
         )
 
     def _select(
-        self, hits: Sequence[Hit], query: str, room: int, warnings: list[str]
+        self,
+        hits: Sequence[Hit],
+        query: str,
+        room: int,
+        warnings: list[str],
+        *,
+        naive: bool = False,
     ) -> list[Citation]:
-        """Best sources first, whole when short; a long one is trimmed around the match."""
-        long_cap = max(MIN_SOURCE_TOKENS, room // 2)
+        """Best sources first, whole when short; a long one is trimmed around the match.
+        ``naive``: the first ``NAIVE_TOP_K`` passages whole (the caller drops what overflows)."""
+        if naive:
+            hits = hits[:NAIVE_TOP_K]
+            room = 1 << 30
+        long_cap = room if naive else max(MIN_SOURCE_TOKENS, room // 2)
         chosen: list[Citation] = []
         used = 0
         for hit in hits:
@@ -627,7 +656,7 @@ class DraftingService:
         max_tokens = min(
             template.max_tokens if template else self.settings.max_tokens, self.settings.max_tokens
         )
-        total = sum(self._count(m["content"]) + 8 for m in messages)
+        total = self.chat_model.count_prompt_tokens(messages)
         if total + max_tokens + CONTEXT_MARGIN <= self._n_ctx() or template is None:
             return _Plan(
                 request=request,
@@ -636,7 +665,7 @@ class DraftingService:
                 sources=sources,
                 max_tokens=max_tokens,
                 budget=self.budget_for(template) if template else 0,
-                context_tokens=self._count(revision["content"]),
+                context_tokens=self.chat_model.uncached_tokens(messages, messages[:-1]),
                 parent_id=previous.id,
                 header=previous.header,
             )

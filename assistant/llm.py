@@ -23,6 +23,20 @@ from assistant.errors import BusyError, LLMError, ModelNotFoundError
 
 Message = dict[str, str]
 
+# Chat-template markup of one message ("<|im_start|>user\n" ... "<|im_end|>\n" in ChatML), used
+# where the backend cannot render its template (a remote server): a generous estimate.
+MESSAGE_MARKUP_TOKENS = 8
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the longest common prefix of two token lists (what llama.cpp reuses)."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
 
 @dataclass
 class GenerationStats:
@@ -128,6 +142,39 @@ class ChatModel(ABC):
         """Tokens of ``text`` for this model (an estimate where the backend cannot tell)."""
         return max(1, len(text) // 3)
 
+    def prompt_token_ids(self, messages: list[Message]) -> list[int] | None:
+        """The tokens the backend evaluates for ``messages`` (chat template applied, answer turn
+        opened), or None when it cannot tell (the estimates below are used then)."""
+        return None
+
+    def count_prompt_tokens(self, messages: list[Message]) -> int:
+        """Tokens of the whole prompt of ``messages``, chat-template markup included."""
+        ids = self.prompt_token_ids(messages)
+        if ids is not None:
+            return len(ids)
+        return sum(self.count_tokens(m["content"]) + MESSAGE_MARKUP_TOKENS for m in messages) + (
+            MESSAGE_MARKUP_TOKENS
+        )
+
+    def uncached_tokens(self, messages: list[Message], cached: list[Message]) -> int:
+        """Tokens of ``messages`` to evaluate when the prompt of ``cached`` is in the model's
+        cache: the whole prompt minus its longest common token prefix with ``cached``'s (what
+        llama.cpp skips). Without the real tokens, an upper bound: the messages after the common
+        leading ones, with their markup."""
+        ids = self.prompt_token_ids(messages)
+        previous = self.prompt_token_ids(cached) if ids is not None else None
+        if ids is not None and previous is not None:
+            return len(ids) - common_prefix(ids, previous)
+        same = 0
+        for new, old in zip(messages, cached, strict=False):
+            if new != old:
+                break
+            same += 1
+        rest = messages[same:]
+        return sum(self.count_tokens(m["content"]) + MESSAGE_MARKUP_TOKENS for m in rest) + (
+            MESSAGE_MARKUP_TOKENS
+        )
+
     def stream(
         self,
         messages: list[Message],
@@ -167,6 +214,7 @@ class LocalChatModel(ChatModel):
         path = settings.chat_model_path
         self.name = path.name
         self._llama = llama or self._load(path)
+        self._formatter: Any = None  # built on first use (see _chat_formatter)
 
     def _load(self, path: Path) -> Any:
         if not path.is_file():
@@ -205,6 +253,44 @@ class LocalChatModel(ChatModel):
     def count_tokens(self, text: str) -> int:
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
+    def _chat_formatter(self) -> Any | None:
+        """The formatter llama-cpp-python applies for this model: the GGUF's own chat template
+        (``chat_template.default``), built as the library builds it. None for other formats."""
+        if self._formatter is None:
+            self._formatter = False
+            llama = self._llama
+            template = getattr(llama, "metadata", {}).get("tokenizer.chat_template")
+            if (
+                template
+                and getattr(llama, "chat_format", None) == "chat_template.default"
+                and getattr(llama, "chat_handler", None) is None
+            ):
+                from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+                def text(token: int) -> str:
+                    if token < 0:
+                        return ""
+                    return bytes(llama.detokenize([token], special=True)).decode(
+                        "utf-8", errors="ignore"
+                    )
+
+                self._formatter = Jinja2ChatFormatter(
+                    template=template,
+                    eos_token=text(llama.token_eos()),
+                    bos_token=text(llama.token_bos()),
+                )
+        return self._formatter or None
+
+    def prompt_token_ids(self, messages: list[Message]) -> list[int] | None:
+        formatter = self._chat_formatter()
+        if formatter is None:
+            return None
+        result = formatter(messages=messages)
+        ids = self._llama.tokenize(
+            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+        )
+        return [int(t) for t in ids]
+
     def _perf_reset(self) -> None:
         import llama_cpp
 
@@ -230,6 +316,7 @@ class LocalChatModel(ChatModel):
         stats: GenerationStats,
     ) -> Iterator[str]:
         self._perf_reset()
+        prompt_ids = self.prompt_token_ids(messages)
         try:
             chunks = self._llama.create_chat_completion(
                 messages=messages,
@@ -252,9 +339,11 @@ class LocalChatModel(ChatModel):
                 "n_ctx (ASSISTANT_N_CTX)."
             ) from err
         finally:
-            # n_tokens holds prompt + generated tokens now in the context.
-            total_in_ctx = int(self._llama.n_tokens)
-            stats.prompt_tokens = max(0, total_in_ctx - stats.completion_tokens)
+            if prompt_ids is not None:  # the tokens llama.cpp was given
+                stats.prompt_tokens = len(prompt_ids)
+            else:  # n_tokens holds prompt + generated tokens now in the context
+                total_in_ctx = int(self._llama.n_tokens)
+                stats.prompt_tokens = max(0, total_in_ctx - stats.completion_tokens)
             evaluated = self._evaluated_prompt_tokens()
             if evaluated is not None:
                 stats.cached_tokens = max(0, stats.prompt_tokens - evaluated)
