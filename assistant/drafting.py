@@ -37,6 +37,7 @@ from assistant.prompts import (
     Templates,
     escape_data,
     neutralise_instructions,
+    render_footer,
     render_header,
     render_plain,
     render_source,
@@ -124,6 +125,7 @@ class Draft:
     header: str = (
         ""  # the template's header filled from the fields (written before the model's text)
     )
+    footer: str = ""  # the template's footer filled from the fields (written after it)
 
     @property
     def sources(self) -> list[Citation]:
@@ -333,6 +335,108 @@ def drop_echo(body: str, header: str, label: str) -> str:
     return text
 
 
+# Parts of a document the program writes itself (header/footer of the template). A small model
+# writes them again anyway (a politeness formula under the salutation, a second signature):
+# a body line of one of these kinds is dropped when the frame already holds a line of that kind.
+# Hand-written: these are fixed formulas of French administrative writing, no library has them.
+_FRAME_KINDS = {
+    "salutation": re.compile(
+        r"^(?:madame|monsieur|mesdames|messieurs|cher|chere|chers|cheres)\b[^.;:]{0,80},$"
+    ),
+    "politeness": re.compile(
+        r"(?:vous prie|vous prions|veuillez)\s+d'agreer|salutations distinguees"
+        r"|l'assurance de (?:ma|mes|notre|nos) |^(?:bien |tres )?cordialement\b"
+        r"|^je vous remercie (?:de|pour) votre attention"
+        r"|^avec (?:mes|nos) (?:sinceres )?salutations"
+    ),
+    "signature": re.compile(
+        r"^(?:\[?signature\]?|(?:p\.?\s?o\.?\s+)?(?:le|la)\s+(?:\w+\s+){0,2}?"
+        r"(?:maire|president|presidente|adjoint|adjointe|directeur|directrice)\b[^.]{0,40})$"
+    ),
+    "vote": re.compile(r"^(?:vote|resultat du vote)\s*:"),
+    "done_at": re.compile(r"^fait\s+(?:et delibere|a\b|le\b)"),
+    "execution": re.compile(r"charge[es]?\b.{0,80}\bexecution\b"),
+    "recourse": re.compile(r"faire l'objet d'un recours|\bdelais? de recours\b"),
+}
+
+
+def _frame_line(line: str) -> str:
+    return " ".join(fold(line).replace("’", "'").split()).strip(" *_")
+
+
+def drop_frame(body: str, header: str, footer: str) -> str:
+    """Remove from the model's body the lines the program writes itself: a copy of a header or
+    footer line, and any salutation, politeness formula, vote, "Fait à" or signature line when
+    the frame already holds one. Blank-line structure of the rest is kept."""
+    frame = [_frame_line(ln) for ln in f"{header}\n{footer}".splitlines() if ln.strip()]
+    if not frame:
+        return body
+    kinds = [k for k, rx in _FRAME_KINDS.items() if any(rx.search(ln) for ln in frame)]
+    exact = set(frame)
+    lines = body.splitlines()
+    if "signature" in kinds:  # a signature block near the end goes with the names under it
+        tail = [i for i, ln in enumerate(lines) if ln.strip()][-4:]
+        sign = next(
+            (i for i in tail if _FRAME_KINDS["signature"].search(_frame_line(lines[i]))), None
+        )
+        if sign is not None:
+            lines = lines[:sign]
+    kept: list[str] = []
+    for line in lines:
+        folded = _frame_line(line)
+        if folded and (
+            folded in exact
+            or any(len(folded) < 300 and _FRAME_KINDS[k].search(folded.rstrip(" .")) for k in kinds)
+        ):
+            continue
+        kept.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+
+
+_NUMBERED_ITEM = re.compile(r"^\s*(?:\d{1,2}|[a-z])[.)]\s+(?=\S)")
+_BULLET_ITEM = re.compile(r"^\s*[-*•–]\s+(?=\S)")
+
+
+def as_prose(body: str) -> str:
+    """A letter is prose: numbered items become paragraphs, and bullet items are folded into
+    the sentence that introduces them ("pour : a, b, ou c."). The 1.5B model copies the lists
+    of its sources despite the instructions; a letter with bullets is not sendable."""
+    out: list[str] = []
+    items: list[str] = []
+
+    def flush() -> None:
+        if not items:
+            return
+        joined = ", ".join(i.rstrip(" ,;.") for i in items) + "."
+        if out and out[-1].strip():
+            out[-1] = out[-1].rstrip() + " " + joined
+        else:
+            out.append(joined)
+        items.clear()
+
+    for line in body.splitlines():
+        bullet = _BULLET_ITEM.match(line)
+        if bullet:
+            items.append(line[bullet.end() :].strip())
+            continue
+        if items and not line.strip():
+            continue  # a blank line inside a list
+        flush()
+        numbered = _NUMBERED_ITEM.match(line)
+        if numbered:
+            line = line[numbered.end() :]
+            intro = next((i for i in range(len(out) - 1, -1, -1) if out[i].strip()), None)
+            if intro is not None and out[intro].rstrip().endswith(":"):
+                del out[intro + 1 :]  # "Voici les conditions :" + first item = one sentence
+                out[intro] = out[intro].rstrip() + " " + line.strip()
+                continue
+            if out and out[-1].strip():
+                out.append("")
+        out.append(line)
+    flush()
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
+
+
 def _strip_mentions(text: str, common: CommonText) -> str:
     for mention in (common.mention_ia, common.mention_sans_sources):
         text = text.replace(mention, "")
@@ -357,6 +461,7 @@ class _Plan:
     warnings: list[str] = field(default_factory=list)
     parent_id: str | None = None
     header: str = ""
+    footer: str = ""
 
 
 class _Cancelled(Exception):
@@ -542,6 +647,7 @@ class DraftingService:
             context_tokens=uncached,
             warnings=warnings,
             header=render_header(template, request.fields),
+            footer=render_footer(template, request.fields),
         )
 
     def _select(
@@ -668,6 +774,7 @@ class DraftingService:
                 context_tokens=self.chat_model.uncached_tokens(messages, messages[:-1]),
                 parent_id=previous.id,
                 header=previous.header,
+                footer=previous.footer,
             )
         # The conversation no longer fits: start a new prompt that carries the current draft.
         plan = self._plan_fresh(
@@ -761,6 +868,8 @@ class DraftingService:
             )
             self._record(draft)
             raise
+        if plan.footer:  # written by the program after the model's text
+            yield DraftEvent("token", text="\n\n" + plan.footer)
         draft = self._finish(
             draft_id, plan, "".join(pieces), stats, start, first_token, stopped=False
         )
@@ -783,6 +892,9 @@ class DraftingService:
         body = plain_text(_strip_mentions(body, common))
         if plan.template is not None:
             body = drop_echo(body, plan.header, plan.template.label)
+            body = drop_frame(body, plan.header, plan.footer)
+            if plan.template.prose:
+                body = as_prose(body)
         warnings = list(plan.warnings)
         if invalid:
             marks = ", ".join(f"[{n}]" for n in invalid)
@@ -795,6 +907,8 @@ class DraftingService:
         tail = common.mention_ia
         if not plan.request.retrieval:
             tail = f"{common.mention_sans_sources}\n{tail}"
+        if plan.footer and not stopped:
+            body = f"{body}\n\n{plan.footer}".strip()
         if plan.header:
             body = f"{plan.header}\n\n{body}".strip()
         answer = f"{body}\n\n{tail}" if body else tail
@@ -818,6 +932,7 @@ class DraftingService:
             stopped=stopped,
             warnings=warnings,
             header=plan.header,
+            footer=plan.footer,
         )
 
     def _timings(

@@ -50,6 +50,7 @@ class TemplateField:
     label: str
     required: bool = False
     placeholder: str = ""
+    default: str = ""  # used in the header/footer when the agent leaves the field empty
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +76,9 @@ class Template:
     skeleton: str
     path: Path | None = None
     header: str = ""  # written by the program from the fields, before the model's text
+    footer: str = ""  # written by the program from the fields, after the model's text
+    consigne: str = ""  # short fixed order placed after the request (what to write, narrowly)
+    prose: bool = False  # the body is prose (a letter): lists the model writes are turned to prose
 
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
@@ -210,28 +214,32 @@ def _fields(data: Mapping[str, Any], path: Path) -> tuple[TemplateField, ...]:
                 label=_text(item, "label", path),
                 required=bool(item.get("required", False)),
                 placeholder=str(item.get("placeholder", "")),
+                default=str(item.get("default", "")).strip(),
             )
         )
     return tuple(out)
 
 
-def _header(data: Mapping[str, Any], path: Path, fields: tuple[TemplateField, ...]) -> str:
-    """The optional ``header``: text with ``{field}`` placeholders, checked against the fields."""
-    value = data.get("header", "")
+def _frame(
+    data: Mapping[str, Any], path: Path, fields: tuple[TemplateField, ...], key: str = "header"
+) -> str:
+    """The optional ``header`` / ``footer``: text with ``{field}`` placeholders, checked
+    against the fields."""
+    value = data.get(key, "")
     if not isinstance(value, str):
-        raise TemplateError(f"Dans {path}, « header » doit être un texte. Corrigez-le.")
+        raise TemplateError(f"Dans {path}, « {key} » doit être un texte. Corrigez-le.")
     known = {f.name for f in fields}
     try:
         names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
     except ValueError as err:
         raise TemplateError(
-            f"Dans {path}, « header » contient une accolade mal fermée ({err}). Écrivez "
+            f"Dans {path}, « {key} » contient une accolade mal fermée ({err}). Écrivez "
             "{nom_du_champ} pour insérer un champ."
         ) from err
     unknown = names - known
     if unknown:
         raise TemplateError(
-            f"Dans {path}, « header » utilise {', '.join(sorted(unknown))}, qui n'est pas un "
+            f"Dans {path}, « {key} » utilise {', '.join(sorted(unknown))}, qui n'est pas un "
             f"champ déclaré ({', '.join(sorted(known)) or 'aucun'}). Corrigez le nom ou "
             "déclarez le champ dans [[fields]]."
         )
@@ -246,18 +254,22 @@ def load_template(path: Path) -> Template:
             f"Dans {path}, name = « {texts['name']} » doit être le nom du fichier « {path.stem} ». "
             "Renommez le fichier ou corrigez « name »."
         )
+    fields = _fields(data, path)
     return Template(
         name=texts["name"],
         label=texts["label"],
         description=texts["description"],
-        fields=_fields(data, path),
+        fields=fields,
         budget_tokens=_int(data, "budget_tokens", path, 0),
         max_tokens=_int(data, "max_tokens", path, 16),
         system=texts["system"],
         instructions=texts["instructions"],
         skeleton=str(data.get("skeleton", "")).strip(),
         path=path,
-        header=_header(data, path, _fields(data, path)),
+        header=_frame(data, path, fields, "header"),
+        footer=_frame(data, path, fields, "footer"),
+        consigne=str(data.get("consigne", "")).strip(),
+        prose=bool(data.get("prose", False)),
     )
 
 
@@ -395,14 +407,24 @@ def render_system(template: Template, common: CommonText) -> str:
 
 
 def render_header(template: Template, values: Mapping[str, str]) -> str:
-    """The template's header with the agent's fields; a missing one is left to complete."""
-    if not template.header:
+    """The template's header with the agent's fields; a missing one takes the field's default,
+    else is left to complete."""
+    return _render_frame(template.header, template, values)
+
+
+def render_footer(template: Template, values: Mapping[str, str]) -> str:
+    """The template's footer (politeness formula, vote, signature), filled like the header."""
+    return _render_frame(template.footer, template, values)
+
+
+def _render_frame(text: str, template: Template, values: Mapping[str, str]) -> str:
+    if not text:
         return ""
     specs = {f.name: f for f in template.fields}
-    given = {name: (values.get(name) or "").strip() for name in specs}
+    given = {name: (values.get(name) or "").strip() or specs[name].default for name in specs}
     filled = {name: given[name] or f"[À COMPLÉTER : {specs[name].label.lower()}]" for name in specs}
     lines = []
-    for line in template.header.splitlines():
+    for line in text.splitlines():
         optional = line.startswith("?")
         line = line.removeprefix("?")
         names = {n for _, n, _, _ in string.Formatter().parse(line) if n}
@@ -435,7 +457,9 @@ def render_user(
 ) -> str:
     """The variable part: sources (data), the reminder, the agent's fields, and the request
     last (small models follow best what comes last; a trailing reminder gets copied). The
-    header is not shown: the instructions say it is written, and small models copy it."""
+    header is not shown: the instructions say it is written, and small models copy it. The
+    template's optional ``consigne`` (fixed text) closes the message: one narrow order saying
+    what to write now, e.g. "the body of the letter only, starting with ..."."""
     parts: list[str] = [common.entete_sources]
     parts.extend(render_source(s) for s in sources)
     parts.append(common.rappel)
@@ -445,6 +469,8 @@ def render_user(
     if current_draft is not None:
         parts.append(f"PROJET ACTUEL À RÉVISER :\n{escape_data(current_draft.strip())}")
     parts.append(f"Demande ({template.label}) : {escape_data(request.strip())}")
+    if template.consigne and current_draft is None:
+        parts.append(template.consigne)  # the narrow task, last: small models follow it best
     return "\n\n".join(parts)
 
 

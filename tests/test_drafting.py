@@ -17,7 +17,9 @@ from assistant.drafting import (
     DraftEvent,
     DraftingService,
     DraftRequest,
+    as_prose,
     drop_echo,
+    drop_frame,
     map_citations,
     plain_text,
     trim_passage,
@@ -281,10 +283,14 @@ def test_the_header_is_written_from_the_fields_and_the_model_continues(
     fields = {"destinataire": "Mme Lucie Ferrand", "objet": "Quorum", "expediteur": "Mairie"}
     events, draft = run(svc, DraftRequest("Courrier", doc_type="courrier", fields=fields))
     streamed = "".join(e.text for e in events if e.kind == "token")
-    assert streamed.startswith("Mairie\n") and streamed.endswith(draft.raw_answer)
+    assert streamed.startswith("Mairie\n") and streamed.endswith(draft.footer)
+    assert draft.raw_answer in streamed
     assert draft.answer.startswith(draft.header) and "Objet : Quorum" in draft.header
     assert draft.answer.index("Objet : Quorum") < draft.answer.index("Madame, votre demande [1].")
-    assert "déjà écrit" in model.prompts[0][0]["content"]  # the model is told to continue
+    # The program writes the politeness formula and the signature after the model's body.
+    assert "salutations distinguées" in draft.footer and "Le Maire," in draft.footer
+    assert draft.answer.index("votre demande [1].") < draft.answer.index(draft.footer)
+    assert "écrit lui-même" in model.prompts[0][0]["content"]  # the model writes the body only
     assert "[À COMPLÉTER : lieu]" not in model.prompts[0][1]["content"]  # header not shown
 
 
@@ -293,6 +299,44 @@ def test_an_echoed_header_and_request_are_dropped() -> None:
     body = f"{header}\n\nDemande (Courrier) : Répondre à Mme X\n\nMadame,\n\nTexte [1]."
     assert drop_echo(body, header, "Courrier") == "Madame,\n\nTexte [1]."
     assert drop_echo("Madame,\n\nTexte.", header, "Courrier") == "Madame,\n\nTexte."
+
+
+def test_frame_parts_rewritten_by_the_model_are_dropped() -> None:
+    header = "Objet : Salle\n\nMadame, Monsieur,"
+    footer = (
+        "Je vous prie d'agréer, Madame, Monsieur, l'expression de mes salutations.\n\nLe Maire,"
+    )
+    body = (
+        "Madame,\n\nVeuillez agréer, Madame, mes salutations distinguées.\n\n"
+        "Le Maire rappelle que la salle est réservée aux associations [1].\n\n"
+        "Je vous prie d'agréer, Madame, l'expression de ma considération distinguée.\n\n"
+        "Le Maire\nJean Dupont"
+    )
+    kept = drop_frame(body, header, footer)
+    assert kept == "Le Maire rappelle que la salle est réservée aux associations [1]."
+    assert drop_frame(body, "", "") == body  # nothing written by the program: all kept
+    act = (
+        "Vu le code [1] ;\n\nArticle 1er : Tarif [1].\nArticle 2 : Le Maire est chargé de "
+        "l'exécution de la présente délibération.\nVote : unanimité"
+    )
+    footer = "Le Maire est chargé de l'exécution.\n\nVote : X\n\nFait et délibéré.\nLe Maire,"
+    assert drop_frame(act, "", footer) == "Vu le code [1] ;\n\nArticle 1er : Tarif [1]."
+
+
+def test_lists_in_a_letter_body_become_prose() -> None:
+    body = (
+        "J'ai bien reçu votre demande.\n\nVoici les conditions :\n\n"
+        "1. Toute association peut demander une subvention pour :\n"
+        "- réaliser une action,\n- ou financer son activité.\n\n"
+        "2. Une convention est conclue au-delà de 23 000 € [3]."
+    )
+    assert as_prose(body) == (
+        "J'ai bien reçu votre demande.\n\nVoici les conditions : Toute association peut "
+        "demander une subvention pour : réaliser une action, ou financer son activité.\n\n"
+        "Une convention est conclue au-delà de 23 000 € [3]."
+    )
+    prose = "Madame,\n\nLe 3 mai, la salle est libre [1].\n\n- Le Maire"
+    assert as_prose(prose.rsplit("\n\n", 1)[0]) == prose.rsplit("\n\n", 1)[0]
 
 
 def test_missing_required_field_is_a_warning_and_unknown_field_an_error(

@@ -18,6 +18,7 @@ from assistant.prompts import (
     escape_data,
     load_templates,
     neutralise_instructions,
+    render_footer,
     render_header,
     render_source,
     render_system,
@@ -61,14 +62,17 @@ def test_question_uses_the_settings_budget_others_declare_more(templates: Templa
     [
         ("deliberation", ["Vu ", "Considérant que", "DÉCIDE :", "Article 1er", "Vote"]),
         ("arrete", ["Vu ", "Considérant", "ARRÊTE", "Article 1er", "exécution"]),
-        ("courrier", ["Objet : {objet}", "{destinataire}", "Madame,", "salutations", "Le Maire"]),
+        (
+            "courrier",
+            ["Objet : {objet}", "{destinataire}", "Madame,", "salutations", "{signataire}"],
+        ),
     ],
 )
 def test_skeletons_have_the_administrative_form(
     templates: Templates, name: str, markers: list[str]
 ) -> None:
     template = templates.get(name)
-    skeleton = template.header + template.instructions + template.skeleton
+    skeleton = template.header + template.instructions + template.skeleton + template.footer
     for marker in markers:
         assert marker in skeleton
 
@@ -81,6 +85,28 @@ def test_header_is_filled_from_the_fields(templates: Templates) -> None:
     assert "[À COMPLÉTER : expéditeur (service)]" in header  # a line that must be completed
     assert "Réf. : V/réf. 12" in render_header(courrier, {"references": "V/réf. 12"})
     assert render_header(templates.get("question"), {}) == ""
+
+
+def test_footer_takes_the_field_defaults_and_values(templates: Templates) -> None:
+    courrier = templates.get("courrier")
+    assert render_header(courrier, {}).endswith("Madame, Monsieur,")  # default salutation
+    footer = render_footer(courrier, {"appel": "Madame la Présidente,", "signataire": "Le Maire"})
+    assert "agréer, Madame la Présidente, l'expression" in footer
+    assert footer.endswith("Le Maire")
+    assert render_footer(courrier, {}).endswith("Le Maire,")  # default signatory
+    vote = render_footer(templates.get("deliberation"), {})
+    assert "Vote : [À COMPLÉTER : résultat du vote]" in vote
+    assert render_footer(templates.get("question"), {}) == ""
+
+
+def test_the_consigne_closes_the_user_message_of_a_new_draft(templates: Templates) -> None:
+    courrier = templates.get("courrier")
+    assert courrier.consigne
+    user = render_user(courrier, templates.common, [], "Répondre sur la salle", {})
+    assert user.endswith(courrier.consigne)
+    assert user.index("Répondre sur la salle") < user.index(courrier.consigne)
+    revision = render_user(courrier, templates.common, [], "Plus court", {}, current_draft="X")
+    assert courrier.consigne not in revision  # a revision keeps its own order last
 
 
 def test_unknown_type_and_field_are_refused_with_the_choices(templates: Templates) -> None:
@@ -110,7 +136,8 @@ def test_user_part_puts_the_request_after_the_data(templates: Templates) -> None
     assert "- Objet : Salle" in user
     assert "- Destinataire : [À COMPLÉTER]" in user  # required and missing
     assert user.index(templates.common.rappel) < user.index("- Objet : Salle")
-    assert user.endswith("Demande (Courrier) : Répondre à Mme X")  # the request comes last
+    # The request comes last, only followed by the template's fixed narrow order.
+    assert user.endswith(f"Demande (Courrier) : Répondre à Mme X\n\n{t.consigne}")
 
 
 def test_a_document_cannot_close_its_block_or_inject_chat_tokens() -> None:
