@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,29 +288,62 @@ def evaluate(
     return report
 
 
-def answer_citation_rate(
-    draft_sources: Callable[[str], list[str]], questions: Sequence[Question]
-) -> dict[str, Any]:
-    """How often the drafted answer cites the expected document.
+@dataclass
+class AnswerSources:
+    """What one drafted answer used: the sources it cites, those it was given, and the prompt
+    figures llama.cpp measured."""
 
-    ``draft_sources(question)`` drafts an answer and returns the sources it cites.
+    cited: list[str]
+    given: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+
+
+def answer_citation_rate(
+    draft_sources: Callable[[str], Sequence[str] | AnswerSources], questions: Sequence[Question]
+) -> dict[str, Any]:
+    """How often the drafted answer cites the expected document (``cites_expected``) and how
+    often that document was among the sources given to the model (``sources_expected``).
+
+    ``draft_sources(question)`` drafts an answer and returns the sources it cites (or an
+    :class:`AnswerSources`, which also gives the sources sent and the prompt figures).
     """
     cited = 0
+    given = 0
+    tokens: list[tuple[int, int]] = []
     details = []
     for question in questions:
-        sources = draft_sources(question.question)
-        ok = question.file in sources
+        result = draft_sources(question.question)
+        answer = result if isinstance(result, AnswerSources) else AnswerSources(list(result))
+        ok = question.file in answer.cited
+        in_context = ok or question.file in answer.given
         cited += ok
-        details.append({"id": question.id, "cited_expected": ok, "cited": sources})
+        given += in_context
+        if answer.prompt_tokens:
+            tokens.append((answer.prompt_tokens, answer.cached_tokens))
+        details.append(
+            {
+                "id": question.id,
+                "cited_expected": ok,
+                "given_expected": in_context,
+                "cited": answer.cited,
+            }
+        )
     n = len(questions)
-    return {
+    out: dict[str, Any] = {
         "questions": n,
         "cites_expected": round(cited / n, 4) if n else 0.0,
-        "details": details,
+        "sources_expected": round(given / n, 4) if n else 0.0,
     }
+    if tokens:
+        out["median_prompt_tokens"] = statistics.median(p for p, _ in tokens)
+        out["median_uncached_tokens"] = statistics.median(p - c for p, c in tokens)
+    out["details"] = details
+    return out
 
 
 __all__ = [
+    "AnswerSources",
     "EvalError",
     "EvalReport",
     "Question",

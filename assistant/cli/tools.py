@@ -1,9 +1,12 @@
-"""CLI: assistant eval (retrieval and answer evaluation) / bench (stub until its issue lands)."""
+"""CLI: assistant eval (retrieval and answer evaluation) / bench (runs the benchmark scripts)."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -92,6 +95,13 @@ def eval_(
         bool,
         typer.Option("--answers", help="Rédiger aussi les réponses et vérifier leurs citations."),
     ] = False,
+    no_budget: Annotated[
+        bool,
+        typer.Option(
+            "--no-budget",
+            help="Avec --answers : sans budget de contexte (5 passages entiers, pour comparer).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Sortie JSON.")] = False,
     limit: Annotated[
         int | None, typer.Option(help="N'évaluer que les N premières questions.")
@@ -129,8 +139,11 @@ def eval_(
 
     temp_data = Path(tempfile.mkdtemp(prefix="assistant-eval-")) if ingest else None
     passages_dir: Path | None = None
+    more: dict[str, Any] = {"context_budget": 0} if no_budget else {}
+    if temp_data:
+        more["data_dir"] = temp_data
     try:
-        settings = settings_from(ctx, data_dir=temp_data) if temp_data else settings_from(ctx)
+        settings = settings_from(ctx, **more)
         index = build_index(settings)
         embedder = build_embedder(settings)
         if squad:
@@ -152,7 +165,10 @@ def eval_(
                 corpus=None if squad else corpus,
             )
             if answers and m == modes[0]:
-                report.answers = answer_citation_rate(_drafter(settings, name), items)
+                report.answers = {
+                    "context_budget": settings.context_budget,
+                    **answer_citation_rate(_drafter(settings, name), items),
+                }
             reports[m] = report.as_json()
     finally:
         if passages_dir is not None:
@@ -179,27 +195,99 @@ def eval_(
                     highlight=False,
                 )
         if "answers" in rep:
+            a = rep["answers"]
+            budget = f"{a['context_budget']} jetons" if a["context_budget"] else "aucun"
             console.print(
-                f"Réponses citant le document attendu : {rep['answers']['cites_expected']:.0%} "
-                f"({rep['answers']['questions']} questions)"
+                f"Réponses (budget de contexte : {budget}) : document attendu parmi les sources "
+                f"données {a['sources_expected']:.0%}, cité dans la réponse "
+                f"{a['cites_expected']:.0%} ({a['questions']} questions)"
+                + (
+                    f" ; invite médiane {a['median_prompt_tokens']} jetons, dont "
+                    f"{a['median_uncached_tokens']} non lus avant"
+                    if "median_prompt_tokens" in a
+                    else ""
+                )
             )
 
 
 def _drafter(settings: Any, collection: str) -> Any:
-    """A function question -> sources cited by the drafted answer (the drafting service)."""
+    """A function question -> sources of the drafted answer (the drafting service)."""
     from assistant.drafting import DraftRequest, build_service
+    from assistant.evaluation import AnswerSources
 
     service = build_service(settings)
 
-    def draft_sources(question: str) -> list[str]:
+    def draft_sources(question: str) -> AnswerSources:
         request = DraftRequest(request=question, collections=[collection], user="evaluation")
         draft = service.draft(request)
-        return [c.source for c in draft.citations]
+        return AnswerSources(
+            cited=[c.source for c in draft.citations],
+            given=[c.source for c in draft.sources],
+            prompt_tokens=int(draft.timings.get("prompt_tokens") or 0),
+            cached_tokens=int(draft.timings.get("cached_tokens") or 0),
+        )
 
     return draft_sources
 
 
-@app.command()
-def bench() -> None:
+# ``assistant bench <name> [args]`` runs scripts/<script> with the same Python. A subprocess
+# rather than an import: each script keeps its own argument parser and exit code, and a long
+# benchmark's memory (models, indexes) goes away with it.
+BENCHES = {
+    "ingest": "bench_ingest.py",
+    "retrieval": "bench_retrieval.py",
+    "drafting": "bench_drafting.py",
+    "first-token": "bench_first_token.py",
+}
+SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts"
+
+
+class BenchUsageError(AssistantError):
+    exit_code = 2
+
+
+def bench_command(name: str, args: list[str], scripts_dir: Path | None = None) -> list[str]:
+    """The command line that runs benchmark ``name`` with ``args``."""
+    scripts_dir = scripts_dir or SCRIPTS_DIR
+    if name not in BENCHES:
+        raise BenchUsageError(
+            f"Mesure inconnue : « {name} ». Choisissez parmi : {', '.join(BENCHES)} "
+            "(par exemple « assistant bench first-token --help »)."
+        )
+    script = scripts_dir / BENCHES[name]
+    if not script.is_file():
+        raise BenchUsageError(
+            f"Script de mesure introuvable : {script}. Les mesures s'exécutent depuis le dossier "
+            "du projet (dépôt complet, avec son dossier scripts/) ; clonez-le ou lancez le script "
+            "directement."
+        )
+    return [sys.executable, str(script), *args]
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def bench(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="ingest, retrieval, drafting ou first-token ; les options suivantes vont au "
+            "script (« assistant bench first-token --help »)."
+        ),
+    ] = None,
+) -> None:
     """Mesure les vitesses (ingestion, recherche, premier jeton) sur cette machine."""
-    raise typer.Exit(1)
+    if name is None or name in ("--help", "-h"):
+        typer.echo(ctx.get_help())
+        typer.echo(f"\nMesures disponibles : {', '.join(BENCHES)}.")
+        raise typer.Exit(0)
+    command = bench_command(name, list(ctx.args))
+    # The global options (--chat-model, --threads...) reach the script as ASSISTANT_* variables.
+    state = ctx.find_root().obj
+    env = dict(os.environ)
+    for key, value in getattr(state, "overrides", {}).items():
+        if value is not None:
+            env[f"ASSISTANT_{key.upper()}"] = str(value)
+    raise typer.Exit(subprocess.call(command, env=env))

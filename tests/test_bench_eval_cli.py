@@ -1,0 +1,142 @@
+"""``assistant bench`` runs the benchmark scripts; ``assistant eval --answers [--no-budget]``
+measures the answers with and without the context budget."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from assistant.cli import app
+from assistant.cli.tools import BENCHES, BenchUsageError, bench_command
+from assistant.evaluation import AnswerSources, Question, answer_citation_rate
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for key in [k for k in os.environ if k.startswith("ASSISTANT_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# --- bench ------------------------------------------------------------------------------------
+
+
+def test_every_benchmark_script_exists_and_answers_help() -> None:
+    import subprocess
+
+    for name in BENCHES:
+        command = bench_command(name, ["--help"])
+        assert Path(command[1]).is_file() and command[0] == sys.executable
+    # One of them run for real: its own parser answers (the dispatcher passes the args through).
+    done = subprocess.run(bench_command("first-token", ["--help"]), capture_output=True, text=True)
+    assert done.returncode == 0 and "--max-tokens" in done.stdout
+
+
+def test_unknown_benchmark_is_refused_with_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(BenchUsageError, match="first-token"):
+        bench_command("vitesse", [])
+    with pytest.raises(BenchUsageError, match="scripts/"):
+        bench_command("ingest", [], scripts_dir=tmp_path)
+
+
+def test_bench_passes_arguments_exit_code_and_global_options(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scripts = clean_env / "scripts"
+    scripts.mkdir()
+    out = clean_env / "seen.json"
+    (scripts / "bench_drafting.py").write_text(
+        "import json, os, sys\n"
+        f"open({str(out)!r}, 'w').write(json.dumps("
+        "{'args': sys.argv[1:], 'model': os.environ.get('ASSISTANT_CHAT_MODEL')}))\n"
+        "sys.exit(3)\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr("assistant.cli.tools.SCRIPTS_DIR", scripts)
+    result = CliRunner().invoke(
+        app,
+        ["--chat-model", "petit.gguf", "bench", "drafting", "--max-tokens", "48", "--json"],
+    )
+    assert result.exit_code == 3, result.output
+    seen = json.loads(out.read_text(encoding="utf-8"))
+    assert seen == {"args": ["--max-tokens", "48", "--json"], "model": "petit.gguf"}
+
+
+def test_bench_without_a_name_lists_the_benchmarks(clean_env: Path) -> None:
+    result = CliRunner().invoke(app, ["bench"])
+    assert result.exit_code == 0
+    assert all(name in result.output for name in BENCHES)
+
+
+# --- eval --answers ---------------------------------------------------------------------------
+
+
+def test_answer_rates_separate_the_sources_given_from_those_cited() -> None:
+    questions = [Question(id=x, question=f"q{x}", file=f"{x}.md") for x in "abc"]
+    results = {
+        "qa": AnswerSources(cited=["a.md"], given=["a.md", "z.md"], prompt_tokens=900),
+        "qb": AnswerSources(cited=["z.md"], given=["b.md", "z.md"], prompt_tokens=700),
+        "qc": AnswerSources(cited=[], given=["z.md"], prompt_tokens=800, cached_tokens=600),
+    }
+    out = answer_citation_rate(lambda q: results[q], questions)
+    assert out["cites_expected"] == pytest.approx(1 / 3, abs=1e-3)
+    assert out["sources_expected"] == pytest.approx(2 / 3, abs=1e-3)
+    assert out["median_prompt_tokens"] == 800 and out["median_uncached_tokens"] == 700
+    assert [d["given_expected"] for d in out["details"]] == [True, True, False]
+
+
+def _tiny_index(data: Path) -> None:
+    from assistant.config import Settings
+    from assistant.schema import Chunk
+    from assistant.store import build_index
+    from tests.fakes import FakeEmbedder
+
+    emb = FakeEmbedder()
+    index = build_index(Settings(data_dir=data))
+    index.ensure_collection("essai", embedder=emb.name)
+    text = "Le conseil municipal ne délibère valablement que si la majorité est là."
+    chunk = Chunk(id="essai:quorum.md:0", text=text, metadata={"source": "quorum.md"})
+    index.replace_document("essai", "quorum.md", "h" * 64, [chunk], emb.embed([text]))
+    index.close()
+
+
+@pytest.mark.parametrize(("flags", "budget"), [([], 800), (["--no-budget"], 0)])
+def test_eval_answers_with_and_without_the_budget(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str], budget: int
+) -> None:
+    from tests.fakes import FakeEmbedder
+
+    emb = FakeEmbedder()
+    monkeypatch.setattr("assistant.embeddings.build_embedder", lambda settings: emb)
+    seen: list[Any] = []
+
+    def drafter(settings: Any, collection: str) -> Any:
+        seen.append(settings.context_budget)
+        return lambda q: AnswerSources(cited=["quorum.md"], given=["quorum.md"], prompt_tokens=9)
+
+    monkeypatch.setattr("assistant.cli.tools._drafter", drafter)
+    data = clean_env / "data"
+    _tiny_index(data)
+    questions = clean_env / "q.jsonl"
+    questions.write_text(
+        json.dumps({"id": "A", "question": "Quel quorum ?", "file": "quorum.md"}) + "\n", "utf-8"
+    )
+    (clean_env / "docs").mkdir()
+    args = ["--data-dir", str(data), "eval", str(questions), "--corpus", str(clean_env / "docs")]
+    args += ["--collection", "essai", "--answers", *flags]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    answers = json.loads(result.stdout)["answers"]
+    assert seen == [budget] and answers["context_budget"] == budget
+    assert answers["cites_expected"] == answers["sources_expected"] == 1.0
+    text = CliRunner().invoke(app, args)
+    assert "budget de contexte : " + (f"{budget} jetons" if budget else "aucun") in text.output
