@@ -270,6 +270,7 @@ def map_citations(text: str, valid: Sequence[int]) -> tuple[str, list[int], list
     cited: dict[int, None] = {}
     invalid: set[int] = set()
     text = _ECHO_END.sub("", text)
+    text = re.sub(r"\[\[(\d{1,3})\]\]", r"[\1]", text)  # "[[2]]" written by the model
     text = _ECHO_HEADER.sub(lambda m: f"[{m.group(1)}]", text)
 
     def fix(match: re.Match[str]) -> str:
@@ -308,7 +309,7 @@ def _block(c: Citation) -> SourceBlock:
 
 
 _BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
-_HEADING = re.compile(r"^#{1,6}\s+", re.MULTILINE)
+_HEADING = re.compile(r"^(?:#{1,6}\s+|>\s?)", re.MULTILINE)  # "## Titre", "> À noter"
 
 
 def plain_text(text: str) -> str:
@@ -397,6 +398,13 @@ _NUMBERED_ITEM = re.compile(r"^\s*(?:\d{1,2}|[a-z])[.)]\s+(?=\S)")
 _BULLET_ITEM = re.compile(r"^\s*[-*•–]\s+(?=\S)")
 
 
+def drop_paragraphs_with(body: str, phrase: str) -> tuple[str, bool]:
+    """``body`` without its paragraphs (blank-line separated) that contain ``phrase``."""
+    paragraphs = re.split(r"\n\s*\n", body)
+    kept = [p for p in paragraphs if fold(phrase) not in fold(p)]
+    return "\n\n".join(kept).strip(), len(kept) < len(paragraphs)
+
+
 def as_prose(body: str) -> str:
     """A letter is prose: numbered items become paragraphs, and bullet items are folded into
     the sentence that introduces them ("pour : a, b, ou c."). The 1.5B model copies the lists
@@ -407,7 +415,11 @@ def as_prose(body: str) -> str:
     def flush() -> None:
         if not items:
             return
-        joined = ", ".join(i.rstrip(" ,;.") for i in items) + "."
+        joined = ""
+        for item in items:  # "pour : a, b, ou c." (no comma after a colon)
+            sep = "" if not joined else " " if joined.endswith(":") else ", "
+            joined += sep + item.rstrip(" ,;.")
+        joined += "" if joined.endswith(":") else "."
         if out and out[-1].strip():
             out[-1] = out[-1].rstrip() + " " + joined
         else:
@@ -890,12 +902,22 @@ class DraftingService:
         common = self.templates.common
         body, cited, invalid = map_citations(raw, [c.n for c in plan.sources])
         body = plain_text(_strip_mentions(body, common))
+        warnings = list(plan.warnings)
         if plan.template is not None:
             body = drop_echo(body, plan.header, plan.template.label)
             body = drop_frame(body, plan.header, plan.footer)
             if plan.template.prose:
                 body = as_prose(body)
-        warnings = list(plan.warnings)
+                # A letter that answers does not end on "the documents do not allow...": the
+                # agent gets the model's doubt as a warning instead.
+                rest, dropped = drop_paragraphs_with(body, common.phrase_abstention)
+                still_cited = [n for n in cited if f"[{n}]" in rest]
+                if dropped and still_cited:
+                    body, cited = rest, still_cited
+                    warnings.append(
+                        "Le modèle a signalé qu'une partie de la demande n'est pas couverte "
+                        "par les documents : vérifiez que la réponse est complète."
+                    )
         if invalid:
             marks = ", ".join(f"[{n}]" for n in invalid)
             warnings.append(f"Références sans source retirées du texte : {marks}.")
