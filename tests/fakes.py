@@ -209,7 +209,13 @@ class FakeDraftingService(DraftingService):
                 unused_sources=[c for c in self.sources if c.n not in numbers],
                 invalid_citations=[],
                 model=self.model,
-                timings={"total_s": 0.0},
+                timings={
+                    "total_s": 0.0,
+                    "prompt_tokens": 812,
+                    "cached_tokens": 640,
+                    "first_token_s": 3.1,
+                    "tokens_per_s": 18.0,
+                },
             )
             finished = True
             yield DraftEvent("done", draft=draft)

@@ -191,3 +191,22 @@ def test_original_documents_need_login_when_accounts_exist(tmp_path: Path, setti
         assert client.post("/login", data={"username": "marie", "password": "secret"}).is_success
         opened = client.get("/fichiers/exemple/a.pdf")
         assert opened.status_code == 200 and opened.content.startswith(b"%PDF")
+
+
+def test_details_line_in_french_from_the_measured_timings() -> None:
+    timings = {
+        "prompt_tokens": 2212,
+        "cached_tokens": 640,
+        "first_token_s": 3.14,
+        "tokens_per_s": 18.4,
+    }
+    line = render.details_line(timings)
+    assert line == (
+        "Contexte : 2\u202f212 jetons dont 640 déjà en cache · premier mot en 3,1 s · 18 jetons/s"
+    )
+    # No model call (abstention) or stopped before the first word: no line.
+    assert render.details_line({"prompt_tokens": 0, "first_token_s": None}) == ""
+    assert render.details_line({"prompt_tokens": 900, "first_token_s": None}) == ""
+    html = render.status_html("Brouillon prêt.", "done", line)
+    assert '<span class="status-details">Contexte : 2' in html and "Brouillon prêt." in html
+    assert "status-details" not in render.status_html("Brouillon prêt.", "done")

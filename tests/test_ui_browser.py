@@ -214,6 +214,9 @@ def test_fake_courrier_stream_sources_export_feedback(
     assert page.is_enabled("#btn-arreter")
     page.wait_for_selector("#statut .status-done")
     assert len(page.inner_text("#brouillon")) > first
+    # What the model read, measured by llama.cpp, in a details line under the status.
+    details = page.inner_text("#statut .status-details")
+    assert "812 jetons dont 640 déjà en cache" in details and "premier mot en 3,1 s" in details
     assert not page.is_enabled("#btn-arreter")
     request = service.requests[-1]
     assert request.doc_type == "courrier"

@@ -540,7 +540,9 @@ def build_ui(
                 + (" (interrompu)" if stopped else "")
             )
             yield {
-                status: render.status_html(_final_message(final, stopped), "done"),
+                status: render.status_html(
+                    _final_message(final, stopped), "done", render.details_line(final.timings)
+                ),
                 preview: render.answer_html(final.answer, final.sources),
                 editor: final.answer,
                 sources_panel: render.sources_html(

@@ -8,8 +8,9 @@ written here reaches the page.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from html import escape
+from typing import Any
 from urllib.parse import quote
 
 from assistant.drafting import Citation
@@ -171,8 +172,36 @@ def queue_message(position: int, seconds_per_draft: float | None) -> str:
     return f"{head} La page se mettra à jour d'elle-même, inutile de la recharger."
 
 
-def status_html(text: str, kind: str = "info") -> str:
-    """The status line above the draft (queue, progress, errors), read by screen readers."""
+def status_html(text: str, kind: str = "info", details: str = "") -> str:
+    """The status line above the draft (queue, progress, errors), read by screen readers;
+    ``details`` goes on a second, smaller line (see :func:`details_line`)."""
     if not text:
         return '<div class="status status-empty" role="status"></div>'
-    return f'<div class="status status-{escape(kind)}" role="status">{escape(text)}</div>'
+    more = f'<span class="status-details">{escape(details)}</span>' if details else ""
+    return f'<div class="status status-{escape(kind)}" role="status">{escape(text)}{more}</div>'
+
+
+def _number_fr(value: float, decimals: int = 0) -> str:
+    """French spelling of a figure: narrow no-break space for thousands, decimal comma."""
+    text = f"{value:,.{decimals}f}"
+    return text.replace(",", "\u202f").replace(".", ",")
+
+
+def details_line(timings: Mapping[str, Any]) -> str:
+    """What the model read and how fast, from a draft's ``timings`` (measured by llama.cpp):
+    "Contexte : 812 jetons dont 640 déjà en cache · premier mot en 3,1 s · 18 jetons/s".
+    Empty when the model did not run (abstention, stopped before the first word)."""
+    prompt = timings.get("prompt_tokens")
+    first = timings.get("first_token_s")
+    if not isinstance(prompt, int) or prompt <= 0 or not isinstance(first, int | float):
+        return ""
+    cached = timings.get("cached_tokens")
+    parts = [
+        f"Contexte : {_number_fr(prompt)} jetons"
+        + (f" dont {_number_fr(cached)} déjà en cache" if isinstance(cached, int) else ""),
+        f"premier mot en {_number_fr(first, 1)} s",
+    ]
+    speed = timings.get("tokens_per_s")
+    if isinstance(speed, int | float) and speed > 0:
+        parts.append(f"{_number_fr(speed)} jetons/s")
+    return " · ".join(parts)
