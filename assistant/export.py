@@ -296,6 +296,11 @@ def _letter(draft: Draft, lines: list[str], ctx: _Context) -> list[Block]:
                 found.setdefault(field[0], field[1])
             body = body[1:]
     body, signature = _split_signature(body)
+    signatory = ctx.field("signataire")
+    if not signature and signatory:  # "Le service de l'état civil" written by the template footer
+        last = max((i for i, ln in enumerate(body) if ln.strip()), default=-1)
+        if last >= 0 and fold(body[last]).strip() == fold(signatory).strip():
+            body, signature = body[:last], [body[last]]
     sender = ctx.field("expediteur", "emetteur", "service", "de") or "\n".join(before_date)
     recipient = ctx.field("destinataire", "usager", "demandeur") or "\n".join(after_date)
     subject = ctx.field("objet", "sujet") or found.get("objet", "")

@@ -122,6 +122,19 @@ def test_letter_fields_win_and_header_is_not_repeated() -> None:
     ]  # fmt: skip
 
 
+def test_a_signatory_service_written_by_the_footer_is_the_signature_once() -> None:
+    answer = (
+        "Objet : Acte de naissance\n\nMonsieur,\n\nNous vous remercions [1].\n\n"
+        "Nous vous prions d'agréer, Monsieur, l'expression de nos salutations distinguées.\n\n"
+        "Le service de l'état civil"
+    )
+    fields = {"usager": "M. Paul Bernard", "signataire": "Le service de l'état civil"}
+    blocks = layout(make("reponse_usager", answer, fields), today=TODAY)
+    texts = [b.text for b in blocks]
+    assert texts.count("Le service de l'état civil") == 1
+    assert blocks[texts.index("Le service de l'état civil")].kind == "signature"
+
+
 def test_deliberation_visas_considerants_decision_articles() -> None:
     draft = make("deliberation", DELIBERATION, {"objet": "Tarifs de la cantine"})
     blocks = layout(draft, today=TODAY)
