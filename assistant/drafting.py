@@ -405,6 +405,45 @@ def drop_paragraphs_with(body: str, phrase: str) -> tuple[str, bool]:
     return "\n\n".join(kept).strip(), len(kept) < len(paragraphs)
 
 
+_ORDINAL = re.compile(
+    r"^(\s*Article\s+)(\d{1,2})(?:st|nd|rd|th|er|ère|e|ème|eme|°)?(?=\s*[:.\-–])", re.IGNORECASE
+)
+_EMPTY_VISA = re.compile(r"^\s*Vu\s*((?:\[\d{1,3}\]\s*)*)[;,.]?\s*$")
+_INTRO = re.compile(r"^\s*(Vu|Considérant(?: que)?)\s*:?\s*$", re.IGNORECASE)
+
+
+def as_act(body: str) -> str:
+    """Visas, considérants and articles in their French form: "Article 2 :" (the coder model
+    writes "Article 2nd"), "Article 1er :", a visa without a text becomes one to complete,
+    and a "Considérant que :" list becomes one "Considérant que … ;" line per item."""
+    out: list[str] = []
+    intro = ""
+    for line in body.splitlines():
+        head = _INTRO.match(line)
+        if head:
+            intro = "Vu" if head.group(1).lower() == "vu" else "Considérant que"
+            continue
+        bullet = _BULLET_ITEM.match(line)
+        if bullet and intro:
+            item = line[bullet.end() :].strip().rstrip(" ;.,")
+            if intro == "Considérant que" and item[:1].isupper() and not item.split()[0].isupper():
+                item = item[0].lower() + item[1:]
+            out.append(f"{intro} {item} ;")
+            continue
+        if line.strip():
+            intro = ""
+        visa = _EMPTY_VISA.match(line)
+        if visa:
+            marks = visa.group(1).strip()
+            line = f"Vu [À COMPLÉTER : texte visé]{' ' + marks if marks else ''} ;"
+        article = _ORDINAL.match(line)
+        if article:
+            number = "1er" if article.group(2) == "1" else article.group(2)
+            line = article.group(1) + number + line[article.end() :]
+        out.append(line)
+    return "\n".join(out).strip()
+
+
 def as_prose(body: str) -> str:
     """A letter is prose: numbered items become paragraphs, and bullet items are folded into
     the sentence that introduces them ("pour : a, b, ou c."). The 1.5B model copies the lists
@@ -906,7 +945,9 @@ class DraftingService:
         if plan.template is not None:
             body = drop_echo(body, plan.header, plan.template.label)
             body = drop_frame(body, plan.header, plan.footer)
-            if plan.template.prose:
+            if plan.template.form == "acte":
+                body = as_act(body)
+            if plan.template.form == "prose":
                 body = as_prose(body)
                 # A letter that answers does not end on "the documents do not allow...": the
                 # agent gets the model's doubt as a warning instead.

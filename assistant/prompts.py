@@ -78,7 +78,9 @@ class Template:
     header: str = ""  # written by the program from the fields, before the model's text
     footer: str = ""  # written by the program from the fields, after the model's text
     consigne: str = ""  # short fixed order placed after the request (what to write, narrowly)
-    prose: bool = False  # the body is prose (a letter): lists the model writes are turned to prose
+    # "prose" (a letter: lists the model writes become prose), "acte" (visas, considérants,
+    # articles: normalised), or "" (no post-processing of the form).
+    form: str = ""
 
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
@@ -246,6 +248,19 @@ def _frame(
     return value.strip()
 
 
+_FORMS = ("", "prose", "acte")
+
+
+def _form(data: Mapping[str, Any], path: Path) -> str:
+    value = data.get("forme", "")
+    if value not in _FORMS:
+        raise TemplateError(
+            f'Dans {path}, forme = {value!r} n\'est pas reconnue. Écrivez forme = "prose" '
+            '(courrier), forme = "acte" (délibération, arrêté) ou supprimez la ligne.'
+        )
+    return str(value)
+
+
 def load_template(path: Path) -> Template:
     data = _read_toml(path)
     texts = {key: _text(data, key, path) for key in _TEMPLATE_TEXT_KEYS}
@@ -269,7 +284,7 @@ def load_template(path: Path) -> Template:
         header=_frame(data, path, fields, "header"),
         footer=_frame(data, path, fields, "footer"),
         consigne=str(data.get("consigne", "")).strip(),
-        prose=bool(data.get("prose", False)),
+        form=_form(data, path),
     )
 
 

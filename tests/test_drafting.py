@@ -17,6 +17,7 @@ from assistant.drafting import (
     DraftEvent,
     DraftingService,
     DraftRequest,
+    as_act,
     as_prose,
     drop_echo,
     drop_frame,
@@ -337,6 +338,22 @@ def test_lists_in_a_letter_body_become_prose() -> None:
     )
     prose = "Madame,\n\nLe 3 mai, la salle est libre [1].\n\n- Le Maire"
     assert as_prose(prose.rsplit("\n\n", 1)[0]) == prose.rsplit("\n\n", 1)[0]
+
+
+def test_act_body_gets_its_french_form() -> None:
+    body = (
+        "Vu [1] ;\nVu le code général des collectivités territoriales [2] ;\n\n"
+        "Considérant que :\n- Les indemnités sont fixées par délibération [2].\n"
+        "- L'enveloppe est plafonnée [3].\n\nDÉCIDE :\n\n"
+        "Article 1 : Les taux sont fixés [2].\nArticle 2nd : Le texte est publié."
+    )
+    assert as_act(body) == (
+        "Vu [À COMPLÉTER : texte visé] [1] ;\n"
+        "Vu le code général des collectivités territoriales [2] ;\n\n"
+        "Considérant que les indemnités sont fixées par délibération [2] ;\n"
+        "Considérant que l'enveloppe est plafonnée [3] ;\n\nDÉCIDE :\n\n"
+        "Article 1er : Les taux sont fixés [2].\nArticle 2 : Le texte est publié."
+    )
 
 
 def test_missing_required_field_is_a_warning_and_unknown_field_an_error(

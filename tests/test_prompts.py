@@ -16,6 +16,7 @@ from assistant.prompts import (
     SourceBlock,
     Templates,
     escape_data,
+    load_template,
     load_templates,
     neutralise_instructions,
     render_footer,
@@ -107,6 +108,15 @@ def test_the_consigne_closes_the_user_message_of_a_new_draft(templates: Template
     assert user.index("Répondre sur la salle") < user.index(courrier.consigne)
     revision = render_user(courrier, templates.common, [], "Plus court", {}, current_draft="X")
     assert courrier.consigne not in revision  # a revision keeps its own order last
+
+
+def test_an_unknown_form_is_refused_with_the_choices(tmp_path: Path) -> None:
+    source = (PROMPTS / "courrier.toml").read_text(encoding="utf-8")
+    bad = tmp_path / "courrier.toml"
+    bad.write_text(source.replace('forme = "prose"', 'forme = "poeme"'), encoding="utf-8")
+    with pytest.raises(TemplateError, match="acte"):
+        load_template(bad)
+    assert load_template(PROMPTS / "courrier.toml").form == "prose"
 
 
 def test_unknown_type_and_field_are_refused_with_the_choices(templates: Templates) -> None:
