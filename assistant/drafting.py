@@ -244,7 +244,7 @@ _CITE = re.compile(
 )
 # A source header echoed by the model, "[SOURCE 2 — fichier.pdf, page 3]": becomes "[2]".
 _ECHO_HEADER = re.compile(
-    r"(?:<<|‹‹|\[)\s*SOURCE\s+(\d{1,3})\b[^\]>›\n]{0,160}(?:>>|››|\])", re.IGNORECASE
+    r"(?:<<|‹‹|\[)\s*SOURCE\s+(\d{1,3})\b[^\]>›\n]{0,320}(?:>>|››|\])", re.IGNORECASE
 )
 _ECHO_END = re.compile(r"(?:<<|‹‹)\s*FIN\s+SOURCE\s+\d{1,3}\s*(?:>>|››)", re.IGNORECASE)
 
@@ -436,6 +436,8 @@ def as_act(body: str) -> str:
         if visa:
             marks = visa.group(1).strip()
             line = f"Vu [À COMPLÉTER : texte visé]{' ' + marks if marks else ''} ;"
+        elif line.lstrip().startswith("Vu ") and "…" in line:  # the example's "…" copied
+            line = line.replace("…", "[À COMPLÉTER]")
         article = _ORDINAL.match(line)
         if article:
             number = "1er" if article.group(2) == "1" else article.group(2)

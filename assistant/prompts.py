@@ -400,6 +400,9 @@ def source_header(block: SourceBlock) -> str:
     where = escape_data(block.source)
     if block.page is not None:
         where += f", page {block.page}"
+    title = " ".join(block.title.split())
+    if title:  # the text's name ("Code général des collectivités territoriales…"), for visas
+        where += f" — {escape_data(title)}"
     return f"<<SOURCE {block.n} — {where}>>"
 
 

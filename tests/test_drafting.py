@@ -214,7 +214,7 @@ def test_the_variable_part_never_exceeds_the_budget(
     # Long passages are trimmed to the sentences around the match; the page is kept.
     first = draft.sources[0]
     assert QUORUM in first.text and "[…]" in first.text and first.page == 5
-    assert "<<SOURCE 1 — doc1.pdf, page 5>>" in user
+    assert "<<SOURCE 1 — doc1.pdf, page 5 — Document 1>>" in user  # the title names the text
 
 
 def test_short_best_sources_are_kept_whole(settings: Settings, templates: Templates) -> None:
@@ -346,6 +346,9 @@ def test_act_body_gets_its_french_form() -> None:
         "Considérant que :\n- Les indemnités sont fixées par délibération [2].\n"
         "- L'enveloppe est plafonnée [3].\n\nDÉCIDE :\n\n"
         "Article 1 : Les taux sont fixés [2].\nArticle 2nd : Le texte est publié."
+    )
+    assert as_act("Vu le code, notamment son article … [1] ;") == (
+        "Vu le code, notamment son article [À COMPLÉTER] [1] ;"
     )
     assert as_act(body) == (
         "Vu [À COMPLÉTER : texte visé] [1] ;\n"
