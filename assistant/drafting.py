@@ -412,6 +412,20 @@ _EMPTY_VISA = re.compile(r"^\s*Vu\s*((?:\[\d{1,3}\]\s*)*)[;,.]?\s*$")
 _INTRO = re.compile(r"^\s*(Vu|Considérant(?: que)?)\s*:?\s*$", re.IGNORECASE)
 
 
+_FILE_NAME = re.compile(r"\ble texte de\s+|\b[\w./-]+\.(?:md|pdf|txt|docx?|odt|html?)\b", re.I)
+_NO_ARTICLE = re.compile(r"\b(notamment (?:son|ses) articles?)\s*(?=\[\d|;|$)")
+
+
+def _visa_gaps(line: str) -> str:
+    """A visa names a text: a file name the model took from a source header, an article
+    without its number or a copied "…" is marked to complete instead."""
+    if _FILE_NAME.search(line):
+        marks = " ".join(re.findall(r"\[\d{1,3}\]", line))
+        return f"Vu [À COMPLÉTER : texte visé]{' ' + marks if marks else ''} ;"
+    line = line.replace("…", "[À COMPLÉTER]")
+    return _NO_ARTICLE.sub(r"\1 [À COMPLÉTER] ", line).replace("]  [", "] [")
+
+
 def as_act(body: str) -> str:
     """Visas, considérants and articles in their French form: "Article 2 :" (the coder model
     writes "Article 2nd"), "Article 1er :", a visa without a text becomes one to complete,
@@ -436,8 +450,8 @@ def as_act(body: str) -> str:
         if visa:
             marks = visa.group(1).strip()
             line = f"Vu [À COMPLÉTER : texte visé]{' ' + marks if marks else ''} ;"
-        elif line.lstrip().startswith("Vu ") and "…" in line:  # the example's "…" copied
-            line = line.replace("…", "[À COMPLÉTER]")
+        elif line.lstrip().startswith("Vu "):
+            line = _visa_gaps(line)
         article = _ORDINAL.match(line)
         if article:
             number = "1er" if article.group(2) == "1" else article.group(2)

@@ -350,6 +350,12 @@ def test_act_body_gets_its_french_form() -> None:
     assert as_act("Vu le code, notamment son article … [1] ;") == (
         "Vu le code, notamment son article [À COMPLÉTER] [1] ;"
     )
+    assert as_act("Vu le code général, notamment son article [1] ;") == (
+        "Vu le code général, notamment son article [À COMPLÉTER] [1] ;"
+    )
+    assert as_act("Vu le texte de lois/cgct_L2123.md, notamment son article [2] ;") == (
+        "Vu [À COMPLÉTER : texte visé] [2] ;"
+    )
     assert as_act(body) == (
         "Vu [À COMPLÉTER : texte visé] [1] ;\n"
         "Vu le code général des collectivités territoriales [2] ;\n\n"
