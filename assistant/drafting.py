@@ -457,7 +457,7 @@ def as_act(body: str) -> str:
             number = "1er" if article.group(2) == "1" else article.group(2)
             line = article.group(1) + number + line[article.end() :]
         out.append(line)
-    return "\n".join(out).strip()
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
 
 
 def as_prose(body: str) -> str:
