@@ -475,10 +475,13 @@ def as_prose(body: str) -> str:
             sep = "" if not joined else " " if joined.endswith(":") else ", "
             joined += sep + item.rstrip(" ,;.")
         joined += "" if joined.endswith(":") else "."
-        if out and out[-1].strip():
-            out[-1] = out[-1].rstrip() + " " + joined
+        intro = next((i for i in range(len(out) - 1, -1, -1) if out[i].strip()), None)
+        if intro is not None and (out[intro].rstrip().endswith(":") or out[-1].strip()):
+            del out[intro + 1 :]  # "incluent :" + blank line + items = one sentence
+            out[intro] = out[intro].rstrip() + " " + joined
         else:
             out.append(joined)
+        out.append("")  # the list was a paragraph of its own
         items.clear()
 
     for line in body.splitlines():

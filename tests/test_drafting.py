@@ -336,6 +336,10 @@ def test_lists_in_a_letter_body_become_prose() -> None:
         "demander une subvention pour : réaliser une action, ou financer son activité.\n\n"
         "Une convention est conclue au-delà de 23 000 € [3]."
     )
+    spaced = "Les conditions incluent :\n\n- agir,\n- ou financer.\nPour certaines, un agrément."
+    assert as_prose(spaced) == (
+        "Les conditions incluent : agir, ou financer.\n\nPour certaines, un agrément."
+    )
     prose = "Madame,\n\nLe 3 mai, la salle est libre [1].\n\n- Le Maire"
     assert as_prose(prose.rsplit("\n\n", 1)[0]) == prose.rsplit("\n\n", 1)[0]
 
