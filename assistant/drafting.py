@@ -13,8 +13,9 @@ part, chat-template markup included, counted with the model's own tokenizer and 
 (:meth:`ChatModel.uncached_tokens`). The best sources are kept whole, long ones are trimmed to the
 sentences around the match, and the budget is never exceeded. ``settings.context_budget = 0``
 turns the budget off (the "naive" context, for comparison: the first ``NAIVE_TOP_K`` passages
-whole, bounded only by the context window). A follow-up ("plus court") sends the previous
-conversation as its prefix, so almost all of its prompt is already cached.
+retrieved, whole, without the relevance filter; bounded only by the context window). A
+follow-up ("plus court") sends the previous conversation as its prefix, so almost all of its
+prompt is already cached.
 """
 
 from __future__ import annotations
@@ -610,7 +611,10 @@ class DraftingService:
                 self._record(draft)
                 yield DraftEvent("done", text=draft.answer, draft=draft)
                 return
-            plan = self._plan_fresh(request, template, relevant)
+            # The naive context (no budget) takes the first passages as retrieved, unfiltered.
+            plan = self._plan_fresh(
+                request, template, relevant if self.budget_for(template) else hits
+            )
             plan.retrieval_s = retrieval_s
             plan.warnings[:0] = [
                 f"Champ « {f.label} » non renseigné : le projet le laisse à compléter."

@@ -6,7 +6,8 @@
 One process, one model (the default chat model unless ``--chat-model``), one index. Each
 question of the file is drafted as a ``question`` twice: with the budget (``context_budget``,
 default 800 uncached tokens) and with the naive context (``context_budget = 0``: the first 5
-relevant passages whole). Per mode, the script prints the medians of ``prompt_tokens``,
+passages as retrieved, whole, unfiltered). Per mode, the script prints the medians of
+``prompt_tokens``,
 ``cached_tokens`` (both measured by llama.cpp: the tokens it was given, and those it did not
 evaluate again), uncached tokens, retrieval time and first-token time (retrieval included: what
 the agent waits for), then a "plus court" revision of the mode's last draft with its

@@ -259,3 +259,26 @@ def test_real_model_naive_context_reads_far_more(
     draft = svc.draft(DraftRequest("Quand le conseil municipal délibère-t-il valablement ?"))
     assert len(draft.sources) == NAIVE_TOP_K
     assert uncached(draft) > 800, draft.timings
+
+
+def test_naive_context_takes_the_passages_as_retrieved_unfiltered(
+    settings: Settings, templates: Templates
+) -> None:
+    hits = [make_hit(1, QUORUM, relevance=0.9)]
+    hits += [make_hit(i, f"Passage faible numéro {i}.", relevance=0.1) for i in range(2, 8)]
+    budgeted = DraftingService(settings, FakeChatModel("Oui [1]."), FakeRetriever(hits), templates)
+    naive = DraftingService(
+        settings.model_copy(update={"context_budget": 0}),
+        FakeChatModel("Oui [1]."),
+        FakeRetriever(hits),
+        templates,
+    )
+    request = DraftRequest("Quel est le quorum du conseil municipal ?")
+    assert [c.source for c in budgeted.draft(request).sources] == ["doc1.pdf"]
+    assert len(naive.draft(request).sources) == NAIVE_TOP_K
+    # Abstention does not depend on the budget: nothing relevant, no model call either way.
+    weak = FakeRetriever(hits[1:])
+    naive.retriever = weak
+    calls = len(naive.chat_model.prompts)  # type: ignore[attr-defined]
+    assert naive.draft(request).abstained
+    assert len(naive.chat_model.prompts) == calls  # type: ignore[attr-defined]
