@@ -7,11 +7,10 @@ One process, one model (the default chat model unless ``--chat-model``), one ind
 question of the file is drafted as a ``question`` twice: with the budget (``context_budget``,
 default 800 uncached tokens) and with the naive context (``context_budget = 0``: the first 5
 passages as retrieved, whole, unfiltered). Per mode, the script prints the medians of
-``prompt_tokens``,
-``cached_tokens`` (both measured by llama.cpp: the tokens it was given, and those it did not
-evaluate again), uncached tokens, retrieval time and first-token time (retrieval included: what
-the agent waits for), then a "plus court" revision of the mode's last draft with its
-cached / prompt ratio.
+``prompt_tokens``, ``cached_tokens`` (both measured by llama.cpp: the tokens it was given, and
+those it did not evaluate again), uncached tokens, retrieval time and first-token time
+(retrieval included: what the agent waits for), then a "plus court" revision of the mode's
+last draft with its cached / prompt ratio.
 
 Fairness: the modes run one after the other, each from the same state: a fresh prompt-state
 cache (llama-cpp-python's RAM cache, as the server uses) holding only the warmed-up fixed part
@@ -128,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget", type=int, default=None, help="default: context_budget")
     parser.add_argument("--limit", type=int, default=None, help="only the first N questions")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--save", type=Path, default=None, help="also write the JSON report")
     args = parser.parse_args(argv)
 
     overrides: dict[str, Any] = {"chat_model": args.chat_model} if args.chat_model else {}
@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> None:
         "context_budget": settings.context_budget,
         **results,
     }
+    if args.save is not None:
+        args.save.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return
