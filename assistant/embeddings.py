@@ -1,4 +1,4 @@
-"""Embedders: a GGUF model in llama.cpp (several sequences per call), or an OpenAI-compatible server.
+"""Embedders: a GGUF model in llama.cpp (several sequences per call) or an OpenAI-compatible server.
 
 Subclasses implement :meth:`Embedder.embed_batch`; batching and normalisation are built on top.
 """
@@ -87,7 +87,8 @@ class LocalEmbedder(Embedder):
                 f"llama.cpp n'a pas pu charger l'embedder {path.name} ({err}). "
                 "Vérifiez le fichier avec « assistant models list »."
             ) from err
-        self._max_tokens = int(self._llama.n_ctx_train()) if hasattr(self._llama, "n_ctx_train") else 512
+        has_train_ctx = hasattr(self._llama, "n_ctx_train")
+        self._max_tokens = int(self._llama.n_ctx_train()) if has_train_ctx else 512
 
     def _truncate(self, text: str) -> str:
         tokens = self._llama.tokenize(text.encode("utf-8"), add_bos=True)
