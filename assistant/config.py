@@ -78,6 +78,16 @@ class Settings(BaseSettings):
     max_tokens: int = Field(900, ge=16, le=32768, description="Maximum tokens of one answer.")
     temperature: float = Field(0.2, ge=0.0, le=2.0, description="Sampling temperature.")
     seed: int = Field(42, description="Sampling seed (reproducible drafts).")
+    extra_buffers: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description=(
+            "llama.cpp's extra buffer types (weight repacking, AMX). 'auto': on unless the engine "
+            "self-test saw them crash on this host; 'off' works around a faulty CPU path."
+        ),
+    )
+    engine_self_test: bool = Field(
+        True, description="Run the engine self-test (child process) before the first request."
+    )
 
     # --- backends: in-process by default, servers when a town outgrows one machine --------------
     llm_backend: Literal["local", "server"] = Field(

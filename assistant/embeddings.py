@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from assistant.config import Settings
+from assistant.engine import open_llama
 from assistant.errors import EmbeddingError, ModelNotFoundError
 
 Vector = list[float]
@@ -64,15 +65,14 @@ class LocalEmbedder(Embedder):
                 f"Modèle d'embeddings introuvable : {path}. Installez les modèles avec "
                 "« assistant models install » ou réglez embedding_model sur un GGUF présent."
             )
-        from llama_cpp import Llama
-
         try:
             # Non-causal models need a whole sequence in one micro-batch (n_ubatch = n_batch,
             # >= the 512-token truncation below). Not more: the sequences packed in a
             # micro-batch share one attention mask, quadratic in its size. Measured on 2 cores
             # (MiniLM-L6, 24 chunks of ~280 tokens): 512 -> ~400-500 tokens/s, 1024 -> 300,
             # 2048 -> 160, 4096 -> 96. embed() still takes several sequences per call.
-            self._llama = Llama(
+            self._llama = open_llama(
+                settings,
                 model_path=str(path),
                 embedding=True,
                 n_ctx=EMBED_BATCH_TOKENS,

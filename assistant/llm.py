@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.config import Settings
+from assistant.engine import open_llama
 from assistant.errors import BusyError, LLMError, ModelNotFoundError
 
 Message = dict[str, str]
@@ -223,11 +224,10 @@ class LocalChatModel(ChatModel):
                 "« assistant models install » ou choisissez un fichier GGUF présent "
                 "(réglage chat_model, voir « assistant models list »)."
             )
-        from llama_cpp import Llama
-
         s = self.settings
         try:
-            return Llama(
+            return open_llama(
+                s,
                 model_path=str(path),
                 n_ctx=s.n_ctx,
                 n_threads=s.threads,
@@ -430,6 +430,11 @@ def build_chat_model(settings: Settings) -> ChatModel:
     """The one place where the chat backend is chosen."""
     match settings.llm_backend:
         case "local":
+            # A native crash cannot be caught here: prove the engine in a child process first
+            # (once per engine build, cached), and run it the way that passed.
+            from assistant.engine import ensure_engine
+
+            ensure_engine(settings)
             return LocalChatModel(settings)
         case "server":
             return ServerChatModel(settings)

@@ -30,6 +30,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from assistant.config import Settings
 from assistant.embeddings import Embedder, Vector
+from assistant.engine import open_llama
 from assistant.errors import (
     AssistantError,
     CollectionNotFoundError,
@@ -116,7 +117,8 @@ class LocalReranker(Reranker):
         import llama_cpp
 
         try:
-            self._llama = llama_cpp.Llama(
+            self._llama = open_llama(
+                settings,
                 model_path=str(path),
                 embedding=True,
                 pooling_type=llama_cpp.LLAMA_POOLING_TYPE_RANK,

@@ -16,6 +16,10 @@ fi
 
 echo "==> Installation des dépendances (llama-cpp-python se compile la première fois : ~8 min)"
 python -m pip install --quiet --upgrade pip
+# llama.cpp is compiled with options the project chooses from this CPU (no -march=native, AMX off:
+# it crashes on virtualised Xeons), once per machine, cached by build key: see
+# scripts/install_engine.py. It must come before the package, whose dependency it satisfies.
+python scripts/install_engine.py
 python -m pip install --quiet -e ".[dev]"
 
 # Debian packages for the browser tests (chromium) and the air-gap proof (strace traces native

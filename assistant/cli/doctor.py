@@ -30,7 +30,7 @@ from assistant.models import (
 )
 
 Status = Literal["ok", "warn", "fail"]
-LLAMA_MIN, LLAMA_BELOW = "0.3.36", "0.4"
+LLAMA_MIN, LLAMA_BELOW = "0.3.36", "0.3.37"
 MEMINFO = Path("/proc/meminfo")
 MIB = 1024 * 1024
 
@@ -86,7 +86,7 @@ def check_llama(settings: Settings) -> Check:
             fr,
             en,
             f"{type(err).__name__}: {err}",
-            f"Installez-le : pip install 'llama-cpp-python>={LLAMA_MIN},<{LLAMA_BELOW}' "
+            "Installez-le avec les options du projet : « python scripts/install_engine.py » "
             "(la compilation demande un compilateur C++ et cmake).",
         )
     version = str(getattr(llama_cpp, "__version__", "?"))
@@ -102,8 +102,7 @@ def check_llama(settings: Settings) -> Check:
         fr,
         en,
         f"version {version} (attendue : >={LLAMA_MIN},<{LLAMA_BELOW})",
-        "Installez la version prévue : "
-        f"pip install 'llama-cpp-python>={LLAMA_MIN},<{LLAMA_BELOW}'.",
+        "Installez la version prévue : « python scripts/install_engine.py --force ».",
     )
 
 
@@ -334,16 +333,76 @@ def check_threads(settings: Settings) -> Check:
     return Check("threads", "ok", fr, en, detail)
 
 
-def run_checks(settings: Settings, meminfo: Path = MEMINFO) -> list[Check]:
+def check_engine_build() -> Check:
+    """The llama.cpp build: version, the CMake options the project chose, the CPU features that
+    llama.cpp reports using (its own `llama_print_system_info`)."""
+    from assistant.engine import build_info, cpu_model_and_flags
+
+    fr, en = "moteur llama.cpp (construction)", "llama.cpp engine build"
+    info = build_info()
+    if info["version"] is None:
+        return Check("engine_build", "warn", fr, en, "llama-cpp-python absent")
+    cpu, flags = cpu_model_and_flags()
+    system = info["system_info"] or "?"
+    detail = (f"llama-cpp-python {info['version']} ; processeur : {cpu} "
+              f"({' '.join(f for f in flags if f.startswith('amx')) or 'sans AMX'}) ; "
+              f"llama.cpp : {system}")
+    if info["cmake_args"]:
+        detail += f" ; options : {' '.join(info['cmake_args'])}"
+        return Check("engine_build", "ok", fr, en, detail)
+    amx_on = "AMX_INT8 = 1" in system or "AMX = 1" in system
+    return Check(
+        "engine_build",
+        "warn",
+        fr,
+        en,
+        detail + " ; construit par pip (-march=native)"
+        + (", avec AMX" if amx_on else ""),
+        "Reconstruisez-le avec les options du projet : « python scripts/install_engine.py "
+        "--force » (scripts/run.sh et scripts/test.sh le font).",
+    )
+
+
+def check_engine_self_test(settings: Settings) -> Check:
+    """Run the engine self-test in child processes (chat model + embedder) and report it."""
+    from assistant.engine import run_self_test
+
+    fr, en = "autotest du moteur (processus enfant)", "engine self-test (child process)"
+    if settings.llm_backend != "local":
+        return Check("engine_self_test", "ok", fr, en, "modèle sur serveur : sans objet")
+    if not settings.chat_model_path.is_file():
+        return Check("engine_self_test", "warn", fr, en, "modèle de conversation absent",
+                     "assistant models install")
+    result = run_self_test(settings)
+    if not result.ok:
+        return Check("engine_self_test", "fail", fr, en, result.message, "voir le message")
+    report = result.report
+    detail = (
+        f"{result.message} Tampons des poids : {', '.join(report.get('buffers', [])) or '?'} ; "
+        f"prompt {report.get('prompt_tokens_per_s')} jetons/s, génération "
+        f"{report.get('generated_tokens_per_s')} jetons/s (mesure courte)"
+    )
+    status: Status = "ok" if result.extra_buffers is not False or \
+        settings.extra_buffers == "off" else "warn"
+    return Check("engine_self_test", status, fr, en, detail)
+
+
+def run_checks(
+    settings: Settings, meminfo: Path = MEMINFO, *, self_test: bool = True
+) -> list[Check]:
+    """All checks, in display order; ``self_test`` runs the engine in child processes."""
     checks = [
         check_python(),
         check_llama(settings),
+        check_engine_build(),
         check_model(settings, "rédaction"),
         check_model(settings, "embeddings"),
     ]
     if settings.reranker_model:
         checks.append(check_model(settings, "reranker"))
     checks += [check_data_dir(settings), check_memory(settings, meminfo), check_threads(settings)]
+    if self_test and not any(c.status == "fail" for c in checks):
+        checks.append(check_engine_self_test(settings))
     return checks
 
 
@@ -381,10 +440,14 @@ def doctor(
     show_settings: Annotated[
         bool, typer.Option("--settings", help="Affiche aussi tous les réglages et leur valeur.")
     ] = False,
+    self_test: Annotated[
+        bool,
+        typer.Option("--self-test/--no-self-test", help="Autotest du moteur (processus enfant)."),
+    ] = True,
 ) -> None:
-    """Diagnostic : Python, llama.cpp, modèles, dossier de données, mémoire (FR/EN)."""
+    """Diagnostic : Python, llama.cpp (construction et autotest), modèles, données, mémoire."""
     settings = settings_from(ctx)
-    checks = run_checks(settings)
+    checks = run_checks(settings, self_test=self_test)
     failed = [c for c in checks if c.status == "fail"]
     if as_json:
         typer.echo(
