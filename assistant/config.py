@@ -88,6 +88,14 @@ class Settings(BaseSettings):
     engine_self_test: bool = Field(
         True, description="Run the engine self-test (child process) before the first request."
     )
+    engine_worker: bool = Field(
+        True,
+        description="serve: run the chat model in a worker process, restarted after a crash.",
+    )
+    engine_stall_s: float = Field(
+        300.0, gt=0, le=86400,
+        description="Seconds without a token after which the worker is declared hung (serve).",
+    )
 
     # --- backends: in-process by default, servers when a town outgrows one machine --------------
     llm_backend: Literal["local", "server"] = Field(

@@ -1103,14 +1103,17 @@ def enable_prompt_cache(chat_model: ChatModel, capacity_bytes: int = 1 << 30) ->
     return True
 
 
-def build_service(settings: Settings, *, retrieval: bool = True) -> DraftingService:
-    """The one factory of the drafting service (``retrieval=False``: no index is opened)."""
+def build_service(
+    settings: Settings, *, retrieval: bool = True, worker: bool = False
+) -> DraftingService:
+    """The one factory of the drafting service (``retrieval=False``: no index is opened;
+    ``worker``: the chat model runs in a restartable child process, for `serve`)."""
     from assistant.audit import AuditLog
     from assistant.llm import build_chat_model
     from assistant.prompts import load_templates
 
     templates = load_templates(settings.templates_dir)
-    chat_model = build_chat_model(settings)
+    chat_model = build_chat_model(settings, worker=worker)
     enable_prompt_cache(chat_model)
     retriever: SearchBackend | None = None
     if retrieval:

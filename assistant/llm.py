@@ -426,8 +426,12 @@ class ServerChatModel(ChatModel):
             ) from err
 
 
-def build_chat_model(settings: Settings) -> ChatModel:
-    """The one place where the chat backend is chosen."""
+def build_chat_model(settings: Settings, *, worker: bool = False) -> ChatModel:
+    """The one place where the chat backend is chosen.
+
+    ``worker``: run a local model in a restartable child process (`serve`), so that a native
+    crash or a hang of llama.cpp ends one request, not the server (see assistant.worker).
+    """
     match settings.llm_backend:
         case "local":
             # A native crash cannot be caught here: prove the engine in a child process first
@@ -435,6 +439,10 @@ def build_chat_model(settings: Settings) -> ChatModel:
             from assistant.engine import ensure_engine
 
             ensure_engine(settings)
+            if worker:
+                from assistant.worker import WorkerChatModel
+
+                return WorkerChatModel(settings)
             return LocalChatModel(settings)
         case "server":
             return ServerChatModel(settings)

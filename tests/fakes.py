@@ -222,3 +222,32 @@ class FakeDraftingService(DraftingService):
         finally:
             if not finished:
                 self.closed += 1
+
+
+# --- worker-process targets (module level: the spawn start method imports them by name) --------
+
+
+def worker_that_hangs_on(conn, settings) -> None:  # type: ignore[no-untyped-def]
+    """A chat worker (see assistant.worker) that answers, except that it hangs forever on a
+    prompt containing "HANG" and crashes (SIGSEGV, in native code) on one containing "CRASH"."""
+    import ctypes
+    import time
+
+    conn.send(("ready", {"n_ctx": 512}))
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            return
+        if request.get("op") != "stream":
+            continue
+        text = request["messages"][-1]["content"]
+        if "HANG" in text:
+            time.sleep(3600)
+        if "CRASH" in text:
+            conn.send(("piece", "Début "))
+            time.sleep(0.2)
+            ctypes.string_at(0)
+        for word in ("Réponse ", "complète."):
+            conn.send(("piece", word))
+        conn.send(("end", {"prompt_tokens": 3, "cached_tokens": 0, "completion_tokens": 2}))

@@ -46,7 +46,7 @@ def serve(
 
     auth = check_exposure(settings)  # refuse an open network address before loading anything
     console.print("Chargement du modèle et de l'index…")
-    service = build_service(settings)
+    service = build_service(settings, worker=settings.engine_worker)
     index = getattr(service.retriever, "index", None)
     if index is not None:
         files = DocumentFiles.from_index(index)
