@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+from assistant.dehyphen import dehyphenate, vocabulary
+from assistant.nontext import strip_non_text
 from assistant.schema import Chunk, LoadedDocument
 
 # ---------------------------------------------------------------------------------------------
@@ -38,15 +41,15 @@ from assistant.schema import Chunk, LoadedDocument
 
 _SPACES = re.compile(r"[ \t\f\v\u00a0\u2007\u2009\u202f\u200b]+")
 _LOWER = "a-zà-öø-ÿœæ"
-_HYPHENATED = re.compile(rf"(?<=[{_LOWER}])-\n(?=[{_LOWER}])")
 
 
-def normalise_text(text: str) -> str:
-    """Collapse runs of spaces, trim lines, join words hyphenated at a line end, and keep at
-    most one blank line between paragraphs."""
+def normalise_text(text: str, vocab: Counter[str] | None = None) -> str:
+    """Collapse runs of spaces, trim lines, resolve hyphens at line ends the French way (typographic
+    breaks joined, compounds such as ``sous-préfecture`` kept whole: see
+    :mod:`assistant.dehyphen`; ``vocab`` is the document's word counts, default this text's),
+    and keep at most one blank line between paragraphs."""
     lines = [_SPACES.sub(" ", line).strip() for line in text.replace("\r", "\n").split("\n")]
-    text = "\n".join(lines)
-    text = _HYPHENATED.sub("", text)
+    text = dehyphenate("\n".join(lines), vocab)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
@@ -235,8 +238,9 @@ def _segments(doc: LoadedDocument, overlap: int) -> list[_Segment]:
     segments: list[_Segment] = []
     pending: list[str] = []  # heading lines whose body starts later (next segment or page)
     previous_page_text = ""
+    vocab = vocabulary("\n".join(_SPACES.sub(" ", p.text) for p in doc.pages))
     for page in doc.pages:
-        text = normalise_text(page.text)
+        text = normalise_text(strip_non_text(page.text)[0], vocab)
         if not text:
             continue
         carry = _page_tail(previous_page_text, overlap) if page.number is not None else ""
@@ -319,7 +323,8 @@ def _page_tail(text: str, overlap: int) -> str:
 def _prepend(segment: _Segment, carry: str) -> None:
     first = segment.lines[0] if segment.lines else ""
     if re.search(rf"[{_LOWER}]-$", carry) and first[:1].islower():
-        segment.lines[0] = carry[:-1] + first  # a word hyphenated across the page break
+        # a word hyphenated across the page break: the same French rule as at a line end
+        segment.lines[0] = dehyphenate(f"{carry}\n{first}")
     else:
         segment.lines[0] = f"{carry}\n{first}".strip()
 
@@ -335,8 +340,10 @@ _COMMA = r"(?<=,)\s+"
 _SPACE = r"\s+"
 # PDF lines are visual wraps: prefer sentence ends to line breaks. Elsewhere a line is a
 # paragraph or a list item.
-PAGED_SEPARATORS = ["\n\n", _SENTENCE, "\n", _CLAUSE, _COMMA, _SPACE]
-FLOW_SEPARATORS = ["\n\n", "\n", _SENTENCE, _CLAUSE, _COMMA, _SPACE]
+# The last resort "" cuts between characters: a run without any space (a long URL) must not
+# make a chunk longer than max_chars.
+PAGED_SEPARATORS = ["\n\n", _SENTENCE, "\n", _CLAUSE, _COMMA, _SPACE, ""]
+FLOW_SEPARATORS = ["\n\n", "\n", _SENTENCE, _CLAUSE, _COMMA, _SPACE, ""]
 
 
 def _absorb_small(pieces: list[str], max_chars: int, min_chars: int) -> list[str]:

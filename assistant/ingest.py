@@ -34,7 +34,13 @@ from typing import Any
 
 from assistant.embeddings import Embedder
 from assistant.errors import AssistantError, DocumentError, StoreError
-from assistant.loaders import is_supported, load_document
+from assistant.loaders import (
+    escaped_name,
+    has_bad_name,
+    is_supported,
+    load_document,
+    readable_name,
+)
 from assistant.schema import Chunk, LoadedDocument
 from assistant.store import FailureRecord, Index, check_collection_name
 
@@ -52,6 +58,7 @@ class FileEntry:
     source: str
     size: int
     mtime_ns: int
+    bad_name: bool = False  # the path on disk is not valid UTF-8 (source is its readable form)
 
 
 @dataclass
@@ -79,6 +86,11 @@ class IngestReport:
     skipped: list[dict[str, str]] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
+    # Indexed, but worth a look: [{source, reason, kind}] (a file name that is not UTF-8).
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    # Runs of non-text (base64, long hex, binary noise) removed before chunking:
+    # [{source, runs, chars}] for each document that had some.
+    non_text: list[dict[str, Any]] = field(default_factory=list)
     pages: int = 0
     chunks: int = 0
     seconds: float = 0.0
@@ -108,6 +120,12 @@ class IngestReport:
             "updated_sources": self.updated,
             "removed_sources": self.removed,
             "repaired": self.repaired,
+            "warnings": self.warnings,
+            "non_text_removed": {
+                "runs": sum(int(n["runs"]) for n in self.non_text),
+                "chars": sum(int(n["chars"]) for n in self.non_text),
+                "documents": self.non_text,
+            },
             "interrupted": self.interrupted,
             "dry_run": self.dry_run,
             "rebuilt": self.rebuilt,
@@ -158,6 +176,35 @@ def _os_reason(err: OSError) -> str:
     return f"fichier illisible ({err.strerror or err}) : vérifiez le fichier et le disque"
 
 
+NON_UTF8_REASON = (
+    "nom de fichier hors UTF-8 (ancien encodage Windows) : indexé sous le nom affiché ; "
+    "renommez-le en UTF-8 (par exemple « convmv -f cp1252 -t utf-8 --notest -r DOSSIER ») "
+    "pour qu'il s'affiche partout de la même façon"
+)
+
+
+def _display_names(names: list[str]) -> dict[str, str]:
+    """Readable, storable and distinct names for the entries of one folder.
+
+    A valid UTF-8 name is kept. A name that is not valid UTF-8 gets its
+    :func:`~assistant.loaders.readable_name` (stray bytes read as Windows-1252), or its escaped
+    form (``d\\xe9lib.txt``) when that readable name is already another entry's. Decided
+    from the sorted names only, so that every run gives every file the same source.
+    """
+    out: dict[str, str] = {}
+    taken = {n for n in names if not has_bad_name(n)}
+    for name in sorted(names):
+        if not has_bad_name(name):
+            out[name] = name
+            continue
+        readable = readable_name(name)
+        if readable in taken:
+            readable = escaped_name(name)
+        taken.add(readable)
+        out[name] = readable
+    return out
+
+
 def scan_folder(
     folder: Path,
 ) -> tuple[list[FileEntry], list[dict[str, str]], list[dict[str, str]]]:
@@ -165,40 +212,55 @@ def scan_folder(
 
     Returns (entries of supported files, skipped [{source, reason}], failed [{source, reason,
     kind}]). Links to files are followed (a share often holds links); dangling links and loops
-    are failures; hidden files and folders are ignored.
+    are failures; hidden files and folders are ignored. Sources are the paths relative to
+    ``folder`` with ``/``, every name made readable and storable (see :func:`_display_names`);
+    an entry whose path was not UTF-8 has ``bad_name`` set (the sync warns about it).
     """
     entries: list[FileEntry] = []
     skipped: list[dict[str, str]] = []
     failed: list[dict[str, str]] = []
+    prefixes: dict[str, str] = {str(folder): ""}  # real folder path -> display prefix
 
-    def rel(path: Path) -> str:
-        return path.relative_to(folder).as_posix()
+    def display(base: Path, name: str, names: dict[str, str]) -> str:
+        return prefixes.get(str(base), "") + names.get(name, readable_name(name))
+
+    def rel_any(path: Path) -> str:
+        try:
+            parts = path.relative_to(folder).parts
+        except ValueError:
+            parts = (path.name,)
+        return "/".join(readable_name(p) for p in parts) or "."
 
     def on_error(err: OSError) -> None:
         where = Path(err.filename) if err.filename else folder
-        source = rel(where) if where != folder else "."
+        source = rel_any(where) if where != folder else "."
         failed.append({"source": source, "reason": _os_reason(err), "kind": "illisible"})
 
     for dirpath, dirnames, filenames in os.walk(folder, onerror=on_error, followlinks=False):
         base = Path(dirpath)
+        if str(base) not in prefixes:  # reached through a parent listed below
+            prefixes[str(base)] = rel_any(base) + "/"
         dirnames.sort()
+        dir_display = _display_names(dirnames)
         for name in list(dirnames):
             path = base / name
+            prefixes[str(path)] = display(base, name, dir_display) + "/"
             if name.startswith("."):
                 dirnames.remove(name)
             elif path.is_symlink():
                 skipped.append(
                     {
-                        "source": rel(path),
+                        "source": display(base, name, dir_display),
                         "reason": "lien vers un dossier non suivi (évite les doublons et les "
                         "boucles) : copiez le dossier ou indexez-le à part",
                     }
                 )
+        file_display = _display_names(filenames)
         for name in sorted(filenames):
             if name.startswith((".", "~$")) or name.lower() in _IGNORED_NAMES:
                 continue
             path = base / name
-            source = rel(path)
+            source = display(base, name, file_display)
             try:
                 info = path.stat()  # follows a link to a file
             except OSError as err:
@@ -208,7 +270,7 @@ def scan_folder(
                 skipped.append({"source": source, "reason": "pas un fichier ordinaire"})
                 continue
             if not is_supported(path):
-                suffix = path.suffix.lower() or "sans extension"
+                suffix = readable_name(path.suffix.lower()) or "sans extension"
                 skipped.append(
                     {
                         "source": source,
@@ -217,7 +279,8 @@ def scan_folder(
                     }
                 )
                 continue
-            entries.append(FileEntry(path, source, info.st_size, info.st_mtime_ns))
+            bad_name = has_bad_name(str(path.relative_to(folder)))
+            entries.append(FileEntry(path, source, info.st_size, info.st_mtime_ns, bad_name))
     return entries, skipped, failed
 
 
@@ -250,7 +313,9 @@ class _Syncer:
         self.batch_size = max(1, batch_size)
         self._progress_cb = progress
         self._stop = stop or (lambda: False)
-        self.report = IngestReport(collection=collection, folder=str(folder), dry_run=dry_run)
+        self.report = IngestReport(
+            collection=collection, folder=readable_name(str(folder)), dry_run=dry_run
+        )
         self.state = Progress(phase="scan")
         self.stale: list[str] = []  # present files whose indexed version must go
 
@@ -400,6 +465,11 @@ class _Syncer:
             self._fail(entry.source, str(err), "erreur")
             return
         (self.report.updated if r.work.is_update else self.report.added).append(entry.source)
+        removed = r.doc.extra.get("non_text") or {}
+        if removed.get("runs"):
+            self.report.non_text.append(
+                {"source": entry.source, "runs": removed["runs"], "chars": removed["chars"]}
+            )
         self.report.pages += len(r.doc.pages)
         self.report.chunks += len(r.chunks)
 
@@ -436,6 +506,11 @@ class _Syncer:
         started = time.perf_counter()
         entries, skipped, failed = scan_folder(self.folder)
         self.report.skipped.extend(skipped)
+        self.report.warnings.extend(
+            {"source": e.source, "reason": NON_UTF8_REASON, "kind": "nom"}
+            for e in entries
+            if e.bad_name
+        )
         self.report.failed.extend(failed)
         present = {e.source for e in entries} | {f["source"] for f in failed}
         # Files under a folder that could not be listed are not "gone": keep their documents.
@@ -449,7 +524,7 @@ class _Syncer:
                 self.index.drop_collection(self.collection)
         if not self.dry_run:
             self.index.ensure_collection(
-                self.collection, embedder=self.embedder.name, folder=str(self.folder)
+                self.collection, embedder=self.embedder.name, folder=self.report.folder
             )
             self.report.repaired = self.index.repair(self.collection)
         elif self.index.has_collection(self.collection):
@@ -478,7 +553,7 @@ class _Syncer:
                 self.report.removed.append(source)
             self.index_all(work)
             if not self.report.interrupted:
-                self.index.mark_synced(self.collection, str(self.folder))
+                self.index.mark_synced(self.collection, self.report.folder)
         self.report.seconds = time.perf_counter() - started
         self._emit(phase="done")
         return self.report
@@ -503,7 +578,8 @@ def sync_folder(
     folder = Path(folder).expanduser().resolve()
     if not folder.is_dir():
         raise AssistantError(
-            f"Dossier introuvable : {folder}. Indiquez le dossier des documents à indexer."
+            f"Dossier introuvable : {readable_name(str(folder))}. Indiquez le dossier des "
+            "documents à indexer."
         )
     return _Syncer(
         folder,

@@ -17,8 +17,10 @@ raises :class:`~assistant.errors.ScannedDocumentError`.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -39,6 +41,7 @@ from assistant.errors import (
     TooLargeDocumentError,
     UnsupportedDocumentError,
 )
+from assistant.nontext import NonTextReport, strip_non_text
 from assistant.schema import LoadedDocument, Page
 
 PDF_SUFFIXES = frozenset({".pdf"})
@@ -73,7 +76,9 @@ MIN_PAGE_ALNUM = 25
 OCR_TIMEOUT_S = 600
 
 _LIGATURES = str.maketrans({"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st",
-                            "ﬆ": "st", "\x00": "", "\ufeff": "", "\u00ad": ""})
+                            "ﬆ": "st", "\x00": "", "\ufeff": "", "\u00ad": "", "\u200b": "",
+                            "\u2060": ""})
+_SOFT_HYPHEN_BREAK = re.compile("\u00ad[ \t]*\r?\n[ \t]*")
 # Word exports bullets as private-use glyphs of the Symbol/Wingdings fonts (U+F0xx).
 _SYMBOL_GLYPHS = re.compile("[\uf000-\uf0ff]")
 
@@ -89,6 +94,45 @@ _MAGIC: tuple[tuple[bytes, str, str], ...] = (
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "ole", "un document Office ancien (.doc) ou chiffré"),
     (b"{\\rtf", "rtf", "un document RTF"),
 )
+
+
+def _legacy_byte(err: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: each byte that is not UTF-8 read as Windows-1252 (Latin-1 for the
+    five bytes cp1252 leaves undefined), the encoding of file names written by old Windows
+    shares and zip tools."""
+    if not isinstance(err, UnicodeDecodeError):
+        raise err
+    bad = err.object[err.start : err.end]
+    return "".join(bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in bad), err.end
+
+
+codecs.register_error("assistant-legacy-name", _legacy_byte)
+
+
+def has_bad_name(name: str) -> bool:
+    """Whether a name from the file system was not valid UTF-8 (Python keeps such bytes as
+    lone surrogates, which no database, JSON encoder or terminal accepts)."""
+    return any("\udc80" <= c <= "\udcff" for c in name)
+
+
+def readable_name(name: str) -> str:
+    """A readable, storable form of a file or folder name from the file system.
+
+    Valid UTF-8 names are returned unchanged. In a name that was not valid UTF-8 (``os``
+    gives its bytes as lone surrogates, PEP 383), each stray byte is read as Windows-1252:
+    ``b"d\\xe9lib.txt"`` -> ``"délib.txt"``. The result never holds a surrogate, so it can be
+    stored, printed and encoded, and it is the same at every run (re-runs stay idempotent).
+    """
+    if not has_bad_name(name):
+        return name
+    raw = os.fsencode(name)
+    return raw.decode("utf-8", errors="assistant-legacy-name")
+
+
+def escaped_name(name: str) -> str:
+    """An unambiguous ASCII-escaped form of a non-UTF-8 name (``d\\xe9lib.txt``), used when
+    its :func:`readable_name` is already taken by another file of the same folder."""
+    return os.fsencode(name).decode("utf-8", errors="backslashreplace")
 
 
 def is_supported(path: Path) -> bool:
@@ -150,7 +194,18 @@ def load_document(
     else:
         reader = _read_text
     pages, meta_title = reader(data, path, ocr)
-    pages = [Page(p.number, _clean(p.text)) for p in pages]
+    removed = NonTextReport()
+    cleaned: list[Page] = []
+    for page in pages:
+        text, report = strip_non_text(_clean(page.text))
+        removed.add(report)
+        cleaned.append(Page(page.number, text))
+    pages = cleaned
+    if removed.runs and not any(_alnum(p.text) >= 2 for p in pages):
+        raise EmptyDocumentError(
+            "le document ne contient que des données binaires (image ou pièce jointe encodée, "
+            "base64) : fournissez la version texte du document"
+        )
     if not any(p.text.strip() for p in pages):
         raise EmptyDocumentError(
             "document sans texte : vérifiez qu'il n'est pas vide ou remplacez-le par la version "
@@ -158,7 +213,7 @@ def load_document(
         )
 
     source = _relative_source(path, Path(root))
-    title = _choose_title(meta_title, pages, path)
+    title = _choose_title(meta_title, pages, Path(readable_name(path.name)))
     first_text = pages[0].text if pages else ""
     return LoadedDocument(
         source=source,
@@ -166,7 +221,8 @@ def load_document(
         pages=pages,
         content_hash=hashlib.sha256(data).hexdigest(),
         doc_type=guess_doc_type(source, title, first_text),
-        date=find_date(path.name, first_text),
+        date=find_date(readable_name(path.name), first_text),
+        extra={"non_text": {"runs": removed.runs, "chars": removed.chars}},
     )
 
 
@@ -183,11 +239,14 @@ def _relative_source(path: Path, root: Path) -> str:
         rel = path.resolve().relative_to(root.resolve())
     except ValueError:
         rel = Path(path.name)
-    return rel.as_posix()
+    return "/".join(readable_name(part) for part in rel.parts)
 
 
 def _clean(text: str) -> str:
     """Unicode NFC, ligatures split, NUL/BOM/soft hyphens removed, Windows newlines unified."""
+    # A soft hyphen at a line end is a typographic break inside one word: join the halves
+    # before the invisible hyphens are dropped (else the word stays cut by a line break).
+    text = _SOFT_HYPHEN_BREAK.sub("", text)
     text = unicodedata.normalize("NFC", text).translate(_LIGATURES)
     text = _SYMBOL_GLYPHS.sub("•", text)
     return text.replace("\r\n", "\n").replace("\r", "\n")
@@ -272,7 +331,8 @@ def _meaningful_title(title: str | None) -> str | None:
         or (" " not in title and len(title) < 10)
         or low.startswith(("microsoft word", "microsoft powerpoint", "untitled", "sans titre"))
         or re.search(r"\.(docx?|odt|pdf|rtf|xlsx?|pptx?|indd|txt)$", low)
-        or low in {"document", "titre", "title", "diapositive 1", "présentation powerpoint"}
+        or low in {"document", "titre", "title", "diapositive 1", "présentation powerpoint",
+                   "word document", "document word", "document1", "document 1"}
         or not re.search(r"[^\W\d_]{3}", title)
     ):
         return None
@@ -424,6 +484,9 @@ def _read_pdf(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | Non
         except Exception:  # pypdf raises many types on broken pages; one bad page is skipped
             failed += 1
             text = ""
+        values = _pdf_form_values(reader.pages[number - 1], text)
+        if values:
+            text = text.rstrip() + "\n\n" + "\n".join(values)
         pages.append(Page(number, text))
     if failed == n_pages:
         raise CorruptDocumentError(
@@ -443,6 +506,37 @@ def _read_pdf(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | Non
     with contextlib.suppress(Exception):  # metadata is optional; a broken Info dict is harmless
         title = reader.metadata.title if reader.metadata else None
     return pages, title
+
+
+def _pdf_form_values(page: Any, page_text: str) -> list[str]:
+    """Values typed into the text and choice fields of a PDF form (filled in a viewer), which
+    the reader sees on the page but which live in widget annotations, not in the page content
+    that ``extract_text`` reads. Values already in the page text (a flattened form) are not
+    repeated; hidden widgets, check boxes and signatures are left out. Source: ISO 32000-1,
+    §12.7.3 (field dictionaries, inheritable /FT and /V) and §12.5.3 (annotation flags)."""
+    values: list[str] = []
+    with contextlib.suppress(Exception):  # a broken annotation must not lose the page text
+        for ref in page.get("/Annots") or []:
+            annot = ref.get_object()
+            if annot.get("/Subtype") != "/Widget" or int(annot.get("/F", 0)) & 2:
+                continue
+            node, field_type, value = annot, None, None
+            for _ in range(10):  # /FT and /V are inherited from the parent fields
+                field_type = field_type or node.get("/FT")
+                value = value if value is not None else node.get("/V")
+                parent = node.get("/Parent")
+                if parent is None:
+                    break
+                node = parent.get_object()
+            if field_type not in ("/Tx", "/Ch") or value is None:
+                continue
+            items = value if isinstance(value, list) else [value]
+            for item in items:
+                text = str(item).strip()
+                if text and not text.startswith("/") and text not in page_text \
+                        and text not in values:
+                    values.append(text)
+    return values
 
 
 def _alnum(text: str) -> int:
@@ -549,8 +643,8 @@ def _read_docx(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | No
     import io
 
     import docx
-    from docx.table import Table
-    from docx.text.paragraph import Paragraph
+
+    from assistant.office_text import docx_text
 
     try:
         document = docx.Document(io.BytesIO(data))
@@ -564,33 +658,13 @@ def _read_docx(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | No
             f"DOCX illisible ({_short(err)}) : enregistrez-le de nouveau au format DOCX"
         ) from err
 
-    blocks: list[str] = []
-    for item in document.iter_inner_content():
-        if isinstance(item, Paragraph):
-            text = item.text.strip()
-            if not text:
-                continue
-            level = _docx_heading_level(item)
-            blocks.append(f"{'#' * level} {text}" if level else text)
-        elif isinstance(item, Table):
-            rows = [[cell.text for cell in row.cells] for row in item.rows]
-            table = _table_rows(rows)
-            if table:
-                blocks.append(table)
+    # python-docx opens the package; the text is walked by assistant.office_text, which reads
+    # content controls, tracked changes, fields and text boxes that python-docx skips.
+    text = docx_text(document).text()
     title = None
     with contextlib.suppress(Exception):
         title = document.core_properties.title
-    return [Page(None, "\n\n".join(blocks))], title
-
-
-def _docx_heading_level(paragraph: Any) -> int:
-    name = (paragraph.style.name if paragraph.style is not None else "") or ""
-    m = re.match(r"^(?:heading|titre)\s*(\d)$", name.strip(), flags=re.IGNORECASE)
-    if m:
-        return max(1, min(6, int(m.group(1))))
-    if name.strip().lower() in {"title", "titre"}:
-        return 1
-    return 0
+    return [Page(None, text)], title
 
 
 def _read_odt(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | None]:
@@ -598,6 +672,8 @@ def _read_odt(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | Non
 
     from odf import teletype
     from odf.opendocument import load
+
+    from assistant.office_text import odt_text
 
     try:
         document = load(io.BytesIO(data))
@@ -607,90 +683,63 @@ def _read_odt(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | Non
             "nouveau"
         ) from err
 
-    blocks: list[str] = []
-
-    def walk(node: Any, list_depth: int = 0) -> None:
-        for child in node.childNodes:
-            qname = getattr(child, "qname", None)
-            if qname is None:
-                continue
-            tag = qname[1]
-            if tag == "h":
-                text = teletype.extractText(child).strip()
-                if text:
-                    level = int(child.getAttribute("outlinelevel") or 1)
-                    blocks.append(f"{'#' * max(1, min(6, level))} {text}")
-            elif tag == "p":
-                text = teletype.extractText(child).strip()
-                if text:
-                    blocks.append(("- " if list_depth else "") + text)
-            elif tag == "list":
-                walk(child, list_depth + 1)
-            elif tag == "table":
-                rows = []
-                for row in _odf_descendants(child, "table-row"):
-                    rows.append(
-                        [teletype.extractText(c) for c in _odf_descendants(row, "table-cell")]
-                    )
-                table = _table_rows(rows)
-                if table:
-                    blocks.append(table)
-            else:  # sections, list items, frames: descend
-                walk(child, list_depth)
-
-    walk(document.text)
+    # odfpy parses the package; assistant.office_text walks its DOM because
+    # teletype.extractText would mix deleted text, comments and footnotes into the sentences.
+    body, notes, furniture = odt_text(document)
     title = None
     with contextlib.suppress(Exception):
         from odf import dc
 
         titles = document.meta.getElementsByType(dc.Title)
         title = teletype.extractText(titles[0]) if titles else None
-    return [Page(None, "\n\n".join(blocks))], title
-
-
-def _odf_descendants(node: Any, tag: str) -> Iterator[Any]:
-    for child in node.childNodes:
-        qname = getattr(child, "qname", None)
-        if qname is None:
-            continue
-        if qname[1] == tag:
-            yield child
-        elif qname[1] != "table":  # do not enter nested tables
-            yield from _odf_descendants(child, tag)
+    return [Page(None, "\n\n".join([*body, *notes, *furniture]))], title
 
 
 # --------------------------------------------------------------------------------------------
 # HTML, Markdown, text
 
-_HTML_DROP = ("script", "style", "nav", "noscript", "template", "iframe", "svg", "form",
-              "button", "aside", "footer", "header")
+# Never text a reader sees: code, styles, templates, embedded objects, form controls (their
+# values are attributes: ASP.NET's __VIEWSTATE is a hidden input). The <form> element itself is
+# kept: ASP.NET WebForms wraps the whole page body in one.
+_HTML_DROP = ("script", "style", "noscript", "template", "iframe", "svg", "object", "embed",
+              "canvas", "audio", "video", "button", "select", "datalist", "textarea", "input",
+              "nav", "map")
+# Page chrome, dropped unless it belongs to the content (an <article>'s own <header><h1>).
+_HTML_CHROME = ("header", "footer", "aside")
+_HTML_CHROME_ROLES = frozenset({"navigation", "banner", "contentinfo", "search", "complementary",
+                                "menu", "menubar", "toolbar"})
+_HTML_CONTENT = ("article", "main", "section")
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _HTML_BLOCKS = frozenset({
     "p", "div", "section", "article", "main", "blockquote", "pre", "ul", "ol", "dl", "dd", "dt",
     "figure", "figcaption", "address", "table", "thead", "tbody", "tfoot", "hr", "body", "html",
-    "caption", "details", "summary",
+    "caption", "details", "summary", "form", "fieldset", "legend", "header", "footer", "aside",
+    "hgroup", "search", "li", "dialog",
 })
 
 
-def _html_to_text(soup: Any) -> str:
+def _html_to_text(soup: Any, include_self: bool = False) -> str:
     """Block-aware text of a BeautifulSoup tree, headings as ``#`` lines.
 
     Hand-written because ``get_text()`` cannot tell block from inline elements: with a
     separator it cuts sentences at every ``<b>``, without one it glues paragraphs together.
     """
     from bs4 import NavigableString, Tag
-    from bs4.element import Comment, Doctype, ProcessingInstruction
+    from bs4.element import CData, Comment, Declaration, Doctype, ProcessingInstruction
 
     parts: list[str] = []
 
     def walk(node: Any) -> None:
         for child in node.children:
-            if isinstance(child, (Comment, Doctype, ProcessingInstruction)):
-                continue
-            if isinstance(child, NavigableString):
-                parts.append(str(child))
-                continue
-            if not isinstance(child, Tag):
-                continue
+            visit(child)
+
+    def visit(child: Any) -> None:
+        if isinstance(child, (Comment, Doctype, ProcessingInstruction, Declaration, CData)):
+            return
+        if isinstance(child, NavigableString):
+            parts.append(str(child))
+            return
+        if isinstance(child, Tag):
             name = child.name.lower()
             if re.fullmatch(r"h[1-6]", name):
                 text = re.sub(r"\s+", " ", child.get_text(" ")).strip()
@@ -712,23 +761,97 @@ def _html_to_text(soup: Any) -> str:
             else:
                 walk(child)
 
-    walk(soup)
+    if include_self:  # the root is itself an element (a <main>, an <article>): read it whole
+        visit(soup)
+    else:
+        walk(soup)
     text = "".join(parts)
     text = re.sub(r"[ \t\r\f\v]+", " ", text)
     text = re.sub(r" *\n *", "\n", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
+def _html_hidden(tag: Any) -> bool:
+    """Whether an element is not shown: ``hidden``, ``aria-hidden="true"``, inline
+    ``display:none``/``visibility:hidden``, a closed ``<dialog>``."""
+    attrs = getattr(tag, "attrs", None) or {}
+    return (
+        "hidden" in attrs
+        or str(attrs.get("aria-hidden", "")).lower() == "true"
+        or bool(_HIDDEN_STYLE.search(str(attrs.get("style", ""))))
+        or (tag.name == "dialog" and "open" not in attrs)
+    )
+
+
+# id/class names old site templates give to page chrome (<div id="menu">, "fil-ariane"…).
+_CHROME_NAMES = frozenset({
+    "header", "footer", "menu", "nav", "navbar", "navigation", "breadcrumb", "breadcrumbs",
+    "fil-ariane", "filariane", "ariane", "sidebar", "cookie", "cookies", "cookie-banner",
+    "bandeau-cookies", "skiplinks", "skip-links", "topbar", "masthead", "site-header",
+    "site-footer", "pied", "pied-de-page", "piedpage", "entete", "en-tete", "mainmenu",
+    "main-menu", "menu-principal", "share", "partage", "social", "toolbar",
+})
+
+
+def _chrome_by_name(tag: Any) -> bool:
+    names = [str(tag.get("id", ""))]
+    classes = tag.get("class") or []
+    names.extend(classes if isinstance(classes, list) else str(classes).split())
+    return any(n.lower() in _CHROME_NAMES for n in names if n)
+
+
+def _in_content(tag: Any) -> bool:
+    return any(
+        parent.name in _HTML_CONTENT or str(parent.get("role", "")).lower() == "main"
+        for parent in tag.parents
+        if getattr(parent, "name", None)
+    )
+
+
+def _html_content_root(soup: Any) -> list[Any]:
+    """Where the page's own content is: every <main> (or role=main) with text, else every
+    outermost <article> with text, else the body (or the whole document)."""
+    def has_text(tag: Any) -> bool:
+        return _alnum(tag.get_text(" ")) >= MIN_PAGE_ALNUM
+
+    mains = [t for t in soup.find_all(True) if t.name == "main" or
+             str(t.get("role", "")).lower() == "main"]
+    mains = [t for t in mains if has_text(t) and not any(p in mains for p in t.parents)]
+    if mains:
+        return mains
+    articles = [t for t in soup.find_all("article") if has_text(t)]
+    articles = [t for t in articles if not any(p.name == "article" for p in t.parents)]
+    if articles:
+        return articles
+    return [soup.body if soup.body is not None else soup]
+
+
 def _read_html(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | None]:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(data, "html.parser")
-    for tag in soup.find_all(_HTML_DROP):
-        tag.decompose()
     title = soup.title.get_text(" ").strip() if soup.title else None
     if soup.head is not None:
         soup.head.decompose()
-    return [Page(None, _html_to_text(soup))], title
+    for tag in soup.find_all(_HTML_DROP):
+        tag.decompose()
+    total = _alnum(soup.get_text(" ")) or 1
+    for tag in soup.find_all(True):
+        if tag.decomposed:
+            continue
+        role = str(tag.get("role", "")).lower()
+        chrome = tag.name in _HTML_CHROME or role in _HTML_CHROME_ROLES
+        named = not chrome and tag.name in ("div", "ul", "ol", "p", "span", "table", "section") \
+            and _chrome_by_name(tag)
+        if named:  # only small blocks: a template may call the wrapper of everything "header"
+            named = _alnum(tag.get_text(" ")) < total / 2
+        if _html_hidden(tag) or (
+            (chrome or named) and (role == "navigation" or not _in_content(tag))
+        ):
+            tag.decompose()
+    roots = _html_content_root(soup)
+    text = "\n\n".join(_html_to_text(root, include_self=root is not soup) for root in roots)
+    return [Page(None, text)], title
 
 
 _HTML_BLOCK_RE = re.compile(r"<(table|div|p)\b[^>]*>.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
@@ -747,6 +870,42 @@ def _markdown_html(text: str) -> str:
     return re.sub(r"<br\s*/?>", "\n", text, flags=re.IGNORECASE)
 
 
+# Markdown images and links (inline, reference and shortcut forms), and reference definitions
+# whose target is a data: URI. The reader of the rendered note sees the image, not its bytes:
+# an image becomes its alt text, a link to a data: URI its label. A data: URI itself is left
+# behind the alt text for strip_non_text, which removes it and counts it in the report.
+_MD_INLINE_IMAGE = re.compile(r"!\[([^\]\n]*)\]\(\s*<?((?:[^()\s<>]|\([^()]*\))*)>?"
+                              r"(?:\s+(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?\s*\)")
+_MD_DATA_LINK = re.compile(r"(?<!!)\[([^\]\n]*)\]\(\s*<?(data:[^)\s>]*)>?\s*\)")
+_MD_REF_IMAGE = re.compile(r"!\[([^\]\n]*)\](?:\[[^\]\n]*\])?")
+_MD_DATA_DEFINITION = re.compile(r"^ {0,3}\[[^\]\n]+\]:\s*<?(data:\S*?)>?(?:\s+[\"'(].*)?$",
+                                 re.MULTILINE | re.IGNORECASE)
+_HTML_IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_HTML_ALT = re.compile(r"""\balt\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
+_HTML_SRC_DATA = re.compile(r"""\bsrc\s*=\s*["']?(data:[^"'\s>]*)""", re.IGNORECASE)
+
+
+def _data_tail(target: str) -> str:
+    return f" {target} " if target.lower().startswith("data:") else ""
+
+
+def _markdown_images(text: str) -> str:
+    """Replace images (Markdown and HTML ``<img>``) by their alt text and data: links by their
+    label; data: URIs are set apart (then removed and counted by strip_non_text)."""
+    text = _MD_DATA_DEFINITION.sub(lambda m: _data_tail(m.group(1)), text)
+    text = _MD_INLINE_IMAGE.sub(lambda m: m.group(1) + _data_tail(m.group(2)), text)
+    text = _MD_DATA_LINK.sub(lambda m: m.group(1) + _data_tail(m.group(2)), text)
+    text = _MD_REF_IMAGE.sub(lambda m: m.group(1), text)
+
+    def img(m: re.Match[str]) -> str:
+        alt = _HTML_ALT.search(m.group(0))
+        src = _HTML_SRC_DATA.search(m.group(0))
+        label = next((g for g in alt.groups() if g is not None), "") if alt else ""
+        return label + (_data_tail(src.group(1)) if src else "")
+
+    return _HTML_IMG.sub(img, text)
+
+
 def _read_markdown(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | None]:
     text = _decode(data)
     front = re.match(r"^---\n(.*?)\n---\n", text, flags=re.DOTALL)
@@ -755,7 +914,7 @@ def _read_markdown(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str 
         m = re.search(r"^title:\s*[\"']?(.+?)[\"']?\s*$", front.group(1), flags=re.MULTILINE)
         title = m.group(1) if m else None
         text = text[front.end():]
-    return [Page(None, _markdown_html(text))], title
+    return [Page(None, _markdown_html(_markdown_images(text)))], title
 
 
 def _read_text(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | None]:

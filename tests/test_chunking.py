@@ -43,7 +43,9 @@ def _containing(chunks, needle: str):
 
 def test_normalise_collapses_spaces_and_repairs_hyphenation() -> None:
     raw = "Le  contrôle\u00a0adminis-\ntratif   des actes \n\n\n\n  est exercé.  \nJean-\nLuc"
-    assert normalise_text(raw) == "Le contrôle administratif des actes\n\nest exercé.\nJean-\nLuc"
+    # a typographic break is joined; a compound (here a first name) keeps its hyphen, and the
+    # line break inside it goes
+    assert normalise_text(raw) == "Le contrôle administratif des actes\n\nest exercé.\nJean-Luc"
 
 
 # --- structure ------------------------------------------------------------------------------

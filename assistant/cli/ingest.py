@@ -169,6 +169,13 @@ def print_report(report: IngestReport) -> None:
         table.add_row("Débit", f"{report.pages_per_second:.2f} pages/s")
     if report.repaired:
         table.add_row("Réparés (arrêt brutal précédent)", str(len(report.repaired)))
+    if report.non_text:
+        runs = sum(int(n["runs"]) for n in report.non_text)
+        chars = sum(int(n["chars"]) for n in report.non_text)
+        table.add_row(
+            "Données non textuelles retirées (base64, hexadécimal, binaire)",
+            f"{runs} ({chars} caractères, {len(report.non_text)} documents)",
+        )
     out_console.print(table)
     if report.rebuilt:
         out_console.print(
@@ -182,6 +189,7 @@ def print_report(report: IngestReport) -> None:
         ):
             _listing([{"source": s} for s in sources], label)
     _listing(report.failed, "Fichiers en échec")
+    _listing(report.warnings, "Avertissements (fichiers indexés)")
     _listing(report.skipped, "Fichiers ignorés")
     if report.interrupted:
         out_console.print(

@@ -1,0 +1,560 @@
+"""The text a reader sees in a DOCX or ODT file: the final version, nothing else.
+
+Both walkers follow one rule: **accepted insertions in, deletions out; the content of content
+controls, fields, frames and text boxes in; reviewers' comments, revision metadata, field codes,
+placeholders and hidden text out.** Footnotes and endnotes, which a reader sees at the foot of the
+page, are added after the body; headers and footers, which a reader sees on every page, are added
+once each at the very end (page-number-only lines dropped), so that a letterhead's "Arrêté n°…" is
+searchable without repeating on every chunk.
+
+Why our own XML walk rather than the libraries' text properties: python-docx (1.x) exposes only
+the direct ``w:p``/``w:tbl`` children of the body and the direct runs/hyperlinks of a paragraph,
+so everything inside ``w:sdt`` (content controls), ``w:ins`` (tracked insertions), ``w:smartTag``,
+``w:customXml``, ``w:fldSimple`` and text boxes is silently lost; odfpy's ``teletype.extractText``
+returns the text of every descendant, so deleted text stored under ``text:tracked-changes``,
+``office:annotation`` comments and the bodies of footnotes are mixed into the sentence. We still
+use the libraries to open and validate the packages and for their metadata.
+
+Sources for the element semantics: ECMA-376 Part 1 (WordprocessingML, §17.13 revisions, §17.16
+fields, §17.5.2 structured document tags) and Part 3 (markup compatibility, ``mc:AlternateContent``);
+OASIS OpenDocument 1.2 Part 1 (§5.5 change tracking, §14 annotations, §6.3 notes, §6.1.3 spaces).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+# ---------------------------------------------------------------------------------------------
+# shared
+
+_PAGE_FURNITURE = re.compile(
+    r"^\s*(?:page\s*)?\d*\s*(?:/|sur|of|de)?\s*\d*\s*$", re.IGNORECASE
+)
+
+
+def _collapse(text: str) -> str:
+    """Spaces and tabs to one space per run, lines trimmed (line breaks kept)."""
+    lines = [re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in text.split("\n")]
+    return "\n".join(line for line in lines if line)
+
+
+def table_text(rows: list[list[str]]) -> str:
+    """Rows of cell texts as ``a | b`` lines; repeated merged-cell text kept once."""
+    lines = []
+    for cells in rows:
+        kept: list[str] = []
+        for cell in cells:
+            cell = re.sub(r"\s+", " ", cell).strip()
+            if cell and (not kept or kept[-1] != cell):
+                kept.append(cell)
+        if kept:
+            lines.append(" | ".join(kept))
+    return "\n".join(lines)
+
+
+def _furniture_blocks(blocks: Iterable[str], seen: set[str]) -> list[str]:
+    """Header/footer blocks worth indexing once: distinct, not a bare page number."""
+    out = []
+    for block in blocks:
+        key = " ".join(block.split())
+        if not key or _PAGE_FURNITURE.match(key) or key in seen:
+            continue
+        seen.add(key)
+        out.append(block)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# DOCX (WordprocessingML)
+
+W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
+M = "http://schemas.openxmlformats.org/officeDocument/2006/math"
+_W = "{" + W + "}"
+_MC = "{" + MC + "}"
+_M = "{" + M + "}"
+
+# Inline containers whose children are read as if they were the paragraph's own.
+_DOCX_INLINE_DESCEND = frozenset(
+    _W + t for t in ("hyperlink", "smartTag", "customXml", "ins", "moveTo", "dir", "bdo",
+                     "fldSimple")
+)
+# Revisions of removed content: never part of the final text.
+_DOCX_REMOVED = frozenset(_W + t for t in ("del", "moveFrom"))
+# Fields whose result is navigation generated from the text itself (a table of contents would
+# repeat every heading with page numbers, and its "Article 1 …… 3" lines would open false
+# divisions in the chunker).
+_GENERATED_FIELDS = ("TOC", "INDEX", "TOA")
+
+CT_HEADER = "application/vnd.openxmlformats-officedocument.wordprocessingml.header+xml"
+CT_FOOTER = "application/vnd.openxmlformats-officedocument.wordprocessingml.footer+xml"
+CT_FOOTNOTES = "application/vnd.openxmlformats-officedocument.wordprocessingml.footnotes+xml"
+CT_ENDNOTES = "application/vnd.openxmlformats-officedocument.wordprocessingml.endnotes+xml"
+
+
+@dataclass
+class _Field:
+    instruction: list[str] = field(default_factory=list)
+    in_result: bool = False
+
+    def hidden(self) -> bool:
+        words = "".join(self.instruction).split()
+        return bool(words) and words[0].upper() in _GENERATED_FIELDS
+
+
+@dataclass
+class DocxText:
+    """Blocks of a DOCX: ``body`` (Markdown headings ``#``), ``notes``, ``furniture``."""
+
+    body: list[str]
+    notes: list[str]
+    furniture: list[str]
+
+    def text(self) -> str:
+        return "\n\n".join([*self.body, *self.notes, *self.furniture])
+
+
+def _choose_alternate(node: Any) -> Any | None:
+    """The one branch of ``mc:AlternateContent`` a consumer renders: the first ``mc:Choice``
+    (Word writes the modern DrawingML text box there), else ``mc:Fallback`` (the VML copy of
+    the same text box). Reading both would double the text."""
+    for child in node:
+        if child.tag == _MC + "Choice":
+            return child
+    for child in node:
+        if child.tag == _MC + "Fallback":
+            return child
+    return None
+
+
+class DocxWalker:
+    """Walks WordprocessingML elements (lxml, as loaded by python-docx) into text blocks."""
+
+    def __init__(self, heading_styles: dict[str, int]) -> None:
+        self.heading_styles = heading_styles  # styleId -> heading level
+        self.fields: list[_Field] = []  # complex fields open at this point (they span runs)
+
+    # --- blocks --------------------------------------------------------------------------
+    def blocks(self, container: Any) -> list[str]:
+        """Text blocks of a block container (body, cell, text box, note, header)."""
+        out: list[str] = []
+        carry = ""  # text of paragraphs whose paragraph mark was deleted (merged into next)
+        for kind, value in self._block_items(container):
+            if kind == "p":
+                text, merged, boxes = value
+                text = (carry + text) if carry else text
+                if merged:
+                    carry = text
+                else:
+                    carry = ""
+                    if text.strip():
+                        out.append(text)
+                out.extend(boxes)
+            else:
+                if carry.strip():
+                    out.append(carry)
+                carry = ""
+                out.append(value)
+        if carry.strip():
+            out.append(carry)
+        return out
+
+    def _block_items(self, container: Any) -> Iterator[tuple[str, Any]]:
+        for child in container:
+            tag = child.tag
+            if tag == _W + "p":
+                yield "p", self.paragraph(child)
+            elif tag == _W + "tbl":
+                table = self.table(child)
+                if table:
+                    yield "t", table
+            elif tag == _W + "sdt":
+                if self._placeholder(child):
+                    continue
+                content = child.find(_W + "sdtContent")
+                if content is not None:
+                    yield from self._block_items(content)
+            elif tag in (_W + "customXml", _W + "ins", _W + "moveTo"):
+                yield from self._block_items(child)
+            elif tag == _MC + "AlternateContent":
+                branch = _choose_alternate(child)
+                if branch is not None:
+                    yield from self._block_items(branch)
+            # w:del / w:moveFrom (removed), w:sectPr, bookmarks, w:altChunk (an external file
+            # we cannot read) and unknown elements are not text.
+
+    @staticmethod
+    def _placeholder(sdt: Any) -> bool:
+        """A content control still showing its prompt ("Cliquez ici pour entrer du texte")."""
+        props = sdt.find(_W + "sdtPr")
+        return props is not None and props.find(_W + "showingPlcHdr") is not None
+
+    def table(self, tbl: Any) -> str:
+        rows: list[list[str]] = []
+        for tr in self._rows(tbl):
+            props = tr.find(_W + "trPr")
+            if props is not None and props.find(_W + "del") is not None:
+                continue  # a deleted row
+            cells = [" ".join(self.blocks(tc)) for tc in self._cells(tr)]
+            rows.append(cells)
+        return table_text(rows)
+
+    def _rows(self, node: Any) -> Iterator[Any]:
+        for child in node:
+            if child.tag == _W + "tr":
+                yield child
+            elif child.tag in (_W + "sdt", _W + "customXml"):
+                content = child.find(_W + "sdtContent") if child.tag == _W + "sdt" else child
+                if content is not None:
+                    yield from self._rows(content)
+
+    def _cells(self, node: Any) -> Iterator[Any]:
+        for child in node:
+            if child.tag == _W + "tc":
+                yield child
+            elif child.tag in (_W + "sdt", _W + "customXml"):
+                content = child.find(_W + "sdtContent") if child.tag == _W + "sdt" else child
+                if content is not None:
+                    yield from self._cells(content)
+
+    # --- paragraphs ----------------------------------------------------------------------
+    def paragraph(self, p: Any) -> tuple[str, bool, list[str]]:
+        """(text with ``#`` heading marker, paragraph mark deleted?, text-box blocks)."""
+        parts: list[str] = []
+        boxes: list[str] = []
+        self._inline(p, parts, boxes)
+        text = _collapse("".join(parts))
+        props = p.find(_W + "pPr")
+        merged = False
+        level = 0
+        if props is not None:
+            mark = props.find(_W + "rPr")
+            if mark is not None and (
+                mark.find(_W + "del") is not None or mark.find(_W + "moveFrom") is not None
+            ):
+                merged = True  # its paragraph mark was deleted: it runs into the next one
+            style = props.find(_W + "pStyle")
+            if style is not None:
+                level = self.heading_styles.get(style.get(_W + "val") or "", 0)
+            outline = props.find(_W + "outlineLvl")
+            if not level and outline is not None:
+                value = outline.get(_W + "val") or ""
+                if value.isdigit() and int(value) < 6:
+                    level = int(value) + 1
+        if level and text and not merged:
+            text = f"{'#' * level} {' '.join(text.split())}"
+        return text, merged, boxes
+
+    def _emitting(self) -> bool:
+        """Whether text at this point is shown: not a field code, not a generated field."""
+        return all(f.in_result and not f.hidden() for f in self.fields)
+
+    def _inline(self, node: Any, parts: list[str], boxes: list[str]) -> None:
+        for child in node:
+            tag = child.tag
+            if tag == _W + "r":
+                self._run(child, parts, boxes)
+            elif tag in _DOCX_INLINE_DESCEND:
+                if tag == _W + "fldSimple":
+                    words = (child.get(_W + "instr") or "").split()
+                    if words and words[0].upper() in _GENERATED_FIELDS:
+                        continue
+                self._inline(child, parts, boxes)
+            elif tag == _W + "sdt":
+                if self._placeholder(child):
+                    continue
+                content = child.find(_W + "sdtContent")
+                if content is not None:
+                    self._inline(content, parts, boxes)
+            elif tag in _DOCX_REMOVED:
+                continue
+            elif tag == _MC + "AlternateContent":
+                branch = _choose_alternate(child)
+                if branch is not None:
+                    self._inline(branch, parts, boxes)
+            elif tag in (_M + "oMath", _M + "oMathPara"):
+                if self._emitting():
+                    parts.append("".join(t.text or "" for t in child.iter(_M + "t")))
+            # w:pPr (with its revision marks), bookmarks, comment ranges, w:proofErr: no text
+
+    def _run(self, run: Any, parts: list[str], boxes: list[str]) -> None:
+        props = run.find(_W + "rPr")
+        hidden = props is not None and (
+            props.find(_W + "vanish") is not None or props.find(_W + "specVanish") is not None
+        )
+        for child in run:
+            tag = child.tag
+            if tag == _W + "fldChar":
+                kind = child.get(_W + "fldCharType")
+                if kind == "begin":
+                    self.fields.append(_Field())
+                elif kind == "separate" and self.fields:
+                    self.fields[-1].in_result = True
+                elif kind == "end" and self.fields:
+                    self.fields.pop()
+                continue
+            if tag == _W + "instrText":
+                if self.fields and not self.fields[-1].in_result:
+                    self.fields[-1].instruction.append(child.text or "")
+                continue
+            if tag in (_W + "drawing", _W + "pict", _W + "object", _MC + "AlternateContent"):
+                # Text boxes and frames: their paragraphs become blocks after this paragraph.
+                for content in self._text_boxes(child):
+                    boxes.extend(self.blocks(content))
+                continue
+            if hidden or not self._emitting():
+                continue
+            if tag == _W + "t":
+                parts.append(child.text or "")
+            elif tag in (_W + "tab", _W + "ptab"):
+                parts.append("\t")
+            elif tag in (_W + "br", _W + "cr"):
+                parts.append("\n")
+            elif tag == _W + "noBreakHyphen":
+                parts.append("-")
+            elif tag == _W + "sym":
+                code = child.get(_W + "char") or ""
+                try:
+                    parts.append(chr(int(code, 16)))
+                except ValueError:
+                    pass
+            # w:delText, w:delInstrText (deleted), w:softHyphen (invisible unless the line
+            # breaks there), w:footnoteReference (the note follows the body),
+            # w:commentReference (comments are not the document's text), w:rPr: no text
+
+    def _text_boxes(self, node: Any) -> Iterator[Any]:
+        """``w:txbxContent`` elements under a drawing, reading one branch of each
+        ``mc:AlternateContent`` only."""
+        if node.tag == _MC + "AlternateContent":
+            node = _choose_alternate(node)
+            if node is None:
+                return
+        for child in node:
+            if child.tag == _MC + "AlternateContent":
+                branch = _choose_alternate(child)
+                if branch is not None:
+                    yield from self._text_boxes(branch)
+            elif child.tag == _W + "txbxContent":
+                yield child
+            else:
+                yield from self._text_boxes(child)
+
+
+def docx_heading_styles(document: Any) -> dict[str, int]:
+    """styleId -> heading level for a python-docx ``Document`` ("Heading 2"/"Titre 2" -> 2,
+    "Title"/"Titre" -> 1), following ``basedOn`` one level for custom heading styles."""
+    levels: dict[str, int] = {}
+    based: dict[str, str] = {}
+    for style in document.styles:
+        style_id = getattr(style, "style_id", None)
+        name = (getattr(style, "name", "") or "").strip()
+        if not style_id:
+            continue
+        m = re.match(r"^(?:heading|titre)\s*(\d)$", name, flags=re.IGNORECASE)
+        if m:
+            levels[style_id] = max(1, min(6, int(m.group(1))))
+        elif name.lower() in {"title", "titre"}:
+            levels[style_id] = 1
+        else:
+            base = getattr(style, "base_style", None)
+            if base is not None and getattr(base, "style_id", None):
+                based[style_id] = base.style_id
+    for style_id, base_id in based.items():
+        if base_id in levels:
+            levels[style_id] = levels[base_id]
+    return levels
+
+
+def docx_text(document: Any) -> DocxText:
+    """The reader's text of a python-docx ``Document`` (see the module docstring)."""
+    from lxml import etree
+
+    walker = DocxWalker(docx_heading_styles(document))
+    body = walker.blocks(document.element.body)
+    notes: list[str] = []
+    furniture: list[str] = []
+    seen: set[str] = set()
+    for part in document.part.package.iter_parts():
+        content_type = getattr(part, "content_type", "")
+        if content_type not in (CT_HEADER, CT_FOOTER, CT_FOOTNOTES, CT_ENDNOTES):
+            continue
+        try:
+            root = etree.fromstring(part.blob)
+        except Exception:  # a broken note or header part must not lose the body
+            continue
+        walker.fields = []
+        if content_type in (CT_FOOTNOTES, CT_ENDNOTES):
+            for note in root:
+                # separator / continuationSeparator notes are the rule above the notes
+                if note.get(_W + "type") not in (None, "normal"):
+                    continue
+                text = " ".join(walker.blocks(note))
+                if text.strip():
+                    notes.append(text)
+        else:
+            furniture.extend(_furniture_blocks(walker.blocks(root), seen))
+    return DocxText(body, notes, furniture)
+
+
+# ---------------------------------------------------------------------------------------------
+# ODT (OpenDocument text, read through odfpy's DOM)
+
+TEXTNS = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+OFFICENS = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+TABLENS = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
+DRAWNS = "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0"
+STYLENS = "urn:oasis:names:tc:opendocument:xmlns:style:1.0"
+
+# Block-level elements skipped whole: revision storage (the deleted text of tracked changes),
+# declarations, forms, and generated indexes (a table of contents repeats the headings).
+_ODT_SKIP_BLOCKS = frozenset(
+    (TEXTNS, t) for t in (
+        "tracked-changes", "sequence-decls", "variable-decls", "user-field-decls",
+        "dde-connection-decls", "alphabetical-index-auto-mark-file", "table-of-content",
+        "illustration-index", "table-index", "object-index", "user-index",
+        "alphabetical-index", "bibliography",
+    )
+) | {(OFFICENS, "forms"), (OFFICENS, "annotation"), (OFFICENS, "annotation-end")}
+# Inline elements with no text of the final document: comments and their end marks, change
+# marks (the deleted text is in text:tracked-changes), bookmarks, placeholders ("<Nom>" prompts),
+# hidden text, ruby annotations.
+_ODT_SKIP_INLINE = frozenset(
+    (TEXTNS, t) for t in (
+        "change", "change-start", "change-end", "bookmark", "bookmark-start", "bookmark-end",
+        "reference-mark", "reference-mark-start", "reference-mark-end", "placeholder",
+        "hidden-text", "hidden-paragraph", "soft-page-break", "toc-mark", "toc-mark-start",
+        "toc-mark-end", "alphabetical-index-mark", "user-index-mark", "ruby-text",
+        "sequence-ref", "tracked-changes",
+    )
+) | {(OFFICENS, "annotation"), (OFFICENS, "annotation-end")}
+
+
+def _qname(node: Any) -> tuple[str, str] | None:
+    return getattr(node, "qname", None)
+
+
+def _attr(node: Any, ns: str, name: str) -> str:
+    try:
+        return str(node.getAttrNS(ns, name) or "")
+    except Exception:  # odfpy raises on attributes not allowed for the element
+        return ""
+
+
+class OdtWalker:
+    """Walks an odfpy DOM into text blocks (see the module docstring for the rules)."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def blocks(self, container: Any, list_depth: int = 0) -> list[str]:
+        out: list[str] = []
+        for child in getattr(container, "childNodes", []):
+            qname = _qname(child)
+            if qname is None or qname in _ODT_SKIP_BLOCKS:
+                continue
+            ns, tag = qname
+            if ns == TEXTNS and tag in ("p", "h"):
+                if self._hidden_paragraph(child):
+                    continue
+                boxes: list[str] = []
+                text = _collapse(self.inline(child, boxes))
+                if text:
+                    if tag == "h":
+                        level = _attr(child, TEXTNS, "outline-level")
+                        level_n = max(1, min(6, int(level))) if level.isdigit() else 1
+                        out.append(f"{'#' * level_n} {' '.join(text.split())}")
+                    else:
+                        out.append(("- " if list_depth else "") + text)
+                out.extend(boxes)
+            elif ns == TEXTNS and tag == "list":
+                out.extend(self.blocks(child, list_depth + 1))
+            elif ns == TEXTNS and tag == "section":
+                if _attr(child, TEXTNS, "display") == "none":
+                    continue  # a hidden section
+                out.extend(self.blocks(child, list_depth))
+            elif ns == TABLENS and tag == "table":
+                table = self.table(child)
+                if table:
+                    out.append(table)
+            elif ns == DRAWNS and tag in ("frame", "text-box", "a", "g"):
+                out.extend(self.blocks(child, list_depth))
+            else:  # list items, list headers, table rows outside tables, unknown wrappers
+                out.extend(self.blocks(child, list_depth))
+        return out
+
+    @staticmethod
+    def _hidden_paragraph(p: Any) -> bool:
+        for child in getattr(p, "childNodes", []):
+            if _qname(child) == (TEXTNS, "hidden-paragraph"):
+                return _attr(child, TEXTNS, "is-hidden") == "true"
+        return False
+
+    def table(self, table: Any) -> str:
+        rows: list[list[str]] = []
+        for row in self._descendants(table, (TABLENS, "table-row")):
+            cells = [
+                " ".join(self.blocks(cell))
+                for cell in row.childNodes
+                if _qname(cell) == (TABLENS, "table-cell")
+            ]
+            rows.append(cells)
+        return table_text(rows)
+
+    def _descendants(self, node: Any, wanted: tuple[str, str]) -> Iterator[Any]:
+        for child in getattr(node, "childNodes", []):
+            qname = _qname(child)
+            if qname is None:
+                continue
+            if qname == wanted:
+                yield child
+            elif qname != (TABLENS, "table"):  # nested tables are read inside their cell
+                yield from self._descendants(child, wanted)
+
+    def inline(self, node: Any, boxes: list[str]) -> str:
+        parts: list[str] = []
+        for child in getattr(node, "childNodes", []):
+            qname = _qname(child)
+            if qname is None:
+                if getattr(child, "nodeType", None) == child.TEXT_NODE:
+                    parts.append(str(child.data))
+                continue
+            if qname in _ODT_SKIP_INLINE:
+                continue
+            ns, tag = qname
+            if ns == TEXTNS and tag == "s":
+                count = _attr(child, TEXTNS, "c")
+                parts.append(" " * (int(count) if count.isdigit() else 1))
+            elif ns == TEXTNS and tag == "tab":
+                parts.append("\t")
+            elif ns == TEXTNS and tag == "line-break":
+                parts.append("\n")
+            elif ns == TEXTNS and tag == "note":
+                for body in child.childNodes:
+                    if _qname(body) == (TEXTNS, "note-body"):
+                        text = " ".join(self.blocks(body))
+                        if text.strip():
+                            self.notes.append(text)
+            elif ns == DRAWNS:
+                # frames, text boxes, shapes: their paragraphs become blocks of their own
+                boxes.extend(self.blocks(child))
+            else:  # spans, links, fields (their content is the value shown), ruby bases
+                parts.append(self.inline(child, boxes))
+        return "".join(parts)
+
+
+def odt_text(document: Any) -> tuple[list[str], list[str], list[str]]:
+    """(body blocks, note blocks, header/footer blocks) of an odfpy ``OpenDocument``."""
+    walker = OdtWalker()
+    body = walker.blocks(document.text)
+    furniture: list[str] = []
+    seen: set[str] = set()
+    masters = getattr(document, "masterstyles", None)
+    for master in getattr(masters, "childNodes", []):
+        for part in getattr(master, "childNodes", []):
+            qname = _qname(part)
+            if qname and qname[0] == STYLENS and qname[1].startswith(("header", "footer")):
+                furniture.extend(_furniture_blocks(walker.blocks(part), seen))
+    return body, walker.notes, furniture

@@ -1,0 +1,105 @@
+"""Measure the French dehyphenation (and the non-text filter) on a folder of documents.
+
+For every PDF under the folder (default: the shared corpus), the text is read with the
+project's loader, then each hyphen at a line end is decided by :mod:`assistant.dehyphen` exactly
+as the chunker does (the document's own words as vocabulary). Prints the number of joins and
+keeps, by rule, the kept compounds by frequency, and a seeded random sample of decisions with
+their context to check by eye; also the non-text runs the loader removed from the same files.
+
+    PYTHONPATH=$PWD .venv/bin/python scripts/measure_dehyphenation.py [FOLDER] \
+        [--sample 40] [--seed 12] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from assistant.chunking import _SPACES
+from assistant.dehyphen import dehyphenate, vocabulary
+from assistant.errors import DocumentError
+from assistant.loaders import load_document
+
+DEFAULT_FOLDER = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", nargs="?", type=Path, default=None)
+    parser.add_argument("--sample", type=int, default=40, help="decisions shown (default 40)")
+    parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args(argv)
+    folder = args.folder
+    if folder is None:
+        folder = next(
+            (p for p in (DEFAULT_FOLDER, Path("/work/shared/corpus")) if p.is_dir()), DEFAULT_FOLDER
+        )
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    started = time.perf_counter()
+    decisions: list[tuple[str, str, str, bool, str]] = []  # (source, left, right, keep, reason)
+    non_text_runs = non_text_chars = 0
+    files = failed = 0
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() != ".pdf":
+            continue
+        files += 1
+        try:
+            doc = load_document(path, folder, ocr=False)
+        except DocumentError:
+            failed += 1
+            continue
+        removed = doc.extra.get("non_text", {})
+        non_text_runs += int(removed.get("runs", 0))
+        non_text_chars += int(removed.get("chars", 0))
+        pages = ["\n".join(_SPACES.sub(" ", line).strip() for line in p.text.split("\n"))
+                 for p in doc.pages]
+        vocab = vocabulary("\n".join(pages))
+        for text in pages:
+            found: list[tuple[str, str, bool, str]] = []
+            dehyphenate(text, vocab, found)
+            decisions.extend((doc.source, *d) for d in found)
+    seconds = time.perf_counter() - started
+
+    joins = [d for d in decisions if not d[3]]
+    keeps = [d for d in decisions if d[3]]
+    by_rule = Counter((("garde" if d[3] else "joint"), d[4]) for d in decisions)
+    kept_forms = Counter(f"{d[1]}-{d[2]}".lower() for d in keeps)
+    print(f"Dossier : {folder}")
+    print(f"PDF lus : {files - failed} sur {files} ({failed} illisibles sans OCR), {seconds:.1f} s")
+    print(f"Traits d'union en fin de ligne : {len(decisions)}")
+    print(f"  joints (coupure typographique) : {len(joins)}")
+    print(f"  gardés (mot composé)           : {len(keeps)}")
+    print("Par règle :")
+    for (action, rule), n in sorted(by_rule.items(), key=lambda kv: -kv[1]):
+        print(f"  {action:5} {rule:10} {n}")
+    print("Composés gardés les plus fréquents :")
+    for form, n in kept_forms.most_common(25):
+        print(f"  {n:4}  {form}")
+    print(f"Données non textuelles retirées : {non_text_runs} séquences, {non_text_chars} caractères")
+    rng = random.Random(args.seed)
+    sample = rng.sample(decisions, min(args.sample, len(decisions)))
+    print(f"Échantillon de {len(sample)} décisions (graine {args.seed}) à vérifier à l'œil :")
+    for source, left, right, keep, rule in sample:
+        result = f"{left}-{right}" if keep else f"{left}{right}"
+        print(f"  {'GARDÉ' if keep else 'JOINT'} {rule:9} {left}-|{right} -> {result}"
+              f"   [{Path(source).name[:50]}]")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "folder": str(folder), "files": files, "failed": failed,
+            "line_end_hyphens": len(decisions), "joined": len(joins), "kept": len(keeps),
+            "by_rule": {f"{a}/{r}": n for (a, r), n in by_rule.items()},
+            "non_text_runs": non_text_runs, "non_text_chars": non_text_chars,
+            "seconds": round(seconds, 1),
+        }, ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
