@@ -6,7 +6,8 @@ that happens to fall at the line end (to be kept: ``procès-\\nverbal`` -> ``pro
 :func:`decide` tells which, in this order:
 
 1. digits on both sides (``L. 2121-\\n17``): keep;
-2. a capital after a lower-case letter (``Saint-\\nAubin``, ``Jean-\\nLuc``): keep;
+2. a capital after a lower-case letter (``Saint-\\nAubin``, ``Jean-\\nLuc``): keep; in capitals on
+   both sides (``LEVY-\\nRAMEAU``), keep unless rule 4 says otherwise;
 3. the left part already holds a hyphen and ends in a short link word (``rez-de-``,
    ``c'est-à-``, ``vis-à-``, ``a-t-``): keep;
 4. the document's own usage: when the joined word (or the hyphenated compound) occurs elsewhere
@@ -48,14 +49,14 @@ _WORDS = re.compile(rf"[{_LETTER}]+(?:[{_HYPHENS}][{_LETTER}]+)*")
 # Left parts that are always followed by a hyphen in a compound.
 _ALWAYS = frozenset({
     "vice", "procès", "proces", "demi", "semi", "arrière", "arriere", "après", "apres", "grand",
-    "grande", "grands", "grandes", "rez", "soi", "nu", "nue", "nus", "nues", "pêle", "pele",
-    "tête", "vis", "aller", "allers", "ayant", "ayants", "pot", "laissez", "rendez",
-    "savoir", "belle", "beau", "beaux", "belles", "petit", "petite", "petits", "petites",
+    "grande", "grands", "grandes", "rez", "pêle", "pele", "tête", "laissez", "rendez", "savoir",
+    "petit", "petite", "petits", "petites", "saint", "sainte", "saints", "saintes",
 })
 # Left parts hyphenated before any word except those starting with the listed beginnings
 # (the welded words of the same spelling: "soussigné", "quasiment", "avantage"…).
 _UNLESS = {
-    "sous": ("sign", "cri", "tra", "tend", "ten", "pir", "sou"),
+    "sous": ("sign", "cri", "traction", "trair", "traire", "trayant", "trait$", "traits$",
+             "traite$", "traites$"),
     "quasi": ("ment",),
     "avant": ("ag",),
     "contre": ("partie", "venant", "venan", "venir", "venu", "vien", "sign", "seing", "dit",
@@ -103,7 +104,7 @@ _ONLY_BEFORE = {
     "compte": ("rendu", "courant", "chèque", "tour"),
     "comptes": ("rendu", "courant", "chèque"),
     "auto": ("entrepr", "école", "écol", "évalu", "immun", "induct", "érot", "allum", "ento",
-             "stop", "partage"),
+             "stop"),
     "anti": ("i",),
     "co": ("président", "responsable", "animat", "pilot", "rapport", "organis", "signat",
            "titulaire", "gérant", "auteur", "listier", "financ", "propriét"),
@@ -115,9 +116,80 @@ _ONLY_BEFORE = {
     "celles": ("ci", "là"),
     "ceux": ("ci", "là"),
     "sang": ("froid",),
+    "beau": ("père", "frère", "fils", "parent"),
+    "beaux": ("parent", "arts", "frère", "fils", "père"),
+    "belle": ("mère", "sœur", "fille", "famille"),
+    "belles": ("mère", "sœur", "fille", "famille", "lettre"),
+    "nu": ("propriét",),
+    "nue": ("propriét",),
+    "nus": ("propriét",),
+    "nues": ("propriét",),
+    "soi": ("disant", "même"),
+    "aller": ("retour",),
+    "allers": ("retour",),
+    "ayant": ("droit", "cause"),
+    "ayants": ("droit", "cause"),
+    "vis": ("à",),
+    "pot": ("de",),
+    "centre": ("ville", "bourg"),
+    "centres": ("ville", "bourg"),
+    "week": ("end",),
+    "vide": ("grenier", "ordure", "poche", "studio", "maison"),
+    "outre": ("mer", "atlantique", "manche", "rhin", "tombe"),
+    "quote": ("part",),
+    "quotes": ("part",),
+    "sapeur": ("pompier",),
+    "sapeurs": ("pompier",),
+    "maire": ("adjoint",),
+    "maires": ("adjoint",),
+    "dommage": ("intérêt",),
+    "dommages": ("intérêt",),
+    "halte": ("garderie",),
+    "location": ("gérance", "vente", "accession"),
+    "accusé": ("réception",),
+    "accusés": ("réception",),
+    "accord": ("cadre",),
+    "accords": ("cadre",),
+    "assurance": ("chômage", "maladie", "vie", "décès"),
+    "en": ("tête", "dessous", "dessus", "deçà", "cas"),
+    "décret": ("loi",),
+    "décrets": ("loi",),
+    "question": ("réponse",),
+    "questions": ("réponse",),
+    "t": ("shirt",),
+    "hi": ("fi",),
+    "sub": ("délégu",),
+    "masseur": ("kinési",),
+    "masseurs": ("kinési",),
+    "chèque": ("emploi", "vacance", "cadeau", "déjeuner", "énergie"),
+    "chèques": ("emploi", "vacance", "cadeau", "déjeuner", "énergie"),
+    "mot": ("clé", "clef"),
+    "mots": ("clé", "clef"),
+    "lieu": ("dit",),
+    "lieux": ("dit",),
+    "rond": ("point",),
+    "ronds": ("point",),
+    "pare": ("brise", "feu", "choc", "soleil", "vent", "balle"),
+    "plate": ("forme", "bande"),
+    "plates": ("forme", "bande"),
+    "lave": ("linge", "vaisselle", "main"),
+    "sèche": ("linge", "main", "cheveu"),
+    "aide": ("soignant", "ménag", "mémoire", "familial", "maternel", "comptable"),
+    "aides": ("soignant", "ménag", "mémoire", "familial", "maternel", "comptable"),
+    "médico": ("soci", "légal", "psycho", "éducati", "technique"),
+    "socio": ("éducati", "professionn", "cultur", "économ", "sanitaire", "médical", "sportif"),
+    "technico": ("commerc", "économ", "administrati"),
+    "franco": ("allemand", "italien", "espagnol", "britannique", "suisse", "belge", "anglais"),
+    "jour": ("là", "amende", "homme"),
+    "jours": ("là", "ci", "amende", "homme"),
+    "chasse": ("neige",),
+    "monte": ("charge",),
+    "coupe": ("feu", "circuit", "vent"),
+    "brise": ("vue", "soleil", "glace", "lames"),
+    "taille": ("haie",),
+    "abat": ("jour",),
+
     "est": ("ce",),
-    "jour": ("là",),
-    "jours": ("là", "ci"),
     "moment": ("là",),
     "ceci": (),
     "ici": ("bas",),
@@ -172,8 +244,13 @@ def _strip_elision(word: str) -> str:
 
 
 def _starts(right: str, beginnings: Iterable[str]) -> bool:
+    """Whether ``right`` begins with one of ``beginnings`` (accents ignored); an entry ending
+    in ``$`` must match the whole word."""
     folded = _fold(right)
-    return any(folded.startswith(_fold(b)) for b in beginnings)
+    return any(
+        folded == _fold(b[:-1]) if b.endswith("$") else folded.startswith(_fold(b))
+        for b in beginnings
+    )
 
 
 def vocabulary(text: str) -> Counter[str]:
@@ -211,6 +288,11 @@ def decide(left: str, right: str, vocab: Counter[str] | None = None) -> tuple[bo
         n_joined, n_hyphen = vocab.get(joined, 0), vocab.get(hyphenated, 0)
         if n_joined or n_hyphen:
             return n_hyphen > n_joined, "usage"
+    if right[:1].isupper():
+        # Both sides in capitals: compound names of people and places ("LEVY-RAMEAU") are far
+        # more common in minutes than words hyphenated in capitals (word processors rarely
+        # hyphenate capitals); a name cut in two would be worse than a title kept hyphenated.
+        return True, "capitale"
     if last in _NUMERALS and low_right in _NUMERAL_RIGHT:
         return True, "numéral"
     if last in _ALWAYS:
