@@ -38,7 +38,9 @@ _USUAL = frozenset(
     "àâäáãçéèêëîïìíôöòóõùûüúÿñœæÀÂÄÁÃÇÉÈÊËÎÏÌÍÔÖÒÓÕÙÛÜÚŸÑŒÆ"
     "«»–—‘’‚“”„…€°§²³¹•·×÷±½¼¾µ©®™¶†‡′″№\u00a0\u202f\u2009"
 )
-_WORD = re.compile(r"\S+")
+# Words split on ordinary spaces only: str.split would also split on \x1c-\x1f, which are
+# themselves binary noise.
+_WORD = re.compile(r"[^ \t\n\r\u00a0]+")
 # Quick test: a text without any character outside this class has no binary noise.
 _PLAIN = re.compile("[\t\n\x20-\x7e" + re.escape("".join(sorted(_USUAL))) + "]*")
 
@@ -80,10 +82,8 @@ def _unusual(c: str) -> bool:
 
 
 def _noisy(word: str) -> bool:
-    if len(word) < 4:
-        return False
     odd = sum(_unusual(c) for c in word)
-    return odd >= max(2, len(word) * 0.3)
+    return odd == len(word) or (odd >= 2 and odd >= len(word) * 0.3)
 
 
 def _strip_noise(text: str, report: NonTextReport) -> str:

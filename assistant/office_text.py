@@ -145,9 +145,10 @@ class DocxWalker:
         for kind, value in self._block_items(container):
             if kind == "p":
                 text, merged, boxes = value
-                text = (carry + text) if carry else text
+                if carry and not merged:
+                    text = _collapse(carry + text)
                 if merged:
-                    carry = text
+                    carry += text
                 else:
                     carry = ""
                     if text.strip():
@@ -155,11 +156,11 @@ class DocxWalker:
                 out.extend(boxes)
             else:
                 if carry.strip():
-                    out.append(carry)
+                    out.append(_collapse(carry))
                 carry = ""
                 out.append(value)
         if carry.strip():
-            out.append(carry)
+            out.append(_collapse(carry))
         return out
 
     def _block_items(self, container: Any) -> Iterator[tuple[str, Any]]:
@@ -226,7 +227,8 @@ class DocxWalker:
         parts: list[str] = []
         boxes: list[str] = []
         self._inline(p, parts, boxes)
-        text = _collapse("".join(parts))
+        raw = "".join(parts)
+        text = _collapse(raw)
         props = p.find(_W + "pPr")
         merged = False
         level = 0
@@ -244,7 +246,9 @@ class DocxWalker:
                 value = outline.get(_W + "val") or ""
                 if value.isdigit() and int(value) < 6:
                     level = int(value) + 1
-        if level and text and not merged:
+        if merged:
+            return raw, True, boxes  # not trimmed: it is glued to the next paragraph's text
+        if level and text:
             text = f"{'#' * level} {' '.join(text.split())}"
         return text, merged, boxes
 
