@@ -130,11 +130,117 @@ def _choose_alternate(node: Any) -> Any | None:
     return None
 
 
+def _roman(n: int) -> str:
+    values = ((1000, "m"), (900, "cm"), (500, "d"), (400, "cd"), (100, "c"), (90, "xc"),
+              (50, "l"), (40, "xl"), (10, "x"), (9, "ix"), (5, "v"), (4, "iv"), (1, "i"))
+    out = []
+    for value, letters in values:
+        while n >= value:
+            out.append(letters)
+            n -= value
+    return "".join(out)
+
+
+def _letters(n: int) -> str:
+    # Word repeats the letter past z: 27 -> "aa"
+    return chr(ord("a") + (n - 1) % 26) * ((n - 1) // 26 + 1)
+
+
+def _format_number(n: int, fmt: str) -> str:
+    """A list counter in a ``w:numFmt`` (ECMA-376 §17.18.59); unknown formats as decimal."""
+    if fmt == "decimalZero":
+        return f"{n:02d}"
+    if fmt == "lowerLetter":
+        return _letters(n)
+    if fmt == "upperLetter":
+        return _letters(n).upper()
+    if fmt == "lowerRoman":
+        return _roman(n)
+    if fmt == "upperRoman":
+        return _roman(n).upper()
+    if fmt == "ordinal":  # as Word writes it in French
+        return "1er" if n == 1 else f"{n}e"
+    if fmt == "none":
+        return ""
+    return str(n)
+
+
+class DocxNumbering:
+    """Labels of numbered paragraphs ("Article 1 :", "2.", "a)"), which Word draws from
+    ``numbering.xml`` and which python-docx does not render: a reader sees them, and the
+    chunker needs "Article 3" to find the articles of a decision."""
+
+    def __init__(self, numbering: Any | None, style_numbering: dict[str, tuple[str, int]]):
+        self.levels: dict[str, dict[int, tuple[int, str, str]]] = {}  # abstractNumId -> lvl
+        self.nums: dict[str, tuple[str, dict[int, int]]] = {}  # numId -> (abstract, starts)
+        self.style_numbering = style_numbering
+        self.counters: dict[str, list[int]] = {}
+        if numbering is None:
+            return
+        for abstract in numbering.iter(_W + "abstractNum"):
+            levels: dict[int, tuple[int, str, str]] = {}
+            for lvl in abstract.iter(_W + "lvl"):
+                levels[int(lvl.get(_W + "ilvl") or 0)] = (
+                    int(self._val(lvl, "start") or 1),
+                    self._val(lvl, "numFmt") or "decimal",
+                    self._val(lvl, "lvlText") or "",
+                )
+            self.levels[abstract.get(_W + "abstractNumId") or ""] = levels
+        for num in numbering.iter(_W + "num"):
+            starts = {}
+            for override in num.iter(_W + "lvlOverride"):
+                start = self._val(override, "startOverride")
+                if start is not None:
+                    starts[int(override.get(_W + "ilvl") or 0)] = int(start)
+            self.nums[num.get(_W + "numId") or ""] = (self._val(num, "abstractNumId") or "",
+                                                      starts)
+
+    @staticmethod
+    def _val(node: Any, child: str) -> str | None:
+        found = node.find(_W + child)
+        return None if found is None else found.get(_W + "val")
+
+    def label(self, props: Any | None, style_id: str) -> str:
+        """The label of a paragraph (its ``w:pPr``, its style id), counting it; "" if none."""
+        num_id, level = None, 0
+        numpr = props.find(_W + "numPr") if props is not None else None
+        if numpr is not None:
+            num_id = self._val(numpr, "numId")
+            level = int(self._val(numpr, "ilvl") or 0)
+        elif style_id in self.style_numbering:
+            num_id, level = self.style_numbering[style_id]
+        if not num_id or num_id == "0" or num_id not in self.nums:
+            return ""
+        abstract, starts = self.nums[num_id]
+        levels = self.levels.get(abstract, {})
+        if level not in levels:
+            return ""
+        counts = self.counters.setdefault(num_id, [0] * 10)
+        level = min(level, 9)
+        counts[level] += 1
+        for deeper in range(level + 1, 10):
+            counts[deeper] = 0
+        start, fmt, template = levels[level]
+        if fmt == "bullet":
+            return "-"
+
+        def number(m: re.Match[str]) -> str:
+            i = int(m.group(1)) - 1
+            lvl_start, lvl_fmt, _ = levels.get(i, (1, "decimal", ""))
+            lvl_start = starts.get(i, lvl_start)
+            return _format_number(lvl_start + max(counts[i], 1) - 1, lvl_fmt)
+
+        return re.sub(r"%([1-9])", number, template).strip()
+
+
 class DocxWalker:
     """Walks WordprocessingML elements (lxml, as loaded by python-docx) into text blocks."""
 
-    def __init__(self, heading_styles: dict[str, int]) -> None:
+    def __init__(
+        self, heading_styles: dict[str, int], numbering: DocxNumbering | None = None
+    ) -> None:
         self.heading_styles = heading_styles  # styleId -> heading level
+        self.numbering = numbering
         self.fields: list[_Field] = []  # complex fields open at this point (they span runs)
 
     # --- blocks --------------------------------------------------------------------------
@@ -232,6 +338,7 @@ class DocxWalker:
         props = p.find(_W + "pPr")
         merged = False
         level = 0
+        style_id = ""
         if props is not None:
             mark = props.find(_W + "rPr")
             if mark is not None and (
@@ -239,13 +346,17 @@ class DocxWalker:
             ):
                 merged = True  # its paragraph mark was deleted: it runs into the next one
             style = props.find(_W + "pStyle")
-            if style is not None:
-                level = self.heading_styles.get(style.get(_W + "val") or "", 0)
+            style_id = (style.get(_W + "val") or "") if style is not None else ""
+            level = self.heading_styles.get(style_id, 0)
             outline = props.find(_W + "outlineLvl")
             if not level and outline is not None:
                 value = outline.get(_W + "val") or ""
                 if value.isdigit() and int(value) < 6:
                     level = int(value) + 1
+        if self.numbering is not None and text and not merged:
+            label = self.numbering.label(props, style_id)
+            if label:
+                text = f"{label} {text}"
         if merged:
             return raw, True, boxes  # not trimmed: it is glued to the next paragraph's text
         if level and text:
@@ -372,11 +483,39 @@ def docx_heading_styles(document: Any) -> dict[str, int]:
     return levels
 
 
+def _docx_numbering(document: Any) -> DocxNumbering | None:
+    """The numbering definitions of a python-docx ``Document`` (None when it has none)."""
+    try:
+        numbering = document.part.numbering_part.element
+    except (KeyError, NotImplementedError, AttributeError):
+        numbering = None
+    style_numbering: dict[str, tuple[str, int]] = {}
+    try:
+        styles = document.styles.element
+    except Exception:  # a broken styles part: numbering by direct formatting only
+        styles = None
+    if styles is not None:
+        for style in styles.iter(_W + "style"):
+            numpr = style.find(f"{_W}pPr/{_W}numPr")
+            if numpr is None:
+                continue
+            num = numpr.find(_W + "numId")
+            ilvl = numpr.find(_W + "ilvl")
+            if num is not None:
+                style_numbering[style.get(_W + "styleId") or ""] = (
+                    num.get(_W + "val") or "",
+                    int((ilvl.get(_W + "val") if ilvl is not None else None) or 0),
+                )
+    if numbering is None:
+        return None
+    return DocxNumbering(numbering, style_numbering)
+
+
 def docx_text(document: Any) -> DocxText:
     """The reader's text of a python-docx ``Document`` (see the module docstring)."""
     from lxml import etree
 
-    walker = DocxWalker(docx_heading_styles(document))
+    walker = DocxWalker(docx_heading_styles(document), _docx_numbering(document))
     body = walker.blocks(document.element.body)
     notes: list[str] = []
     furniture: list[str] = []

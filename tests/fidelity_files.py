@@ -68,6 +68,9 @@ DOCX_EXPECTED = [
     "Commune de Saint-Aubin-sur-Loire",
     "Lien vers le registre des arrêtés",
     "Arrêté pris en vertu de l'article L. 2213-1",
+    "Art. 1 – Les riverains disposent d'un macaron",
+    "Art. 2 – Les livraisons sont autorisées avant 10 h",
+    "a) les véhicules de secours",
 ]
 DOCX_UNWANTED = [
     "3,10",
@@ -80,6 +83,22 @@ DOCX_UNWANTED = [
     "Cliquez ici pour taper du texte",
     "Sommaire généré",
 ]
+
+
+def _numbered(text: str, level: int) -> str:
+    return (f'<w:p><w:pPr><w:numPr><w:ilvl w:val="{level}"/><w:numId w:val="5"/></w:numPr>'
+            f"</w:pPr>{_r(text)}</w:p>")
+
+
+_NUMBERING = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    f'<w:numbering {_W_NS}><w:abstractNum w:abstractNumId="2">'
+    '<w:lvl w:ilvl="0"><w:start w:val="1"/><w:numFmt w:val="decimal"/>'
+    '<w:lvlText w:val="Art. %1 –"/></w:lvl>'
+    '<w:lvl w:ilvl="1"><w:start w:val="1"/><w:numFmt w:val="lowerLetter"/>'
+    '<w:lvlText w:val="%2)"/></w:lvl></w:abstractNum>'
+    '<w:num w:numId="5"><w:abstractNumId w:val="2"/></w:num></w:numbering>'
+)
 
 
 def _docx_parts() -> dict[str, str]:
@@ -146,6 +165,10 @@ def _docx_parts() -> dict[str, str]:
         + "</w:tc></w:tr></w:sdtContent></w:sdt></w:tbl></w:sdtContent></w:sdt>",
         _p(_r("Arrêté pris en vertu de l'article L. 2213-1 du code général des collectivités "
               "territoriales.")),
+        # automatic numbering (numbering.xml): the reader sees the labels
+        _numbered("Les riverains disposent d'un macaron.", 0),
+        _numbered("Les livraisons sont autorisées avant 10 h, sauf pour :", 0),
+        _numbered("les véhicules de secours.", 1),
         '<w:sectPr><w:headerReference w:type="default" r:id="rIdHeader"/></w:sectPr>',
     ])
     rels = (
@@ -153,6 +176,8 @@ def _docx_parts() -> dict[str, str]:
         '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
         '<Relationship Id="rIdStyles" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
         'relationships/styles" Target="styles.xml"/>'
+        '<Relationship Id="rIdNumbering" Type="http://schemas.openxmlformats.org/officeDocument/'
+        '2006/relationships/numbering" Target="numbering.xml"/>'
         '<Relationship Id="rIdNotes" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
         'relationships/footnotes" Target="footnotes.xml"/>'
         '<Relationship Id="rIdComments" Type="http://schemas.openxmlformats.org/officeDocument/'
@@ -172,6 +197,7 @@ def _docx_parts() -> dict[str, str]:
             'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
             f'<Override PartName="/word/document.xml" ContentType="{ct}.document.main+xml"/>'
             f'<Override PartName="/word/styles.xml" ContentType="{ct}.styles+xml"/>'
+            f'<Override PartName="/word/numbering.xml" ContentType="{ct}.numbering+xml"/>'
             f'<Override PartName="/word/footnotes.xml" ContentType="{ct}.footnotes+xml"/>'
             f'<Override PartName="/word/comments.xml" ContentType="{ct}.comments+xml"/>'
             f'<Override PartName="/word/header1.xml" ContentType="{ct}.header+xml"/>'
@@ -188,6 +214,7 @@ def _docx_parts() -> dict[str, str]:
             '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
             f"<w:document {_W_NS}><w:body>{body}</w:body></w:document>"
         ),
+        "word/numbering.xml": _NUMBERING,
         "word/styles.xml": (
             '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
             f"<w:styles {_W_NS}><w:style w:type=\"paragraph\" w:styleId=\"Heading1\">"
