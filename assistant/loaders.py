@@ -109,10 +109,14 @@ def _legacy_byte(err: UnicodeError) -> tuple[str, int]:
 codecs.register_error("assistant-legacy-name", _legacy_byte)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def has_bad_name(name: str) -> bool:
     """Whether a name from the file system was not valid UTF-8 (Python keeps such bytes as
-    lone surrogates, which no database, JSON encoder or terminal accepts)."""
-    return any("\udc80" <= c <= "\udcff" for c in name)
+    lone surrogates, which no database, JSON encoder or terminal accepts) or holds control
+    characters (a line break in a name would break every report line)."""
+    return any("\udc80" <= c <= "\udcff" for c in name) or bool(_CONTROL.search(name))
 
 
 def readable_name(name: str) -> str:
@@ -120,13 +124,15 @@ def readable_name(name: str) -> str:
 
     Valid UTF-8 names are returned unchanged. In a name that was not valid UTF-8 (``os``
     gives its bytes as lone surrogates, PEP 383), each stray byte is read as Windows-1252:
-    ``b"d\\xe9lib.txt"`` -> ``"délib.txt"``. The result never holds a surrogate, so it can be
+    ``b"d\\xe9lib.txt"`` -> ``"délib.txt"``; control characters are written ``\\x0a``. The
+    result never holds a surrogate or a control character, so it can be
     stored, printed and encoded, and it is the same at every run (re-runs stay idempotent).
     """
     if not has_bad_name(name):
         return name
     raw = os.fsencode(name)
-    return raw.decode("utf-8", errors="assistant-legacy-name")
+    text = raw.decode("utf-8", errors="assistant-legacy-name")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
 
 
 def escaped_name(name: str) -> str:
@@ -851,6 +857,12 @@ def _read_html(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | No
             tag.decompose()
     roots = _html_content_root(soup)
     text = "\n\n".join(_html_to_text(root, include_self=root is not soup) for root in roots)
+    if _alnum(text) < 2:
+        raise EmptyDocumentError(
+            "page HTML sans texte lisible (contenu chargé par JavaScript, cadres ou images "
+            "seulement) : ouvrez-la dans un navigateur et enregistrez-la en PDF, ou indexez la "
+            "page qui contient le texte"
+        )
     return [Page(None, text)], title
 
 
@@ -906,6 +918,29 @@ def _markdown_images(text: str) -> str:
     return _HTML_IMG.sub(img, text)
 
 
+# Inline HTML a Markdown renderer turns into markup the reader does not see as text: the tags
+# go, their text stays (the content of script/style/iframe/video goes too).
+_MD_HTML_DROP = re.compile(r"<(script|style|iframe|video|audio|object|svg)\b.*?</\1\s*>",
+                           re.DOTALL | re.IGNORECASE)
+_MD_HTML_TAG = re.compile(
+    r"</?(?:a|abbr|b|big|br|center|cite|code|del|div|em|figcaption|figure|font|i|ins|kbd|mark|"
+    r"picture|q|s|small|source|span|strong|sub|sup|u|wbr|track|embed)\b[^<>]*>",
+    re.IGNORECASE,
+)
+
+
+def _markdown_inline_html(text: str) -> str:
+    if "<" not in text:
+        return text
+    text = _MD_HTML_DROP.sub(" ", text)
+    return _MD_HTML_TAG.sub(lambda m: _data_tail(_src_data(m.group(0))), text)
+
+
+def _src_data(tag: str) -> str:
+    m = re.search(r"""\b(?:src|srcset|href)\s*=\s*["']?(data:[^"'\s>]*)""", tag, re.IGNORECASE)
+    return m.group(1) if m else ""
+
+
 def _read_markdown(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | None]:
     text = _decode(data)
     front = re.match(r"^---\n(.*?)\n---\n", text, flags=re.DOTALL)
@@ -914,7 +949,7 @@ def _read_markdown(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str 
         m = re.search(r"^title:\s*[\"']?(.+?)[\"']?\s*$", front.group(1), flags=re.MULTILINE)
         title = m.group(1) if m else None
         text = text[front.end():]
-    return [Page(None, _markdown_html(_markdown_images(text)))], title
+    return [Page(None, _markdown_inline_html(_markdown_html(_markdown_images(text))))], title
 
 
 def _read_text(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | None]:

@@ -586,13 +586,118 @@ def _attr(node: Any, ns: str, name: str) -> str:
         return ""
 
 
+@dataclass(frozen=True)
+class _OdfLevel:
+    fmt: str  # style:num-format ("1", "a", "A", "i", "I", "" for none); "bullet" for bullets
+    prefix: str = ""
+    suffix: str = ""
+    start: int = 1
+    display: int = 1  # text:display-levels: how many levels the label shows ("1.2.")
+
+
+def _odf_format(n: int, fmt: str) -> str:
+    return {"1": str(n), "a": _letters(n), "A": _letters(n).upper(), "i": _roman(n),
+            "I": _roman(n).upper()}.get(fmt, "" if not fmt else str(n))
+
+
+def _odf_levels(style: Any) -> dict[int, _OdfLevel]:
+    levels: dict[int, _OdfLevel] = {}
+    for child in getattr(style, "childNodes", []):
+        qname = _qname(child)
+        if qname is None or qname[0] != TEXTNS:
+            continue
+        level = _attr(child, TEXTNS, "level")
+        if not level.isdigit():
+            continue
+        if qname[1] == "list-level-style-bullet":
+            levels[int(level)] = _OdfLevel("bullet")
+        elif qname[1] in ("list-level-style-number", "outline-level-style"):
+            start = _attr(child, TEXTNS, "start-value")
+            display = _attr(child, TEXTNS, "display-levels")
+            levels[int(level)] = _OdfLevel(
+                _attr(child, STYLENS, "num-format"),
+                _attr(child, STYLENS, "num-prefix"),
+                _attr(child, STYLENS, "num-suffix"),
+                int(start) if start.isdigit() else 1,
+                int(display) if display.isdigit() else 1,
+            )
+    return levels
+
+
+class _OdfCounter:
+    """Counters of one numbered list or of the heading outline."""
+
+    def __init__(self, levels: dict[int, _OdfLevel]) -> None:
+        self.levels = levels
+        self.counts = [0] * 11
+
+    def next(self, level: int, start: int | None = None) -> str:
+        """Count an item at ``level`` (1-based) and return its label ("" when unnumbered)."""
+        spec = self.levels.get(level)
+        if spec is None or level > 10:
+            return ""
+        if spec.fmt == "bullet":
+            return "-"
+        self.counts[level] = (start - 1 if start else self.counts[level]) + 1
+        for deeper in range(level + 1, 11):
+            self.counts[deeper] = 0
+        if not spec.fmt:
+            return (spec.prefix + spec.suffix).strip()
+        numbers = []
+        for lvl in range(max(1, level - spec.display + 1), level + 1):
+            lvl_spec = self.levels.get(lvl, spec)
+            numbers.append(_odf_format(lvl_spec.start + max(self.counts[lvl], 1) - 1,
+                                       lvl_spec.fmt or "1"))
+        return f"{spec.prefix}{'.'.join(numbers)}{spec.suffix}".strip()
+
+
 class OdtWalker:
-    """Walks an odfpy DOM into text blocks (see the module docstring for the rules)."""
+    """Walks an odfpy DOM into text blocks (see the module docstring for the rules).
 
-    def __init__(self) -> None:
+    List and heading labels ("1.", "a)", "Article 3 :") are computed from the list styles and
+    the outline style, as LibreOffice draws them, unless the file stores them (``text:number``).
+    """
+
+    def __init__(
+        self, list_styles: dict[str, dict[int, _OdfLevel]] | None = None,
+        outline: dict[int, _OdfLevel] | None = None,
+    ) -> None:
         self.notes: list[str] = []
+        self.list_styles = list_styles or {}
+        self.lists: dict[str, _OdfCounter] = {}
+        self.outline = _OdfCounter(outline or {})
 
-    def blocks(self, container: Any, list_depth: int = 0) -> list[str]:
+    def _list(self, node: Any, depth: int, style: str) -> list[str]:
+        style = _attr(node, TEXTNS, "style-name") or style
+        if depth == 0 and _attr(node, TEXTNS, "continue-numbering") != "true" \
+                and not _attr(node, TEXTNS, "continue-list"):
+            self.lists.pop(style, None)
+        counter = self.lists.setdefault(style, _OdfCounter(self.list_styles.get(style, {})))
+        out: list[str] = []
+        for item in getattr(node, "childNodes", []):
+            qname = _qname(item)
+            if qname not in ((TEXTNS, "list-item"), (TEXTNS, "list-header")):
+                continue
+            label = ""
+            if qname[1] == "list-item":
+                start = _attr(item, TEXTNS, "start-value")
+                label = counter.next(depth + 1, int(start) if start.isdigit() else None)
+                if not counter.levels:
+                    label = "-"
+            blocks = self.blocks(item, depth + 1, style)
+            if blocks and label and not self._stored_number(item):
+                blocks[0] = f"{label} {blocks[0]}"
+            out.extend(blocks)
+        return out
+
+    @staticmethod
+    def _stored_number(node: Any) -> bool:
+        for child in getattr(node, "childNodes", []):
+            if _qname(child) in ((TEXTNS, "p"), (TEXTNS, "h")):
+                return any(_qname(c) == (TEXTNS, "number") for c in child.childNodes)
+        return False
+
+    def blocks(self, container: Any, list_depth: int = 0, list_style: str = "") -> list[str]:
         out: list[str] = []
         for child in getattr(container, "childNodes", []):
             qname = _qname(child)
@@ -607,25 +712,29 @@ class OdtWalker:
                 if text:
                     if tag == "h":
                         level = _attr(child, TEXTNS, "outline-level")
-                        level_n = max(1, min(6, int(level))) if level.isdigit() else 1
-                        out.append(f"{'#' * level_n} {' '.join(text.split())}")
+                        level_n = int(level) if level.isdigit() else 1
+                        stored = any(_qname(c) == (TEXTNS, "number") for c in child.childNodes)
+                        if _attr(child, TEXTNS, "is-list-header") != "true" and not stored:
+                            label = self.outline.next(level_n)
+                            text = f"{label} {text}" if label else text
+                        out.append(f"{'#' * max(1, min(6, level_n))} {' '.join(text.split())}")
                     else:
-                        out.append(("- " if list_depth else "") + text)
+                        out.append(text)
                 out.extend(boxes)
             elif ns == TEXTNS and tag == "list":
-                out.extend(self.blocks(child, list_depth + 1))
+                out.extend(self._list(child, list_depth, list_style))
             elif ns == TEXTNS and tag == "section":
                 if _attr(child, TEXTNS, "display") == "none":
                     continue  # a hidden section
-                out.extend(self.blocks(child, list_depth))
+                out.extend(self.blocks(child, list_depth, list_style))
             elif ns == TABLENS and tag == "table":
                 table = self.table(child)
                 if table:
                     out.append(table)
             elif ns == DRAWNS and tag in ("frame", "text-box", "a", "g"):
-                out.extend(self.blocks(child, list_depth))
-            else:  # list items, list headers, table rows outside tables, unknown wrappers
-                out.extend(self.blocks(child, list_depth))
+                out.extend(self.blocks(child))
+            else:  # table rows outside tables, unknown wrappers
+                out.extend(self.blocks(child, list_depth, list_style))
         return out
 
     @staticmethod
@@ -690,7 +799,17 @@ class OdtWalker:
 
 def odt_text(document: Any) -> tuple[list[str], list[str], list[str]]:
     """(body blocks, note blocks, header/footer blocks) of an odfpy ``OpenDocument``."""
-    walker = OdtWalker()
+    list_styles: dict[str, dict[int, _OdfLevel]] = {}
+    outline: dict[int, _OdfLevel] = {}
+    for container in (getattr(document, "styles", None),
+                      getattr(document, "automaticstyles", None)):
+        for style in getattr(container, "childNodes", []):
+            qname = _qname(style)
+            if qname == (TEXTNS, "list-style"):
+                list_styles[_attr(style, STYLENS, "name")] = _odf_levels(style)
+            elif qname == (TEXTNS, "outline-style"):
+                outline = _odf_levels(style)
+    walker = OdtWalker(list_styles, outline)
     body = walker.blocks(document.text)
     furniture: list[str] = []
     seen: set[str] = set()

@@ -270,6 +270,10 @@ ODT_EXPECTED = [
     "Encadré : badge obligatoire pour les exposants",
     "Mairie de Saint-Aubin-sur-Loire",
     "Le placier encaisse les droits de place",
+    "Article 1 : Emplacements",
+    "1. Les emplacements sont attribués par le placier",
+    "2. Les abonnés sont prioritaires",
+    "Article 2 : Horaires",
 ]
 ODT_UNWANTED = [
     "mercredi",
@@ -284,7 +288,10 @@ def _odt_content() -> str:
     info += "</office:change-info>"
     return (
         '<?xml version="1.0" encoding="UTF-8"?>'
-        f"<office:document-content {_ODF_NS}><office:body><office:text>"
+        f"<office:document-content {_ODF_NS}><office:automatic-styles>"
+        '<text:list-style style:name="L1"><text:list-level-style-number text:level="1" '
+        'style:num-suffix="." style:num-format="1"/></text:list-style></office:automatic-styles>'
+        "<office:body><office:text>"
         "<text:tracked-changes>"
         f'<text:changed-region text:id="ct1"><text:deletion>{info}'
         "<text:p>le mercredi matin</text:p></text:deletion></text:changed-region>"
@@ -311,6 +318,12 @@ def _odt_content() -> str:
         '<text:section text:name="s1" text:display="none"><text:p>Section masquée</text:p>'
         "</text:section>"
         "<text:p>Le placier encaisse les droits de place.</text:p>"
+        '<text:h text:outline-level="2">Emplacements</text:h>'
+        '<text:list text:style-name="L1"><text:list-item><text:p>Les emplacements sont '
+        "attribués par le placier.</text:p></text:list-item><text:list-item><text:p>Les abonnés "
+        "sont prioritaires.</text:p></text:list-item></text:list>"
+        '<text:h text:outline-level="2">Horaires</text:h>'
+        "<text:p>Le marché ouvre à 7 h et ferme à 13 h.</text:p>"
         "</office:text></office:body></office:document-content>"
     )
 
@@ -318,7 +331,11 @@ def _odt_content() -> str:
 def write_odt(folder: Path, name: str = "reglement_marche.odt") -> Path:
     styles = (
         '<?xml version="1.0" encoding="UTF-8"?>'
-        f"<office:document-styles {_ODF_NS}><office:master-styles>"
+        f"<office:document-styles {_ODF_NS}><office:styles><text:outline-style "
+        'style:name="Outline"><text:outline-level-style text:level="1" style:num-format=""/>'
+        '<text:outline-level-style text:level="2" style:num-prefix="Article " '
+        'style:num-suffix=" :" style:num-format="1"/></text:outline-style></office:styles>'
+        "<office:master-styles>"
         '<style:master-page style:name="Standard"><style:header><text:p>Mairie de '
         "Saint-Aubin-sur-Loire</text:p></style:header><style:footer><text:p>1</text:p>"
         "</style:footer></style:master-page></office:master-styles></office:document-styles>"

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -137,7 +138,8 @@ def _listing(rows: Sequence[dict[str, str]], title: str) -> None:
     out_console.print(f"\n{title} ({len(rows)}) :")
     for row in rows[:MAX_LISTED]:
         reason = f" : {row['reason']}" if row.get("reason") else ""
-        out_console.print(f"  - {row['source']}{reason}")
+        # escaped: a file name such as "[brouillon] note.md" is not rich markup
+        out_console.print(escape(f"  - {row['source']}{reason}"))
     if len(rows) > MAX_LISTED:
         out_console.print(f"  … et {len(rows) - MAX_LISTED} autres (liste complète avec --json)")
 
