@@ -23,7 +23,7 @@ OASIS OpenDocument 1.2 Part 1 (§5.5 change tracking, §14 annotations, §6.3 no
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -237,10 +237,12 @@ class DocxWalker:
     """Walks WordprocessingML elements (lxml, as loaded by python-docx) into text blocks."""
 
     def __init__(
-        self, heading_styles: dict[str, int], numbering: DocxNumbering | None = None
+        self, heading_styles: dict[str, int], numbering: DocxNumbering | None = None,
+        alt_chunk: Callable[[str], list[str]] | None = None,
     ) -> None:
         self.heading_styles = heading_styles  # styleId -> heading level
         self.numbering = numbering
+        self.alt_chunk = alt_chunk  # relationship id -> blocks of an imported file
         self.fields: list[_Field] = []  # complex fields open at this point (they span runs)
 
     # --- blocks --------------------------------------------------------------------------
@@ -290,8 +292,13 @@ class DocxWalker:
                 branch = _choose_alternate(child)
                 if branch is not None:
                     yield from self._block_items(branch)
-            # w:del / w:moveFrom (removed), w:sectPr, bookmarks, w:altChunk (an external file
-            # we cannot read) and unknown elements are not text.
+            elif tag == _W + "altChunk" and self.alt_chunk is not None:
+                # an imported file (HTML, text, DOCX) that Word shows in place
+                rel = child.get("{http://schemas.openxmlformats.org/officeDocument/2006/"
+                                "relationships}id") or ""
+                for block in self.alt_chunk(rel):
+                    yield "t", block
+            # w:del / w:moveFrom (removed), w:sectPr, bookmarks and unknown elements: no text
 
     @staticmethod
     def _placeholder(sdt: Any) -> bool:
@@ -511,11 +518,49 @@ def _docx_numbering(document: Any) -> DocxNumbering | None:
     return DocxNumbering(numbering, style_numbering)
 
 
+def _alt_chunk_reader(document: Any) -> Callable[[str], list[str]]:
+    """Blocks of a ``w:altChunk`` target (ECMA-376 §17.17.2.1): HTML, plain text or DOCX;
+    other formats (RTF, MHT) give nothing."""
+
+    def read(rel_id: str) -> list[str]:
+        try:
+            part = document.part.related_parts[rel_id]
+            blob, content_type = part.blob, part.content_type
+        except Exception:  # a dangling relationship
+            return []
+        if "html" in content_type:
+            from bs4 import BeautifulSoup
+
+            from assistant.loaders import _html_to_text
+
+            text = _html_to_text(BeautifulSoup(blob, "html.parser"))
+            return [text] if text.strip() else []
+        if content_type.startswith("text/plain"):
+            from assistant.loaders import _decode
+
+            text = _decode(blob).strip()
+            return [text] if text else []
+        if "wordprocessingml.document" in content_type:
+            import io
+
+            import docx
+
+            try:
+                return docx_text(docx.Document(io.BytesIO(blob))).body
+            except Exception:  # a broken embedded document must not lose the host
+                return []
+        return []
+
+    return read
+
+
 def docx_text(document: Any) -> DocxText:
     """The reader's text of a python-docx ``Document`` (see the module docstring)."""
     from lxml import etree
 
-    walker = DocxWalker(docx_heading_styles(document), _docx_numbering(document))
+    walker = DocxWalker(
+        docx_heading_styles(document), _docx_numbering(document), _alt_chunk_reader(document)
+    )
     body = walker.blocks(document.element.body)
     notes: list[str] = []
     furniture: list[str] = []

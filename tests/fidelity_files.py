@@ -71,6 +71,7 @@ DOCX_EXPECTED = [
     "Art. 1 – Les riverains disposent d'un macaron",
     "Art. 2 – Les livraisons sont autorisées avant 10 h",
     "a) les véhicules de secours",
+    "Annexe importée : plan de circulation du centre-bourg",
 ]
 DOCX_UNWANTED = [
     "3,10",
@@ -82,6 +83,7 @@ DOCX_UNWANTED = [
     "Texte masqué confidentiel",
     "Cliquez ici pour taper du texte",
     "Sommaire généré",
+    "annexeScript",
 ]
 
 
@@ -169,6 +171,7 @@ def _docx_parts() -> dict[str, str]:
         _numbered("Les riverains disposent d'un macaron.", 0),
         _numbered("Les livraisons sont autorisées avant 10 h, sauf pour :", 0),
         _numbered("les véhicules de secours.", 1),
+        '<w:altChunk r:id="rIdChunk"/>'
         '<w:sectPr><w:headerReference w:type="default" r:id="rIdHeader"/></w:sectPr>',
     ])
     rels = (
@@ -178,6 +181,8 @@ def _docx_parts() -> dict[str, str]:
         'relationships/styles" Target="styles.xml"/>'
         '<Relationship Id="rIdNumbering" Type="http://schemas.openxmlformats.org/officeDocument/'
         '2006/relationships/numbering" Target="numbering.xml"/>'
+        '<Relationship Id="rIdChunk" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+        'relationships/aFChunk" Target="annexe.html"/>'
         '<Relationship Id="rIdNotes" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
         'relationships/footnotes" Target="footnotes.xml"/>'
         '<Relationship Id="rIdComments" Type="http://schemas.openxmlformats.org/officeDocument/'
@@ -195,6 +200,7 @@ def _docx_parts() -> dict[str, str]:
             '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
             '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
             'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+            '<Default Extension="html" ContentType="text/html"/>'
             f'<Override PartName="/word/document.xml" ContentType="{ct}.document.main+xml"/>'
             f'<Override PartName="/word/styles.xml" ContentType="{ct}.styles+xml"/>'
             f'<Override PartName="/word/numbering.xml" ContentType="{ct}.numbering+xml"/>'
@@ -215,6 +221,10 @@ def _docx_parts() -> dict[str, str]:
             f"<w:document {_W_NS}><w:body>{body}</w:body></w:document>"
         ),
         "word/numbering.xml": _NUMBERING,
+        "word/annexe.html": (
+            "<html><body><p>Annexe importée : plan de circulation du centre-bourg.</p>"
+            "<script>var annexeScript = 1;</script></body></html>"
+        ),
         "word/styles.xml": (
             '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
             f"<w:styles {_W_NS}><w:style w:type=\"paragraph\" w:styleId=\"Heading1\">"
