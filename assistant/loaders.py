@@ -832,13 +832,24 @@ def _html_content_root(soup: Any) -> list[Any]:
     return [soup.body if soup.body is not None else soup]
 
 
-def _read_html(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | None]:
+def html_text(data: bytes | str) -> tuple[str, str | None]:
+    """(text a reader sees, ``<title>``) of an HTML page or fragment: code, form controls,
+    hidden elements and page chrome (navigation, page header/footer, cookie banners) out,
+    the ``<main>``/``<article>`` content preferred, headings as ``#`` lines."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(data, "html.parser")
     title = soup.title.get_text(" ").strip() if soup.title else None
     if soup.head is not None:
         soup.head.decompose()
+    _clean_soup(soup)
+    roots = _html_content_root(soup)
+    text = "\n\n".join(_html_to_text(root, include_self=root is not soup) for root in roots)
+    return text, title
+
+
+def _clean_soup(soup: Any) -> None:
+    """Remove from a BeautifulSoup tree what a reader of the page does not see as text."""
     for tag in soup.find_all(_HTML_DROP):
         tag.decompose()
     total = _alnum(soup.get_text(" ")) or 1
@@ -855,8 +866,10 @@ def _read_html(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | No
             (chrome or named) and (role == "navigation" or not _in_content(tag))
         ):
             tag.decompose()
-    roots = _html_content_root(soup)
-    text = "\n\n".join(_html_to_text(root, include_self=root is not soup) for root in roots)
+
+
+def _read_html(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | None]:
+    text, title = html_text(data)
     if _alnum(text) < 2:
         raise EmptyDocumentError(
             "page HTML sans texte lisible (contenu chargé par JavaScript, cadres ou images "
@@ -876,7 +889,10 @@ def _markdown_html(text: str) -> str:
     from bs4 import BeautifulSoup
 
     def convert(m: re.Match[str]) -> str:
-        return "\n\n" + _html_to_text(BeautifulSoup(m.group(0), "html.parser")) + "\n\n"
+        soup = BeautifulSoup(m.group(0), "html.parser")
+        for tag in soup.find_all(_HTML_DROP):
+            tag.decompose()
+        return "\n\n" + _html_to_text(soup) + "\n\n"
 
     text = _HTML_BLOCK_RE.sub(convert, text)
     return re.sub(r"<br\s*/?>", "\n", text, flags=re.IGNORECASE)

@@ -529,11 +529,9 @@ def _alt_chunk_reader(document: Any) -> Callable[[str], list[str]]:
         except Exception:  # a dangling relationship
             return []
         if "html" in content_type:
-            from bs4 import BeautifulSoup
+            from assistant.loaders import html_text
 
-            from assistant.loaders import _html_to_text
-
-            text = _html_to_text(BeautifulSoup(blob, "html.parser"))
+            text = html_text(blob)[0]
             return [text] if text.strip() else []
         if content_type.startswith("text/plain"):
             from assistant.loaders import _decode
