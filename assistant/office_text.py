@@ -16,12 +16,14 @@ returns the text of every descendant, so deleted text stored under ``text:tracke
 use the libraries to open and validate the packages and for their metadata.
 
 Sources for the element semantics: ECMA-376 Part 1 (WordprocessingML, §17.13 revisions, §17.16
-fields, §17.5.2 structured document tags) and Part 3 (markup compatibility, ``mc:AlternateContent``);
-OASIS OpenDocument 1.2 Part 1 (§5.5 change tracking, §14 annotations, §6.3 notes, §6.1.3 spaces).
+fields, §17.5.2 structured document tags) and Part 3 (markup compatibility,
+``mc:AlternateContent``); OASIS OpenDocument 1.2 Part 1 (§5.5 change tracking, §14
+annotations, §6.3 notes, §6.1.3 spaces, §16.30 list styles).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -220,7 +222,7 @@ class DocxNumbering:
         counts[level] += 1
         for deeper in range(level + 1, 10):
             counts[deeper] = 0
-        start, fmt, template = levels[level]
+        _, fmt, template = levels[level]
         if fmt == "bullet":
             return "-"
 
@@ -397,9 +399,8 @@ class DocxWalker:
                 branch = _choose_alternate(child)
                 if branch is not None:
                     self._inline(branch, parts, boxes)
-            elif tag in (_M + "oMath", _M + "oMathPara"):
-                if self._emitting():
-                    parts.append("".join(t.text or "" for t in child.iter(_M + "t")))
+            elif tag in (_M + "oMath", _M + "oMathPara") and self._emitting():
+                parts.append("".join(t.text or "" for t in child.iter(_M + "t")))
             # w:pPr (with its revision marks), bookmarks, comment ranges, w:proofErr: no text
 
     def _run(self, run: Any, parts: list[str], boxes: list[str]) -> None:
@@ -439,10 +440,8 @@ class DocxWalker:
                 parts.append("-")
             elif tag == _W + "sym":
                 code = child.get(_W + "char") or ""
-                try:
+                with contextlib.suppress(ValueError):
                     parts.append(chr(int(code, 16)))
-                except ValueError:
-                    pass
             # w:delText, w:delInstrText (deleted), w:softHyphen (invisible unless the line
             # breaks there), w:footnoteReference (the note follows the body),
             # w:commentReference (comments are not the document's text), w:rPr: no text

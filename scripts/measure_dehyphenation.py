@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     print("Composés gardés les plus fréquents :")
     for form, n in kept_forms.most_common(25):
         print(f"  {n:4}  {form}")
-    print(f"Données non textuelles retirées : {non_text_runs} séquences, {non_text_chars} caractères")
+    print(f"Données non textuelles retirées : {non_text_runs} séquences, "
+          f"{non_text_chars} caractères")
     rng = random.Random(args.seed)
     sample = rng.sample(decisions, min(args.sample, len(decisions)))
     print(f"Échantillon de {len(sample)} décisions (graine {args.seed}) à vérifier à l'œil :")

@@ -72,8 +72,9 @@ def test_docx_controls_revisions_fields_boxes_notes(tmp_path: Path) -> None:
 
 def test_docx_deleted_paragraph_mark_merges_with_next(tmp_path: Path) -> None:
     """A paragraph whose mark was deleted runs into the next one (Word shows one paragraph)."""
-    from assistant.office_text import W, DocxWalker
     from lxml import etree
+
+    from assistant.office_text import DocxWalker, W
 
     xml = (
         f'<w:body xmlns:w="{W}"><w:p><w:pPr><w:rPr><w:del w:id="1" w:author="a"/></w:rPr>'
@@ -155,8 +156,8 @@ def test_text_soft_hyphens_ligatures_hex_and_binary_noise(tmp_path: Path) -> Non
     [
         "Voir https://www.legifrance.gouv.fr/codes/article_lc/LEGIARTI000006389966 et "
         "l'article L. 2121-17 du CGCT.",
-        "Empreinte SHA-256 du fichier : 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-        "Marché n° 2025-ACH-0042/BIS, SIRET 213 401 722 00017, IBAN FR76 3000 1007 9412 3456 7890 185.",
+        "Empreinte SHA-256 : 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "Marché n° 2025-ACH-0042/BIS, SIRET 213 401 722 00017, IBAN FR76 3000 1007 9412 3456.",
         "Bienvenue — Добро пожаловать — مرحبا بكم — 欢迎 : la mairie vous accueille.",
         "Anticonstitutionnellement, l'intercommunalité délibère ; « Œuvre » coûte 12 € (±2 %).",
     ],
@@ -209,7 +210,9 @@ def test_french_line_end_hyphen_rules(left: str, right: str, keep: bool) -> None
 
 
 def test_document_usage_decides_before_the_lists() -> None:
-    text = "Le soussigné atteste.\nLe sous-\nsigné déclare.\nLa porte-fenêtre et la porte-\nfenêtre."
+    text = (
+        "Le soussigné atteste.\nLe sous-\nsigné déclare.\nLa porte-fenêtre et la porte-\nfenêtre."
+    )
     out = dehyphenate(text)
     assert "Le soussigné déclare." in out and "la porte-fenêtre." in out
 
