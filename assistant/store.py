@@ -161,6 +161,20 @@ def check_collection_name(name: str) -> str:
     return name
 
 
+def _check_encodable(*texts: str) -> None:
+    """Refuse strings holding lone surrogates (undecoded file-name bytes, PEP 383): SQLite and
+    Chroma would fail half-way with UnicodeEncodeError."""
+    for text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            shown = text.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+            raise StoreError(
+                f"Nom ou texte non encodable en UTF-8 ({shown[:120]}) : renommez le fichier en "
+                "UTF-8 ; rien n'a été écrit pour ce document."
+            ) from err
+
+
 def _chroma_name(collection: str) -> str:
     return CHROMA_PREFIX + collection
 
@@ -407,6 +421,7 @@ class Index:
         return {r["source"]: FailureRecord(**dict(r)) for r in rows}
 
     def record_failure(self, collection: str, failure: FailureRecord) -> None:
+        _check_encodable(failure.source, failure.reason)
         with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -451,7 +466,12 @@ class Index:
         size: int | None = None,
         mtime_ns: int | None = None,
     ) -> None:
-        """Index one document (new or changed) in both indexes, with the discipline above."""
+        """Index one document (new or changed) in both indexes, with the discipline above.
+
+        Raises :class:`StoreError` (nothing written) when ``source`` or a text is not encodable
+        (a file name's undecoded bytes: callers pass :func:`assistant.loaders.readable_name`).
+        """
+        _check_encodable(source, title, *(c.text for c in chunks))
         if len(chunks) != len(embeddings):
             raise StoreError(
                 "Nombre d'embeddings différent du nombre de passages (erreur interne)."

@@ -370,3 +370,19 @@ def test_real_pipeline_indexes_what_the_reader_sees(tmp_path: Path, settings: Se
             assert not any(phrase in t for t in texts), phrase
             for hit in index.lexical_search(["fid"], phrase, 5):
                 assert phrase not in hit.text, phrase
+
+
+def test_store_refuses_undecoded_names_without_writing(settings: Settings) -> None:
+    from assistant.errors import StoreError
+    from assistant.schema import Chunk
+    from assistant.store import FailureRecord
+
+    index = build_index(settings)
+    index.ensure_collection("c", embedder="fake", folder="/tmp")
+    source = os.fsdecode(b"d\xe9lib.txt")
+    chunk = Chunk(id=f"c:{source}:0", text="Texte.", metadata={"source": source})
+    with pytest.raises(StoreError, match="UTF-8"):
+        index.replace_document("c", source, "0" * 64, [chunk], [[0.1] * 8])
+    with pytest.raises(StoreError, match="renommez"):
+        index.record_failure("c", FailureRecord(source, "0" * 64, 1, 1, "erreur", "x"))
+    assert index.documents("c") == {} and index.failures("c") == {}
