@@ -177,9 +177,9 @@ def _os_reason(err: OSError) -> str:
 
 
 NON_UTF8_REASON = (
-    "nom de fichier hors UTF-8 (ancien encodage Windows) : indexé sous le nom affiché ; "
-    "renommez-le en UTF-8 (par exemple « convmv -f cp1252 -t utf-8 --notest -r DOSSIER ») "
-    "pour qu'il s'affiche partout de la même façon"
+    "nom de fichier hors UTF-8 (ancien encodage Windows), lu en Windows-1252 pour l'afficher "
+    "et l'indexer : renommez-le en UTF-8 (par exemple « convmv -f cp1252 -t utf-8 --notest -r "
+    "DOSSIER ») pour qu'il s'affiche partout de la même façon"
 )
 
 

@@ -191,7 +191,7 @@ def print_report(report: IngestReport) -> None:
         ):
             _listing([{"source": s} for s in sources], label)
     _listing(report.failed, "Fichiers en échec")
-    _listing(report.warnings, "Avertissements (fichiers indexés)")
+    _listing(report.warnings, "Avertissements")
     _listing(report.skipped, "Fichiers ignorés")
     if report.interrupted:
         out_console.print(
