@@ -17,7 +17,6 @@ raises :class:`~assistant.errors.ScannedDocumentError`.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import hashlib
 import os
@@ -96,20 +95,7 @@ _MAGIC: tuple[tuple[bytes, str, str], ...] = (
 )
 
 
-def _legacy_byte(err: UnicodeError) -> tuple[str, int]:
-    """Codec error handler: each byte that is not UTF-8 read as Windows-1252 (Latin-1 for the
-    five bytes cp1252 leaves undefined), the encoding of file names written by old Windows
-    shares and zip tools."""
-    if not isinstance(err, UnicodeDecodeError):
-        raise err
-    bad = err.object[err.start : err.end]
-    return "".join(bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in bad), err.end
-
-
-codecs.register_error("assistant-legacy-name", _legacy_byte)
-
-
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def has_bad_name(name: str) -> bool:
@@ -130,9 +116,16 @@ def readable_name(name: str) -> str:
     """
     if not has_bad_name(name):
         return name
-    raw = os.fsencode(name)
-    text = raw.decode("utf-8", errors="assistant-legacy-name")
+    # Stray bytes come back as lone surrogates U+DC80..U+DCFF (PEP 383); each becomes the
+    # Windows-1252 character of its byte (Latin-1 for the five bytes cp1252 leaves undefined).
+    text = os.fsencode(name).decode("utf-8", errors="surrogateescape")
+    text = "".join(_legacy_char(c) if "\udc80" <= c <= "\udcff" else c for c in text)
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+
+
+def _legacy_char(surrogate: str) -> str:
+    byte = bytes([ord(surrogate) - 0xDC00])
+    return byte.decode("cp1252", errors="ignore") or byte.decode("latin-1")
 
 
 def escaped_name(name: str) -> str:

@@ -386,3 +386,20 @@ def test_store_refuses_undecoded_names_without_writing(settings: Settings) -> No
     with pytest.raises(StoreError, match="renommez"):
         index.record_failure("c", FailureRecord(source, "0" * 64, 1, 1, "erreur", "x"))
     assert index.documents("c") == {} and index.failures("c") == {}
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        (b"d\xe9lib\xe9ration.txt", "délibération.txt"),  # Windows-1252
+        (b"proc\xe8s-verbal \x93CM\x94.pdf", "procès-verbal “CM”.pdf"),  # cp1252 quotes
+        (b"d\xc3\xa9j\xe0.txt", "déjà.txt"),  # UTF-8 and cp1252 mixed in one name
+        (b"note\x81.txt", "note\\x81.txt"),  # a byte cp1252 leaves undefined
+        (b"ligne\nsuivante.txt", "ligne\\x0asuivante.txt"),  # control characters
+        ("délibération.txt".encode(), "délibération.txt"),  # valid UTF-8: unchanged
+    ],
+)
+def test_readable_name_of_any_byte_sequence(raw: bytes, shown: str) -> None:
+    name = readable_name(os.fsdecode(raw))
+    assert name == shown
+    name.encode("utf-8")  # storable
