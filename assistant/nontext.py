@@ -6,9 +6,9 @@ is embedded, matched and cited as a source. :func:`strip_non_text` removes:
 
 - ``data:`` URIs with a base64 payload (``data:image/png;base64,iVBOR…``), wrapped lines included;
 - base64 or hex runs: a word of 80 characters or more from the base64 alphabet that looks
-  random (upper and lower case letters and digits mixed, or hex digits only), or of 200 or more
-  whatever it looks like (no French word or reference is that long), and PEM-style blocks of
-  such lines;
+  random (upper and lower case letters and digits mixed without word-like runs of lower-case
+  letters, or hex digits only), or of 200 or more whatever it looks like (no French word or
+  reference is that long), and MIME/PEM-style blocks of such lines;
 - binary noise: a run of words each made mostly of control, private-use, replacement or other
   characters that French text does not use.
 
@@ -67,7 +67,12 @@ def _random_looking(run: str) -> bool:
     upper = sum(c.isupper() for c in letters)
     lower = sum(c.islower() for c in letters)
     digits = sum(c.isdigit() for c in letters)
-    return upper >= n * 0.1 and lower >= n * 0.1 and digits >= n * 0.02
+    # Identifiers made of words ("Deliberation_CM_2025_Tarifs_Restauration…") have long runs
+    # of lower-case letters; in base64 (26 lower-case of 64 symbols) such runs are rare.
+    in_words = sum(len(w) for w in re.findall(r"[a-z]{4,}", letters))
+    return (
+        upper >= n * 0.1 and lower >= n * 0.1 and digits >= n * 0.02 and in_words < n * 0.25
+    )
 
 
 def _unusual(c: str) -> bool:

@@ -160,6 +160,10 @@ def test_text_soft_hyphens_ligatures_hex_and_binary_noise(tmp_path: Path) -> Non
         "Marché n° 2025-ACH-0042/BIS, SIRET 213 401 722 00017, IBAN FR76 3000 1007 9412 3456.",
         "Bienvenue — Добро пожаловать — مرحبا بكم — 欢迎 : la mairie vous accueille.",
         "Anticonstitutionnellement, l'intercommunalité délibère ; « Œuvre » coûte 12 € (±2 %).",
+        "Pièce jointe : Deliberation_CM_2025-03-13_n2025-012_Tarifs_Municipaux_Annexe_1_Grille_"
+        "Tarifaire_Restauration_Scolaire.pdf (voir le registre).",
+        "Référence : /srv/partage/Mairie/Conseil_Municipal/2025/Deliberations/Tarifs/Annexes/"
+        "Grille_2025_v3_definitive_signee.pdf",
     ],
 )
 def test_non_text_filter_keeps_real_text(text: str) -> None:
