@@ -708,6 +708,10 @@ _HTML_CHROME = ("header", "footer", "aside")
 _HTML_CHROME_ROLES = frozenset({"navigation", "banner", "contentinfo", "search", "complementary",
                                 "menu", "menubar", "toolbar"})
 _HTML_CONTENT = ("article", "main", "section")
+# Utility classes of common CSS frameworks (Bootstrap, Foundation, Bulma, DSFR) that hide an
+# element from everyone (screen-reader-only classes such as "sr-only" are read, so kept).
+_HIDDEN_CLASSES = frozenset({"hidden", "d-none", "hide", "is-hidden", "invisible",
+                             "display-none", "fr-hidden"})
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _HTML_BLOCKS = frozenset({
     "p", "div", "section", "article", "main", "blockquote", "pre", "ul", "ol", "dl", "dd", "dt",
@@ -772,10 +776,13 @@ def _html_to_text(soup: Any, include_self: bool = False) -> str:
 
 def _html_hidden(tag: Any) -> bool:
     """Whether an element is not shown: ``hidden``, ``aria-hidden="true"``, inline
-    ``display:none``/``visibility:hidden``, a closed ``<dialog>``."""
+    ``display:none``/``visibility:hidden``, a hiding utility class, a closed ``<dialog>``."""
     attrs = getattr(tag, "attrs", None) or {}
+    classes = attrs.get("class") or []
+    classes = classes if isinstance(classes, list) else str(classes).split()
     return (
         "hidden" in attrs
+        or any(c.lower() in _HIDDEN_CLASSES for c in classes)
         or str(attrs.get("aria-hidden", "")).lower() == "true"
         or bool(_HIDDEN_STYLE.search(str(attrs.get("style", ""))))
         or (tag.name == "dialog" and "open" not in attrs)

@@ -403,7 +403,7 @@ def write_html_form(folder: Path, name: str = "cantine.aspx.html") -> Path:
 </table>
 <div aria-hidden="true">ContenuCacheAria</div><p style="display: none">TexteInvisibleDisplayNone</p>
 <template><p>ModeleTemplate</p></template><noscript>NoscriptActivez JavaScript</noscript>
-<div hidden>BandeauCookiesRefuser</div>
+<div hidden>BandeauCookiesRefuser</div><p class="d-none">TexteInvisibleDisplayNone</p>
 <input type="submit" value="Valider" /></div>
 <footer>PiedDePageMentions légales</footer>
 </form></body></html>"""
