@@ -163,8 +163,13 @@ _ONLY_BEFORE = {
     "masseurs": ("kinési",),
     "chèque": ("emploi", "vacance", "cadeau", "déjeuner", "énergie"),
     "chèques": ("emploi", "vacance", "cadeau", "déjeuner", "énergie"),
-    "mot": ("clé", "clef"),
+    "mot": ("clé", "clef", "à"),
     "mots": ("clé", "clef"),
+    "quelques": ("uns", "unes"),
+    "tout": ("à", "puissant", "petit", "venant", "terrain"),
+    "tous": ("terrain",),
+    "face": ("à",),
+    "bouche": ("à",),
     "lieu": ("dit",),
     "lieux": ("dit",),
     "rond": ("point",),
@@ -223,7 +228,7 @@ _NUMERAL_RIGHT = _NUMERALS | {"et"}
 # Only words that cannot be the end of a word cut by a word processor ("mer-ci", "va-leur",
 # "for-ce", "ver-tu" are typographic breaks: "ci", "leur", "ce", "tu" are not listed).
 _PARTICLES = frozenset({
-    "il", "ils", "elle", "elles", "on", "nous", "vous", "t", "y", "en", "même", "mêmes",
+    "il", "ils", "elle", "elles", "on", "nous", "vous", "t", "y", "en", "même", "mêmes", "à",
 })
 # Short link words ending a compound's left part ("rez-de-", "c'est-à-", "a-t-", "arc-en-").
 _LINKS = frozenset({"de", "du", "des", "à", "a", "t", "en", "la", "le", "les", "sur", "sous",

@@ -842,14 +842,20 @@ def html_text(data: bytes | str) -> tuple[str, str | None]:
     title = soup.title.get_text(" ").strip() if soup.title else None
     if soup.head is not None:
         soup.head.decompose()
-    _clean_soup(soup)
+    chrome_titles = _clean_soup(soup)
     roots = _html_content_root(soup)
     text = "\n\n".join(_html_to_text(root, include_self=root is not soup) for root in roots)
+    if chrome_titles and not any(root.find("h1") for root in roots if hasattr(root, "find")):
+        # The page's only <h1> sat in the page header: it is the document's title, keep it.
+        text = f"# {chrome_titles[0]}\n\n{text}"
     return text, title
 
 
-def _clean_soup(soup: Any) -> None:
-    """Remove from a BeautifulSoup tree what a reader of the page does not see as text."""
+def _clean_soup(soup: Any) -> list[str]:
+    """Remove from a BeautifulSoup tree what a reader of the page does not see as text.
+
+    Returns the texts of the ``<h1>`` found in the page chrome that was removed."""
+    titles: list[str] = []
     for tag in soup.find_all(_HTML_DROP):
         tag.decompose()
     total = _alnum(soup.get_text(" ")) or 1
@@ -862,10 +868,15 @@ def _clean_soup(soup: Any) -> None:
             and _chrome_by_name(tag)
         if named:  # only small blocks: a template may call the wrapper of everything "header"
             named = _alnum(tag.get_text(" ")) < total / 2
-        if _html_hidden(tag) or (
-            (chrome or named) and (role == "navigation" or not _in_content(tag))
-        ):
+        if _html_hidden(tag):
             tag.decompose()
+        elif (chrome or named) and (role == "navigation" or not _in_content(tag)):
+            titles.extend(
+                " ".join(h.get_text(" ").split()) for h in tag.find_all("h1") if not
+                _html_hidden(h)
+            )
+            tag.decompose()
+    return [t for t in titles if t]
 
 
 def _read_html(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | None]:

@@ -407,3 +407,25 @@ def test_readable_name_of_any_byte_sequence(raw: bytes, shown: str) -> None:
     name = readable_name(os.fsdecode(raw))
     assert name == shown
     name.encode("utf-8")  # storable
+
+
+def test_html_page_title_in_page_header_kept_once(tmp_path: Path) -> None:
+    page = tmp_path / "seance.html"
+    page.write_text(
+        "<html><body><header><a href='/'>Accueil</a><h1>Conseil municipal du 3 mars 2025</h1>"
+        "</header><div class='d-none'>Menu mobile</div><p>Le conseil s'est réuni en séance "
+        "publique sous la présidence du maire.</p><footer>Mentions légales</footer></body></html>",
+        "utf-8",
+    )
+    text = _text(load_document(page, tmp_path))
+    assert text.startswith("# Conseil municipal du 3 mars 2025 Le conseil s'est réuni")
+    assert "Accueil" not in text and "Menu mobile" not in text and "Mentions" not in text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["quelques-\nuns", "le tout-\nà-l'égout", "lui-\nmême", "va-t-\nil", "vingt-\net-un",
+     "arc-en-\nciel", "Notre-\nDame", "au-\ndessus", "après-\nmidi", "compte-\nrendu"],
+)
+def test_compounds_at_line_end_stay_whole(text: str) -> None:
+    assert dehyphenate(text) == text.replace("\n", "")
