@@ -1,8 +1,9 @@
 """The text a reader sees in a DOCX or ODT file: the final version, nothing else.
 
 Both walkers follow one rule: **accepted insertions in, deletions out; the content of content
-controls, fields, frames and text boxes in; reviewers' comments, revision metadata, field codes,
-placeholders and hidden text out.** Footnotes and endnotes, which a reader sees at the foot of the
+controls, fields, frames, text boxes, SmartArt, imported chunks and list/heading numbers in;
+reviewers' comments, revision metadata, field codes, placeholders, generated tables of contents
+and hidden text out.** Footnotes and endnotes, which a reader sees at the foot of the
 page, are added after the body; headers and footers, which a reader sees on every page, are added
 once each at the very end (page-number-only lines dropped), so that a letterhead's "Arrêté n°…" is
 searchable without repeating on every chunk.
@@ -95,6 +96,9 @@ CT_HEADER = "application/vnd.openxmlformats-officedocument.wordprocessingml.head
 CT_FOOTER = "application/vnd.openxmlformats-officedocument.wordprocessingml.footer+xml"
 CT_FOOTNOTES = "application/vnd.openxmlformats-officedocument.wordprocessingml.footnotes+xml"
 CT_ENDNOTES = "application/vnd.openxmlformats-officedocument.wordprocessingml.endnotes+xml"
+# SmartArt keeps its text in a diagram data part (the diagram drawing part repeats it: not read).
+CT_DIAGRAM = "application/vnd.openxmlformats-officedocument.drawingml.diagramData+xml"
+_A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 
 
 @dataclass
@@ -564,14 +568,19 @@ def docx_text(document: Any) -> DocxText:
     seen: set[str] = set()
     for part in document.part.package.iter_parts():
         content_type = getattr(part, "content_type", "")
-        if content_type not in (CT_HEADER, CT_FOOTER, CT_FOOTNOTES, CT_ENDNOTES):
+        if content_type not in (CT_HEADER, CT_FOOTER, CT_FOOTNOTES, CT_ENDNOTES, CT_DIAGRAM):
             continue
         try:
             root = etree.fromstring(part.blob)
         except Exception:  # a broken note or header part must not lose the body
             continue
         walker.fields = []
-        if content_type in (CT_FOOTNOTES, CT_ENDNOTES):
+        if content_type == CT_DIAGRAM:
+            for paragraph in root.iter(_A + "p"):
+                text = _collapse("".join(t.text or "" for t in paragraph.iter(_A + "t")))
+                if text:
+                    body.append(text)
+        elif content_type in (CT_FOOTNOTES, CT_ENDNOTES):
             for note in root:
                 # separator / continuationSeparator notes are the rule above the notes
                 if note.get(_W + "type") not in (None, "normal"):

@@ -72,6 +72,7 @@ DOCX_EXPECTED = [
     "Art. 2 – Les livraisons sont autorisées avant 10 h",
     "a) les véhicules de secours",
     "Annexe importée : plan de circulation du centre-bourg",
+    "Étape SmartArt : dépôt de la demande en mairie",
 ]
 DOCX_UNWANTED = [
     "3,10",
@@ -183,6 +184,8 @@ def _docx_parts() -> dict[str, str]:
         '2006/relationships/numbering" Target="numbering.xml"/>'
         '<Relationship Id="rIdChunk" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
         'relationships/aFChunk" Target="annexe.html"/>'
+        '<Relationship Id="rIdDgm" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+        'relationships/diagramData" Target="diagrams/data1.xml"/>'
         '<Relationship Id="rIdNotes" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
         'relationships/footnotes" Target="footnotes.xml"/>'
         '<Relationship Id="rIdComments" Type="http://schemas.openxmlformats.org/officeDocument/'
@@ -204,6 +207,8 @@ def _docx_parts() -> dict[str, str]:
             f'<Override PartName="/word/document.xml" ContentType="{ct}.document.main+xml"/>'
             f'<Override PartName="/word/styles.xml" ContentType="{ct}.styles+xml"/>'
             f'<Override PartName="/word/numbering.xml" ContentType="{ct}.numbering+xml"/>'
+            '<Override PartName="/word/diagrams/data1.xml" ContentType="application/vnd.'
+            'openxmlformats-officedocument.drawingml.diagramData+xml"/>'
             f'<Override PartName="/word/footnotes.xml" ContentType="{ct}.footnotes+xml"/>'
             f'<Override PartName="/word/comments.xml" ContentType="{ct}.comments+xml"/>'
             f'<Override PartName="/word/header1.xml" ContentType="{ct}.header+xml"/>'
@@ -221,6 +226,13 @@ def _docx_parts() -> dict[str, str]:
             f"<w:document {_W_NS}><w:body>{body}</w:body></w:document>"
         ),
         "word/numbering.xml": _NUMBERING,
+        "word/diagrams/data1.xml": (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            '<dgm:dataModel xmlns:dgm="http://schemas.openxmlformats.org/drawingml/2006/diagram"'
+            ' xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><dgm:ptLst>'
+            '<dgm:pt modelId="1"><dgm:t><a:bodyPr/><a:p><a:r><a:t>Étape SmartArt : dépôt de la '
+            "demande en mairie</a:t></a:r></a:p></dgm:t></dgm:pt></dgm:ptLst></dgm:dataModel>"
+        ),
         "word/annexe.html": (
             "<html><body><p>Annexe importée : plan de circulation du centre-bourg.</p>"
             "<script>var annexeScript = 1;</script></body></html>"
