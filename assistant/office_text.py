@@ -468,9 +468,18 @@ class DocxWalker:
                 yield from self._text_boxes(child)
 
 
+def _style_outline_level(style: Any) -> int | None:
+    """Heading level (1-6) a paragraph style gives through ``w:outlineLvl`` (0-based)."""
+    element = getattr(style, "element", None)
+    found = element.find(f"{_W}pPr/{_W}outlineLvl") if element is not None else None
+    value = found.get(_W + "val") if found is not None else None
+    return int(value) + 1 if value is not None and value.isdigit() and int(value) < 6 else None
+
+
 def docx_heading_styles(document: Any) -> dict[str, int]:
     """styleId -> heading level for a python-docx ``Document`` ("Heading 2"/"Titre 2" -> 2,
-    "Title"/"Titre" -> 1), following ``basedOn`` one level for custom heading styles."""
+    "Title"/"Titre" -> 1, a style with an outline level), following ``basedOn`` one level for
+    custom heading styles."""
     levels: dict[str, int] = {}
     based: dict[str, str] = {}
     for style in document.styles:
@@ -483,6 +492,8 @@ def docx_heading_styles(document: Any) -> dict[str, int]:
             levels[style_id] = max(1, min(6, int(m.group(1))))
         elif name.lower() in {"title", "titre"}:
             levels[style_id] = 1
+        elif (outline := _style_outline_level(style)) is not None:
+            levels[style_id] = outline
         else:
             base = getattr(style, "base_style", None)
             if base is not None and getattr(base, "style_id", None):
@@ -559,9 +570,15 @@ def docx_text(document: Any) -> DocxText:
     """The reader's text of a python-docx ``Document`` (see the module docstring)."""
     from lxml import etree
 
-    walker = DocxWalker(
-        docx_heading_styles(document), _docx_numbering(document), _alt_chunk_reader(document)
-    )
+    try:
+        headings = docx_heading_styles(document)
+    except Exception:  # a broken styles part loses the heading levels, not the text
+        headings = {}
+    try:
+        numbering = _docx_numbering(document)
+    except Exception:  # likewise for a broken numbering part
+        numbering = None
+    walker = DocxWalker(headings, numbering, _alt_chunk_reader(document))
     body = walker.blocks(document.element.body)
     notes: list[str] = []
     furniture: list[str] = []
