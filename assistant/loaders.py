@@ -672,7 +672,7 @@ def _read_odt(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | Non
     from odf import teletype
     from odf.opendocument import load
 
-    from assistant.office_text import odt_text
+    from assistant.office_text import join_parts, odt_text
 
     try:
         document = load(io.BytesIO(data))
@@ -691,7 +691,7 @@ def _read_odt(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | Non
 
         titles = document.meta.getElementsByType(dc.Title)
         title = teletype.extractText(titles[0]) if titles else None
-    return [Page(None, "\n\n".join([*body, *notes, *furniture]))], title
+    return [Page(None, join_parts(body, notes, furniture))], title
 
 
 # --------------------------------------------------------------------------------------------

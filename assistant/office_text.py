@@ -120,7 +120,22 @@ class DocxText:
     furniture: list[str]
 
     def text(self) -> str:
-        return "\n\n".join([*self.body, *self.notes, *self.furniture])
+        return join_parts(self.body, self.notes, self.furniture)
+
+
+NOTES_HEADING = "## Notes"
+FURNITURE_HEADING = "## En-tête et pied de page"
+
+
+def join_parts(body: list[str], notes: list[str], furniture: list[str]) -> str:
+    """The document's text: body, then notes and headers/footers under headings of their own
+    (so that their passages are not filed under the body's last article)."""
+    blocks = list(body)
+    if notes:
+        blocks += [NOTES_HEADING, *notes]
+    if furniture:
+        blocks += [FURNITURE_HEADING, *furniture]
+    return "\n\n".join(blocks)
 
 
 def _choose_alternate(node: Any) -> Any | None:
