@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import TemplateError
+from assistant.hostile import strip_instructions
 
 COMMON_FILE = "_commun.toml"
 
@@ -364,7 +365,8 @@ def escape_data(text: str) -> str:
 
 
 def neutralise_instructions(text: str) -> tuple[str, int]:
-    """Replace each sentence that looks like an instruction to an AI by a marker.
+    """Replace each sentence that looks like an instruction to an AI by a marker (the trigger
+    list below, then :func:`assistant.hostile.strip_instructions`).
 
     Returns the new text and how many sentences were removed. Such sentences carry no
     administrative information; removing them spares small models the temptation to obey.
@@ -373,7 +375,10 @@ def neutralise_instructions(text: str) -> tuple[str, int]:
     while True:
         match = _INJECTION.search(text)
         if match is None:
-            return text, count
+            # Then the signal-based detector (assistant.hostile): it catches phrasings that no
+            # list of triggers foresaw, sentence by sentence and row by row.
+            text, more = strip_instructions(text, NEUTRALISED)
+            return text, count + more
         start = max((m.end() for m in _SENTENCE_END.finditer(text, 0, match.start())), default=0)
         end_match = _SENTENCE_END.search(text, match.end())
         end = end_match.end() if end_match else len(text)
