@@ -126,6 +126,13 @@ class Settings(BaseSettings):
         0.0, ge=0.0, description="Relevance below which the assistant abstains (0 = calibrated)."
     )
     max_file_mb: float = Field(100.0, gt=0, description="Files larger than this are skipped.")
+    load_timeout_s: float = Field(
+        900.0,
+        ge=0,
+        le=86400,
+        description="Longest reading of one file at ingestion, OCR included, in seconds "
+        "(0 = no limit, read in the same process).",
+    )
     prompts_dir: Path | None = Field(None, description="Templates folder (default: ./prompts).")
 
     # --- web UI ---------------------------------------------------------------------------------
@@ -135,6 +142,46 @@ class Settings(BaseSettings):
         None, description="File of 'user:password' lines; required to listen beyond localhost."
     )
     max_queue: int = Field(20, ge=1, le=1000, description="Requests waiting for the model.")
+    auth_header: str | None = Field(
+        None,
+        description="Header carrying the user name set by the town's reverse proxy "
+        "(e.g. 'X-Remote-User'); believed only from trusted_proxies.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks of the reverse proxy (e.g. ['10.0.0.5', '10.1.0.0/24']).",
+    )
+
+    # --- limits -----------------------------------------------------------------------------------
+    max_request_chars: int = Field(
+        4000, ge=100, le=200000, description="Longest request (and each field), in characters."
+    )
+    max_upload_mb: float = Field(
+        10.0, gt=0, le=2048, description="Largest upload accepted by the web server, in MB."
+    )
+    request_timeout_s: float = Field(
+        300.0, gt=0, le=86400, description="Longest generation of one answer, in seconds."
+    )
+
+    # --- audit ------------------------------------------------------------------------------------
+    audit_retention_days: int = Field(
+        365, ge=0, le=36500, description="Days audit records are kept (0 = forever)."
+    )
+    audit_store_text: bool = Field(
+        False, description="Keep the text of each draft in the audit log (else only its hash)."
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError as err:
+                raise ValueError(f"adresse ou réseau invalide : {item!r}") from err
+        return [v.strip() for v in value]
 
     @field_validator("context_budget")
     @classmethod
@@ -205,6 +252,10 @@ class Settings(BaseSettings):
     @property
     def lexical_path(self) -> Path:
         return self.data_dir / "lexical.sqlite3"
+
+    @property
+    def accounts_path(self) -> Path:
+        return self.data_dir / "accounts.sqlite3"
 
     @property
     def audit_path(self) -> Path:

@@ -76,6 +76,8 @@ class DraftRequest:
     new_sources: bool = False  # a follow-up that asks to search again
     retrieval: bool = True  # False: no retrieval at all (plain model answer, marked as such)
     user: str = "anonyme"
+    # The collections this user may read (None: no restriction); see assistant.auth.
+    allowed_collections: list[str] | None = None
 
 
 @dataclass
@@ -173,6 +175,7 @@ class SearchBackend(Protocol):
         k: int = 6,
         doc_types: list[str] | None = None,
         mode: Any = "hybrid",
+        allowed: Sequence[str] | None = None,
     ) -> list[Hit]: ...
 
 
@@ -591,7 +594,24 @@ class DraftingService:
             raise RuntimeError("drafting stream ended without a draft")
         return final
 
+    def check_limits(self, request: DraftRequest) -> None:
+        """Refuse a request or a field longer than ``max_request_chars`` (French message)."""
+        limit = self.settings.max_request_chars
+        if len(request.request) > limit:
+            raise DraftingError(
+                f"Demande trop longue : {len(request.request)} caractères, au plus {limit}. "
+                "Raccourcissez-la (les documents de référence n'ont pas à y être recopiés : "
+                "l'assistant les cherche lui-même)."
+            )
+        for name, value in request.fields.items():
+            if len(value) > limit:
+                raise DraftingError(
+                    f"Champ « {name} » trop long : {len(value)} caractères, au plus {limit}. "
+                    "Raccourcissez-le."
+                )
+
     def stream(self, request: DraftRequest) -> Generator[DraftEvent, None, None]:
+        self.check_limits(request)
         start = time.monotonic()
         draft_id = uuid.uuid4().hex[:12]
         if request.previous is not None:
@@ -655,7 +675,10 @@ class DraftingService:
         query = f"{request.request} {subject}".strip()
         t0 = time.monotonic()
         hits = self.retriever.search(
-            query, collections=request.collections or None, k=self.settings.top_k
+            query,
+            collections=request.collections or None,
+            k=self.settings.top_k,
+            allowed=request.allowed_collections,
         )
         return hits, time.monotonic() - t0
 
@@ -919,12 +942,16 @@ class DraftingService:
         pieces: list[str] = []
         first_token: float | None = None
         last_position = -1
+        timed_out = False
+        deadline = time.monotonic() + self.settings.request_timeout_s
         model_events = self._model_events(plan, stats)
         if plan.header:  # written by the program: shown at once, the model continues after it
             yield DraftEvent("token", text=plan.header + "\n\n")
         try:
             for kind, value in model_events:
                 if kind == "queue":
+                    # The time limit counts from the moment the model takes the request.
+                    deadline = time.monotonic() + self.settings.request_timeout_s
                     if value != last_position:
                         last_position = value
                         yield DraftEvent(
@@ -935,6 +962,10 @@ class DraftingService:
                     first_token = time.monotonic() - start
                 pieces.append(value)
                 yield DraftEvent("token", text=value)
+                if time.monotonic() > deadline:
+                    timed_out = True
+                    model_events.close()
+                    break
         except GeneratorExit:
             model_events.close()
             draft = self._finish(
@@ -945,8 +976,13 @@ class DraftingService:
         if plan.footer:  # written by the program after the model's text
             yield DraftEvent("token", text="\n\n" + plan.footer)
         draft = self._finish(
-            draft_id, plan, "".join(pieces), stats, start, first_token, stopped=False
+            draft_id, plan, "".join(pieces), stats, start, first_token, stopped=timed_out
         )
+        if timed_out:
+            draft.warnings.append(
+                f"Rédaction arrêtée après {self.settings.request_timeout_s:.0f} s (temps maximal "
+                "par demande, réglage request_timeout_s) : le texte est incomplet."
+            )
         self._record(draft)
         yield DraftEvent("done", text=draft.answer, draft=draft)
 
@@ -1108,7 +1144,7 @@ def build_service(
 ) -> DraftingService:
     """The one factory of the drafting service (``retrieval=False``: no index is opened;
     ``worker``: the chat model runs in a restartable child process, for `serve`)."""
-    from assistant.audit import AuditLog
+    from assistant.audit import build_audit
     from assistant.llm import build_chat_model
     from assistant.prompts import load_templates
 
@@ -1121,5 +1157,5 @@ def build_service(
 
         retriever = build_retriever(settings)
     return DraftingService(
-        settings, chat_model, retriever, templates, AuditLog(settings.audit_path)
+        settings, chat_model, retriever, templates, build_audit(settings)
     )

@@ -35,6 +35,7 @@ from typing import Any
 from assistant.embeddings import Embedder
 from assistant.errors import AssistantError, DocumentError, StoreError
 from assistant.loaders import (
+    BoundedLoader,
     escaped_name,
     has_bad_name,
     is_supported,
@@ -301,8 +302,11 @@ class _Syncer:
         batch_size: int,
         progress: Callable[[Progress], None] | None,
         stop: Callable[[], bool] | None,
+        load_timeout_s: float | None = None,
     ) -> None:
         self.folder = folder
+        # With a time limit, files are read in a child process (see BoundedLoader).
+        self.bounded = BoundedLoader(load_timeout_s) if load_timeout_s else None
         self.collection = collection
         self.index = index
         self.embedder = embedder
@@ -383,7 +387,8 @@ class _Syncer:
     def _load(self, item: _Work) -> _Ready | None:
         entry = item.entry
         try:
-            doc = load_document(entry.path, self.folder, max_bytes=self.max_bytes, ocr=self.ocr)
+            read = self.bounded.load if self.bounded is not None else load_document
+            doc = read(entry.path, self.folder, max_bytes=self.max_bytes, ocr=self.ocr)
             doc.source = entry.source  # the link's own path, not its resolved target
             chunks = chunk_document(doc, self.collection)
             if not chunks:
@@ -503,6 +508,13 @@ class _Syncer:
 
     # --- run --------------------------------------------------------------------------------
     def run(self) -> IngestReport:
+        try:
+            return self._run()
+        finally:
+            if self.bounded is not None:
+                self.bounded.close()
+
+    def _run(self) -> IngestReport:
         started = time.perf_counter()
         entries, skipped, failed = scan_folder(self.folder)
         self.report.skipped.extend(skipped)
@@ -572,8 +584,12 @@ def sync_folder(
     batch_size: int = DEFAULT_BATCH,
     progress: Callable[[Progress], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    load_timeout_s: float | None = None,
 ) -> IngestReport:
-    """Make ``collection`` mirror the supported files of ``folder`` (see the module docstring)."""
+    """Make ``collection`` mirror the supported files of ``folder`` (see the module docstring).
+
+    ``load_timeout_s``: read each file in a child process killed after that many seconds
+    (:class:`~assistant.loaders.BoundedLoader`; ``None``: in this process, no limit)."""
     check_collection_name(collection)
     folder = Path(folder).expanduser().resolve()
     if not folder.is_dir():
@@ -593,4 +609,5 @@ def sync_folder(
         batch_size=batch_size,
         progress=progress,
         stop=stop,
+        load_timeout_s=load_timeout_s,
     ).run()

@@ -981,3 +981,107 @@ def _read_markdown(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str 
 
 def _read_text(data: bytes, path: Path, ocr: bool) -> tuple[list[Page], str | None]:
     return [Page(None, _decode(data))], None
+
+
+# --------------------------------------------------------------------------------------------
+# a time limit per file
+
+
+class TimeoutDocumentError(DocumentError):
+    kind = "trop long à lire"
+
+
+class BoundedLoader:
+    """:func:`load_document` in a child process, with a time limit per file.
+
+    A pathological file (a PDF whose object graph loops, a zip bomb, a parser bug that never
+    returns) has no time limit inside a parser, and a thread cannot be stopped: the child is
+    killed after ``timeout_s`` seconds and a new one takes the next file; the file is reported
+    (:class:`TimeoutDocumentError`). A child that dies (a native crash, out of memory) is
+    reported the same way. One ``spawn`` child serves a whole sync (it imports the parsers once,
+    about a second); ``spawn`` rather than ``fork`` because the parent runs llama.cpp threads.
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, timeout_s: float, memory_mb: int | None = 4096) -> None:
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self._pool: Any = None
+
+    def __enter__(self) -> BoundedLoader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _get_pool(self) -> Any:
+        if self._pool is None:
+            import multiprocessing
+
+            context = multiprocessing.get_context("spawn")
+            self._pool = context.Pool(1, initializer=_limit_memory, initargs=(self.memory_mb,))
+            # The child's start and its imports (a second or two) do not count against the
+            # first file's limit.
+            try:
+                self._pool.apply_async(_warm_up).get(timeout=max(120.0, self.timeout_s))
+            except multiprocessing.TimeoutError as err:  # pragma: no cover - a wedged machine
+                self.close()
+                raise CorruptDocumentError(
+                    "le lecteur de documents n'a pas pu démarrer : réessayez ; si cela se "
+                    "répète, réglez load_timeout_s = 0 (lecture dans le même processus)"
+                ) from err
+        return self._pool
+
+    def load(
+        self, path: Path, root: Path, *, max_bytes: int | None = None, ocr: bool = True
+    ) -> LoadedDocument:
+        """As :func:`load_document`; raises :class:`TimeoutDocumentError` past the limit."""
+        import multiprocessing
+
+        pool = self._get_pool()
+        pending = pool.apply_async(
+            load_document, (Path(path), Path(root)), {"max_bytes": max_bytes, "ocr": ocr}
+        )
+        try:
+            result: LoadedDocument = pending.get(timeout=self.timeout_s)
+        except multiprocessing.TimeoutError as err:
+            self.close()  # kills the child stuck on this file; the next file gets a new one
+            raise TimeoutDocumentError(
+                f"lecture interrompue après {self.timeout_s:.0f} s (fichier anormal ou "
+                "endommagé) : ouvrez-le et réenregistrez-le (ou exportez-le en PDF), ou "
+                "augmentez la limite (réglage load_timeout_s)"
+            ) from err
+        except MemoryError as err:
+            raise CorruptDocumentError(
+                "lecture abandonnée : le fichier demande trop de mémoire (fichier anormal ou "
+                "endommagé) ; réenregistrez-le ou exportez-le en PDF"
+            ) from err
+        return result
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+
+def _warm_up() -> None:
+    """In the child: import the parsers once."""
+    import bs4  # noqa: F401
+    import docx  # noqa: F401
+    import odf.opendocument  # noqa: F401
+    import pypdf  # noqa: F401
+
+
+def _limit_memory(memory_mb: int | None) -> None:
+    """In the child: cap its address space so that a decompression bomb fails with
+    MemoryError instead of taking the server's memory (Unix only; ignored elsewhere)."""
+    if not memory_mb:
+        return
+    try:
+        import resource
+
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ImportError, ValueError, OSError):  # pragma: no cover - platform without limits
+        pass

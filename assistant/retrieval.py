@@ -460,11 +460,15 @@ class Retriever:
         k: int = 6,
         doc_types: list[str] | None = None,
         mode: Mode = "hybrid",
+        allowed: Sequence[str] | None = None,
     ) -> list[Hit]:
         """The ``k`` best passages for ``query``, best first.
 
         ``collections``: where to search (``None``: the default collection). ``doc_types``:
-        keep only these document types. ``Hit.score`` is the fused score; ``metadata`` gets
+        keep only these document types. ``allowed``: the collections the user may read
+        (``None``: no restriction; see :func:`assistant.auth.readable_collections`): both index
+        queries only ever touch these; asking for another raises
+        :class:`~assistant.auth.AccessDeniedError`. ``Hit.score`` is the fused score; ``metadata`` gets
         ``dense_rank`` / ``lexical_rank`` (``None`` when absent from that list), ``cosine``,
         ``coverage`` and ``relevance`` in [0, 1].
         """
@@ -476,6 +480,8 @@ class Retriever:
         if not query or k <= 0:
             return []
         cols = list(collections) if collections else list(self.default_collections)
+        if allowed is not None:
+            cols = restrict_collections(cols, allowed, explicit=bool(collections))
         self._check_collections(cols)
         where = _doc_type_filter(doc_types)
         analysis = analyse_query(query)
@@ -570,6 +576,33 @@ class Retriever:
         return self.relevance(hits) < self.abstain_threshold
 
 
+def restrict_collections(
+    wanted: Sequence[str], allowed: Sequence[str], *, explicit: bool
+) -> list[str]:
+    """``wanted`` within ``allowed``. Explicitly named collections outside it are refused (the
+    message is the same for a forbidden and an unknown name: it tells nothing about what
+    exists); the default collection, when not allowed, gives way to all allowed ones.
+
+    Raises :class:`~assistant.auth.AccessDeniedError`."""
+    from assistant.auth import AccessDeniedError
+
+    permitted = set(allowed)
+    refused = [c for c in wanted if c not in permitted]
+    if refused and explicit:
+        raise AccessDeniedError(
+            f"Collection inconnue ou non autorisée pour votre compte : {', '.join(refused)}. "
+            "Choisissez parmi les collections proposées, ou demandez l'accès au service "
+            "informatique."
+        )
+    cols = [c for c in wanted if c in permitted] or sorted(permitted)
+    if not cols:
+        raise AccessDeniedError(
+            "Aucune collection de documents n'est ouverte à votre compte. Demandez au service "
+            "informatique de vous ajouter au groupe de votre service."
+        )
+    return cols
+
+
 def _doc_type_filter(doc_types: list[str] | None) -> dict[str, Any] | None:
     if not doc_types:
         return None
@@ -626,6 +659,7 @@ __all__ = [
     "fold_ws",
     "merge_adjacent",
     "relevance_of",
+    "restrict_collections",
     "rrf",
     "term_coverage",
 ]

@@ -14,6 +14,20 @@ SQLite), so a search never mixes two versions of a document. A crash between 1 a
 left in both indexes so that the sync indexes it again from scratch.
 
 Texts live in SQLite only; Chroma holds ids, vectors and metadata for filtering.
+
+Fresh reads across processes: chromadb's local ``PersistentClient`` keeps each collection's
+HNSW index in memory and never reloads it when another process writes to the same directory
+(chroma-core/chroma #2399, #3792: "Chroma is not process-safe"); a new client in the same process
+does not help either, because chromadb caches one ``System`` per directory
+(``SharedSystemClient._identifier_to_system``). So every write that changes Chroma also bumps a
+**generation** counter in SQLite (same transaction as the rows it makes visible), and a reader
+whose Chroma view is older than the stored generation reopens its client on a fresh ``System``
+before its next dense search (:meth:`Index._chroma_view`). A long-running ``assistant serve``
+thus sees what a cron ``assistant ingest`` commits at its next query (test:
+tests/test_freshness.py, two real processes).
+
+Access: each collection lists the groups allowed to read it (``collections.groups``, JSON;
+``NULL`` or ``[]`` = open to every account); see :mod:`assistant.auth`.
 """
 
 from __future__ import annotations
@@ -91,6 +105,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     metadata TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks (collection, source, chunk_index);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     head, body, tokenize = 'unicode61 remove_diacritics 2'
 );
@@ -135,6 +150,7 @@ class CollectionInfo:
     last_sync: str | None
     folder: str | None
     embedder: str
+    groups: tuple[str, ...] = ()  # groups allowed to read it; empty = every account
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -144,6 +160,7 @@ class CollectionInfo:
             "last_sync": self.last_sync,
             "folder": self.folder,
             "embedder": self.embedder,
+            "groups": list(self.groups),
         }
 
 
@@ -254,12 +271,17 @@ class Index:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=30000")
             self._db.executescript(SCHEMA)
+            columns = {r["name"] for r in self._db.execute("PRAGMA table_info(collections)")}
+            if "groups" not in columns:  # an index made before access control
+                self._db.execute("ALTER TABLE collections ADD COLUMN groups TEXT")
         except sqlite3.DatabaseError as err:
             raise StoreError(
                 f"Index lexical illisible ({lexical_path}) : {err}. Supprimez ce fichier et "
                 "relancez « assistant ingest » pour reconstruire les index."
             ) from err
         self._chroma_cols: dict[str, Any] = {}
+        # The generation of the index our Chroma client has seen (see the module docstring).
+        self._seen_generation = self.generation()
 
     # --- plumbing ---------------------------------------------------------------------------
     @property
@@ -290,6 +312,39 @@ class Index:
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, params).fetchall()
+
+    def generation(self) -> int:
+        """How many committed changes to Chroma the index has seen (all processes)."""
+        rows = self._query("SELECT value FROM meta WHERE key = 'generation'")
+        return int(rows[0]["value"]) if rows else 0
+
+    def _bump(self, db: sqlite3.Connection) -> None:
+        """Inside a write transaction: one more generation. If our view was current before,
+        it still is (our own writes went through our client)."""
+        before = db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES ('generation', 1) "
+            "ON CONFLICT (key) DO UPDATE SET value = value + 1"
+        )
+        if (int(before["value"]) if before else 0) == self._seen_generation:
+            self._seen_generation += 1
+
+    def _chroma_view(self) -> None:
+        """Reopen the Chroma client when another process changed the index since we looked.
+
+        A local PersistentClient is rebuilt on a new chromadb ``System`` (the cached one is
+        forgotten, not stopped: searches already running on its collections finish on it, and
+        it is freed with them); a server client only drops its collection handles (the Chroma
+        server is the one process that owns the data)."""
+        current = self.generation()
+        with self._lock:
+            if current == self._seen_generation:
+                return
+            self._chroma_cols.clear()
+            if self._client_obj is not None and self._client_factory is not None:
+                _forget_chroma_system(self._client_obj)
+                self._client_obj = None
+            self._seen_generation = current
 
     def _chroma(self, collection: str, *, create: bool = False) -> Any | None:
         """The Chroma collection, without ever letting Chroma attach its default embedder."""
@@ -358,7 +413,7 @@ class Index:
     def collections(self) -> list[CollectionInfo]:
         rows = self._query(
             """
-            SELECT c.name, c.last_sync, c.folder, c.embedder,
+            SELECT c.name, c.last_sync, c.folder, c.embedder, c.groups,
                    COUNT(d.source) AS documents, COALESCE(SUM(d.chunks), 0) AS chunks
             FROM collections c
             LEFT JOIN documents d ON d.collection = c.name AND d.status = 'ready'
@@ -373,9 +428,29 @@ class Index:
                 last_sync=r["last_sync"],
                 folder=r["folder"],
                 embedder=r["embedder"],
+                groups=tuple(json.loads(r["groups"] or "[]")),
             )
             for r in rows
         ]
+
+    def collection_groups(self) -> dict[str, list[str]]:
+        """Every collection and the groups allowed to read it (``[]``: every account)."""
+        rows = self._query("SELECT name, groups FROM collections ORDER BY name")
+        return {r["name"]: list(json.loads(r["groups"] or "[]")) for r in rows}
+
+    def set_collection_groups(self, name: str, groups: Sequence[str]) -> None:
+        """Set who may read collection ``name`` (created empty when new, so that its rights
+        are in place before its first document is indexed). ``[]``: every account."""
+        check_collection_name(name)
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO collections (name, embedder, created_at) VALUES (?, '', ?)",
+                (name, now_iso()),
+            )
+            db.execute(
+                "UPDATE collections SET groups = ? WHERE name = ?",
+                (json.dumps(sorted(set(groups))), name),
+            )
 
     def drop_collection(self, name: str) -> None:
         """Delete a collection from both indexes (Chroma first, then one SQLite transaction)."""
@@ -402,6 +477,7 @@ class Index:
             for table in ("chunks", "documents", "failures"):
                 db.execute(f"DELETE FROM {table} WHERE collection = ?", (name,))
             db.execute("DELETE FROM collections WHERE name = ?", (name,))
+            self._bump(db)
 
     # --- manifest ---------------------------------------------------------------------------
     def documents(self, collection: str) -> dict[str, DocumentRecord]:
@@ -554,6 +630,7 @@ class Index:
             db.execute(
                 "DELETE FROM failures WHERE collection = ? AND source = ?", (collection, source)
             )
+            self._bump(db)
 
     @staticmethod
     def _delete_rows(db: sqlite3.Connection, collection: str, source: str) -> None:
@@ -590,6 +667,7 @@ class Index:
             db.execute(
                 "DELETE FROM failures WHERE collection = ? AND source = ?", (collection, source)
             )
+            self._bump(db)
 
     def pending(self, collection: str) -> list[str]:
         rows = self._query(
@@ -625,6 +703,7 @@ class Index:
 
     def vector_count(self, collection: str, source: str | None = None) -> int:
         """Vectors held by Chroma for a collection (or one of its documents)."""
+        self._chroma_view()
         col = self._chroma(collection)
         if col is None:
             return 0
@@ -634,6 +713,7 @@ class Index:
 
     def chunk_ids(self, collection: str, source: str | None = None) -> dict[str, list[str]]:
         """Ids per index, for consistency checks: {"chroma": [...], "lexical": [...]}."""
+        self._chroma_view()
         col = self._chroma(collection)
         where = {"source": source} if source else None
         dense = col.get(where=where, include=[])["ids"] if col is not None else []
@@ -705,6 +785,7 @@ class Index:
         where: dict[str, Any] | None = None,
     ) -> list[Hit]:
         """Nearest chunks by cosine similarity; score = 1 - cosine distance."""
+        self._chroma_view()
         scored: list[tuple[float, str]] = []
         for name in collections:
             col = self._chroma(name)
@@ -758,6 +839,24 @@ class Index:
                 f"Recherche lexicale impossible ({err}). Reformulez la question."
             ) from err
         return [self._hit(r, -float(r["rank"])) for r in rows]
+
+
+def _forget_chroma_system(client: Any) -> None:
+    """Make chromadb build a new ``System`` (fresh segments, HNSW read from disk) for the next
+    client of this directory: drop the cached one from its per-directory cache.
+
+    Relies on chromadb's ``SharedSystemClient`` class attributes (chromadb 0.5 to 1.x); a
+    client without them (a server client, a test double) is left as is."""
+    identifier = getattr(client, "_identifier", None)
+    if not identifier:
+        return
+    try:
+        from chromadb.api.shared_system_client import SharedSystemClient
+    except ImportError:  # pragma: no cover - another chromadb layout
+        return
+    with SharedSystemClient._refcount_lock:
+        SharedSystemClient._identifier_to_system.pop(identifier, None)
+        SharedSystemClient._identifier_to_refcount.pop(identifier, None)
 
 
 def build_chroma_client(settings: Settings) -> Any:

@@ -115,9 +115,13 @@ class FakeRetriever:
         k: int = 6,
         doc_types: list[str] | None = None,
         mode: str = "hybrid",
+        allowed: list[str] | None = None,
     ) -> list[Hit]:
-        self.calls.append({"query": query, "collections": collections, "k": k})
-        return list(self.hits[:k])
+        self.calls.append(
+            {"query": query, "collections": collections, "k": k, "allowed": allowed}
+        )
+        hits = [h for h in self.hits if allowed is None or h.collection in allowed]
+        return hits[:k]
 
 
 def make_hit(

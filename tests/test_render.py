@@ -150,10 +150,12 @@ def test_exposure_needs_auth_beyond_loopback(tmp_path: Path, settings) -> None: 
         check_exposure(wide)
     auth = tmp_path / "comptes.txt"
     auth.write_text("# agents\nmarie:s3cret:avec:deux-points\n\npaul:motdepasse\n")
-    assert check_exposure(wide.model_copy(update={"auth_file": auth})) == [
-        ("marie", "s3cret:avec:deux-points"),
-        ("paul", "motdepasse"),
-    ]
+    authenticator = check_exposure(wide.model_copy(update={"auth_file": auth}))
+    assert authenticator is not None and authenticator.legacy == {
+        "marie": "s3cret:avec:deux-points",
+        "paul": "motdepasse",
+    }
+    assert authenticator.check("marie", "s3cret:avec:deux-points")
     auth.write_text("sans-separateur\n")
     with pytest.raises(ConfigError, match="ligne 1"):
         read_auth_file(auth)

@@ -84,7 +84,7 @@ def _global_options(
 
 def _register() -> None:
     # Imported here so that each module can import `app` from this package.
-    from assistant.cli import ask, doctor, ingest, models, serve, tools  # noqa: F401
+    from assistant.cli import access, ask, doctor, ingest, models, serve, tools  # noqa: F401
 
 
 _register()

@@ -211,10 +211,13 @@ def _list_collections(index: Index, as_json: bool) -> None:
         )
         return
     table = Table(title="Collections", title_justify="left")
-    for column in ("Nom", "Documents", "Passages", "Dernière synchronisation", "Dossier"):
+    for column in ("Nom", "Documents", "Passages", "Dernière synchronisation", "Dossier", "Groupes"):
         table.add_column(column)
     for c in infos:
-        table.add_row(c.name, str(c.documents), str(c.chunks), c.last_sync or "—", c.folder or "—")
+        table.add_row(
+            c.name, str(c.documents), str(c.chunks), c.last_sync or "—", c.folder or "—",
+            ", ".join(c.groups) or "tous",
+        )  # fmt: skip
     out_console.print(table)
 
 
@@ -249,6 +252,15 @@ def ingest(
         str | None,
         typer.Option("--remove", help="Supprimer une collection des index.", show_default=False),
     ] = None,
+    groups: Annotated[
+        str | None,
+        typer.Option(
+            "--groups",
+            help="Groupes (services) autorisés à lire la collection, séparés par des virgules "
+            "(ex. urbanisme,dg). Absent : inchangés (nouvelle collection : ouverte à tous).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Synchronise un dossier de documents dans une collection (ajouts, mises à jour, retraits)."""
     settings = settings_from(ctx, max_file_mb=max_file_mb)
@@ -269,10 +281,16 @@ def ingest(
             "(ou --list, --remove NOM)."
         )
     name = collection or settings.default_collection
+    index = build_index(settings)
+    if groups is not None and not dry_run:
+        from assistant.auth import parse_groups
+
+        # Rights first: the collection's documents are never readable by others, not even
+        # while this first sync runs.
+        index.set_collection_groups(name, parse_groups(groups))
     # pypdf logs recoverable oddities of real PDFs ("Ignoring wrong pointing object"): noise
     # for the person running the sync; real failures are in the report.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
-    index = build_index(settings)
     embedder = _LazyEmbedder(settings)
     with _graceful_stop() as stop, _Bar(enabled=not as_json and err_console.is_terminal) as bar:
         report = sync_folder(
@@ -286,6 +304,7 @@ def ingest(
             ocr=not no_ocr,
             progress=bar.update,
             stop=stop.is_set,
+            load_timeout_s=settings.load_timeout_s or None,
         )
     if as_json:
         print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))

@@ -44,10 +44,17 @@ def serve(
     from assistant.drafting import build_service
     from assistant.ui.app import DocumentFiles, check_exposure, launch_ui
 
-    auth = check_exposure(settings)  # refuse an open network address before loading anything
+    authenticator = check_exposure(settings)  # refuse an open address before loading anything
+    if authenticator is not None and authenticator.legacy:
+        console.print(
+            f"Attention : les {len(authenticator.legacy)} compte(s) de auth_file ont des mots de "
+            "passe en clair et aucun groupe (ils ne lisent que les collections ouvertes à tous). "
+            "Migrez-les : « assistant users import FICHIER », puis retirez auth_file."
+        )
     console.print("Chargement du modèle et de l'index…")
     service = build_service(settings, worker=settings.engine_worker)
     index = getattr(service.retriever, "index", None)
+    groups = getattr(index, "collection_groups", None)
     if index is not None:
         files = DocumentFiles.from_index(index)
 
@@ -60,9 +67,21 @@ def serve(
             return [settings.default_collection]
 
     shown = "localhost" if settings.host in ("127.0.0.1", "::1") else settings.host
+    if authenticator is None:
+        mode = " (accès local uniquement)"
+    elif authenticator.proxy_header:
+        mode = f" (utilisateur donné par le proxy, en-tête {settings.auth_header})"
+    else:
+        accounts = authenticator.accounts.count() if authenticator.accounts else 0
+        mode = f" ({accounts + len(authenticator.legacy)} compte(s))"
     console.print(
-        f"Interface des agents : http://{shown}:{settings.port}/"
-        + (f" ({len(auth)} compte(s))" if auth else " (accès local uniquement)")
-        + " — Ctrl+C pour arrêter."
+        f"Interface des agents : http://{shown}:{settings.port}/{mode} — Ctrl+C pour arrêter."
     )
-    launch_ui(service, settings, files=files, collections=collections, feedback=service.audit)
+    launch_ui(
+        service,
+        settings,
+        files=files,
+        collections=collections,
+        feedback=service.audit,
+        groups=groups,
+    )

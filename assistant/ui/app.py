@@ -24,6 +24,14 @@ import gradio as gr
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse
 
+from assistant.auth import (
+    AccessError,
+    Authenticator,
+    Principal,
+    build_authenticator,
+    read_auth_file as read_auth_file,  # re-exported: its historical home
+    readable_collections,
+)
 from assistant.config import Settings
 from assistant.drafting import Citation, Draft, DraftingService, DraftRequest
 from assistant.errors import AssistantError, ConfigError
@@ -177,31 +185,60 @@ class StripForeignUrls:
 # --- authentication -------------------------------------------------------------------------------
 
 
-def read_auth_file(path: Path) -> list[tuple[str, str]]:
-    """``user:password`` lines (``#`` comments and blank lines ignored)."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as err:
-        raise ConfigError(
-            f"Fichier d'authentification illisible : {path} ({err}). Vérifiez auth_file "
-            "(ASSISTANT_AUTH_FILE) et les droits de lecture."
-        ) from err
-    pairs: list[tuple[str, str]] = []
-    for number, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        user, sep, password = line.partition(":")
-        if not sep or not user.strip() or not password:
-            raise ConfigError(
-                f"{path}, ligne {number} : attendu « utilisateur:mot_de_passe ». Corrigez la ligne."
-            )
-        pairs.append((user.strip(), password))
-    if not pairs:
-        raise ConfigError(
-            f"{path} ne contient aucun compte. Ajoutez des lignes « utilisateur:mot_de_passe »."
+@dataclass(frozen=True)
+class Access:
+    """Who a request comes from and what they may read: ``collections`` ``None`` means every
+    collection; ``denied``: nobody is authenticated (nothing is readable)."""
+
+    user: str
+    collections: list[str] | None = None
+    denied: bool = False
+
+    def filter(self, names: Iterable[str]) -> list[str]:
+        if self.denied:
+            return []
+        return [n for n in names if self.collections is None or n in self.collections]
+
+
+AccessOf = Callable[..., Access]  # (request, username=None) -> Access
+GroupsOf = Callable[[], dict[str, list[str]]]
+DENIED_MESSAGE = (
+    "Accès refusé : vous n'êtes pas identifié. Passez par l'adresse habituelle de l'assistant "
+    "(portail de la mairie) ou reconnectez-vous."
+)
+
+
+def access_resolver(authenticator: Authenticator | None, groups: GroupsOf | None) -> AccessOf:
+    """``request -> Access`` (``request``: a ``gr.Request`` or a FastAPI ``Request``; for the
+    latter the Gradio login is read from its session cookie by the caller and passed as
+    ``request.username``). Without an authenticator everybody is the local operator."""
+
+    def resolve(request: Any, username: str | None = None) -> Access:
+        name = username or getattr(request, "username", None)
+        if authenticator is None:
+            return Access(str(name) if name else "anonyme")
+        client = getattr(request, "client", None)
+        principal: Principal | None = authenticator.principal(
+            name, getattr(request, "headers", None), getattr(client, "host", None)
         )
-    return pairs
+        if principal is None:
+            return Access("anonyme", [], denied=True)
+        if principal.unrestricted:
+            return Access(str(name) if name else "anonyme")
+        if groups is None:
+            return Access(principal.name)
+        readable = readable_collections(principal, _Groups(groups))
+        return Access(principal.name, readable)
+
+    return resolve
+
+
+@dataclass
+class _Groups:
+    get: GroupsOf
+
+    def collection_groups(self) -> dict[str, list[str]]:
+        return self.get()
 
 
 # --- session state ------------------------------------------------------------------------------
@@ -269,10 +306,14 @@ def build_ui(
     *,
     collections: Collections | None = None,
     feedback: FeedbackSink | None = None,
+    access: AccessOf | None = None,
 ) -> gr.Blocks:
     """The agents' page. ``collections`` (a list, or a function re-read at each page load so
     that a new ingestion shows up) are offered as checkboxes (default: the settings' default
-    collection); ``feedback`` receives thumbs up/down (default: ``service.audit``)."""
+    collection); ``feedback`` receives thumbs up/down (default: ``service.audit``);
+    ``access`` names the user of a request and the collections they may read (default: the
+    Gradio login name, every collection)."""
+    access_of: AccessOf = access or access_resolver(None, None)
     templates = _templates(service)
     by_name = {t.name: t for t in templates}
     sink: FeedbackSink | None = feedback or getattr(service, "audit", None)
@@ -285,7 +326,8 @@ def build_ui(
     def default_choice(names: list[str]) -> list[str]:
         return [c for c in names if c == settings.default_collection] or names[:1]
 
-    choices = list_collections()
+    # With access control the choices are filled per user when the page loads.
+    choices = list_collections() if access is None else []
     default_type = "courrier" if "courrier" in by_name else templates[0].name
     stops: dict[str, threading.Event] = {}
     durations = _Durations()
@@ -349,7 +391,9 @@ def build_ui(
                         elem_id="btn-arreter",
                     )
                 status = gr.HTML(
-                    render.status_html("" if choices else NO_COLLECTION, "error"),
+                    render.status_html(
+                        "" if choices or access is not None else NO_COLLECTION, "error"
+                    ),
                     elem_id="statut",
                 )
                 with gr.Tabs(elem_id="onglets-brouillon"):
@@ -419,8 +463,14 @@ def build_ui(
         doc_type.change(show_fields, doc_type, list(groups.values()), show_progress="hidden")
 
         def user_of(request: gr.Request | None) -> str:
-            name = getattr(request, "username", None) if request is not None else None
-            return str(name) if name else "anonyme"
+            return access_of(request).user
+
+        def rights(req: DraftRequest, request: gr.Request | None) -> DraftRequest:
+            """The request as this user may make it (rights read again at every request)."""
+            who = access_of(request)
+            if who.denied:
+                raise AccessError(DENIED_MESSAGE)
+            return replace(req, user=who.user, allowed_collections=who.collections)
 
         def stop_event(request: gr.Request | None) -> threading.Event:
             key = getattr(request, "session_hash", None) or "local"
@@ -459,7 +509,13 @@ def build_ui(
                 export_file: gr.update(visible=False, value=None),
                 **controls(True, False),
             }
-            events = service.stream(req)
+            try:
+                req = rights(req, request)
+                state.request = req
+                events = service.stream(req)
+            except AssistantError as err:
+                yield {status: render.status_html(str(err), "error"), **controls(False, False)}
+                return
             try:
                 for event in events:
                     if stop.is_set():
@@ -711,16 +767,19 @@ def build_ui(
             restore, [history, session], [preview, editor, sources_panel, status, session]
         )
 
-        def refresh_collections() -> dict[Any, Any]:
-            names = list_collections()
+        def refresh_collections(request: gr.Request) -> dict[Any, Any]:
+            who = access_of(request)
+            names = who.filter(list_collections())
             update: dict[Any, Any] = {
                 sources_choice: gr.update(choices=names, value=default_choice(names))
             }
             if not names:
-                update[status] = render.status_html(NO_COLLECTION, "error")
+                update[status] = render.status_html(
+                    DENIED_MESSAGE if who.denied else NO_COLLECTION, "error"
+                )
             return update
 
-        if callable(collections):
+        if callable(collections) or access is not None:
             ui.load(refresh_collections, None, [sources_choice, status], show_progress="hidden")
     return ui
 
@@ -815,15 +874,33 @@ def build_app(
     collections: Collections | None = None,
     feedback: FeedbackSink | None = None,
     auth: list[tuple[str, str]] | None = None,
+    authenticator: Authenticator | None = None,
+    groups: GroupsOf | None = None,
 ) -> FastAPI:
-    """FastAPI app: ``/fichiers/<collection>/<source>`` plus the Gradio page mounted at ``/``."""
+    """FastAPI app: ``/fichiers/<collection>/<source>`` plus the Gradio page mounted at ``/``.
+
+    ``authenticator`` (or ``auth``, legacy ``user:password`` pairs) decides who may come in;
+    ``groups`` (``Index.collection_groups``) what each user may read: the same rights apply to
+    the page's collections, its retrieval and the original documents."""
     app = FastAPI(title=APP_TITLE, docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(StripForeignUrls)
+    if authenticator is None and auth:
+        authenticator = Authenticator(None, auth)
+    access = access_resolver(authenticator, groups) if authenticator is not None else None
 
     @app.get("/fichiers/{collection}/{source:path}", include_in_schema=False)
     def original_document(collection: str, source: str, request: Request) -> FileResponse:
-        if auth and _gradio_user(app, request) is None:
-            raise HTTPException(status_code=401, detail="Connectez-vous d'abord à l'assistant.")
+        if access is not None:
+            who = access(request, _gradio_user(app, request))
+            if who.denied:
+                raise HTTPException(
+                    status_code=401, detail="Connectez-vous d'abord à l'assistant."
+                )
+            if not who.filter([collection]):  # forbidden looks like absent: nothing to learn
+                raise HTTPException(
+                    status_code=404,
+                    detail="Document introuvable dans les collections qui vous sont ouvertes.",
+                )
         path = files.path(collection, source)
         if path is None:
             raise HTTPException(
@@ -833,13 +910,21 @@ def build_app(
             )
         return FileResponse(path, content_disposition_type="inline", filename=path.name)
 
-    ui = build_ui(service, settings, collections=collections, feedback=feedback)
+    ui = build_ui(service, settings, collections=collections, feedback=feedback, access=access)
     ui.queue(default_concurrency_limit=1, max_size=None)
+    login = (
+        authenticator.check
+        if authenticator is not None
+        and authenticator.login_required
+        and not authenticator.proxy_header
+        else None
+    )
     return gr.mount_gradio_app(
         app,
         ui,
         path="/",
-        auth=auth,
+        auth=login,
+        max_file_size=int(settings.max_upload_mb * 1024 * 1024),
         auth_message="Identifiez-vous avec le compte fourni par le service informatique.",
         footer_links=[],
         ssr_mode=False,
@@ -853,20 +938,24 @@ def build_app(
     )
 
 
-def check_exposure(settings: Settings) -> list[tuple[str, str]] | None:
-    """Authentication for the configured host: none needed on loopback; beyond it, refused
-    unless ``auth_file`` is set (the reason says how to fix it)."""
+def check_exposure(settings: Settings) -> Authenticator | None:
+    """Authentication for the configured host: accounts (``assistant users add``), the legacy
+    ``auth_file`` or the reverse proxy's header. None needed on loopback (``None`` returned when
+    nothing is configured); beyond it, refused without one (the reason says how to fix it)."""
     from assistant.offline import is_loopback
 
-    if settings.auth_file is None:
+    authenticator = build_authenticator(settings)
+    if not authenticator.enabled:
         if not is_loopback(settings.host):
             raise ConfigError(
                 f"Écoute sur {settings.host} refusée sans authentification : l'interface serait "
-                "ouverte à tout le réseau. Créez un fichier de lignes « utilisateur:mot_de_passe » "
-                "et indiquez-le dans auth_file (ASSISTANT_AUTH_FILE), ou restez sur 127.0.0.1."
+                "ouverte à tout le réseau. Créez les comptes des agents (« assistant users add "
+                "NOM --groups SERVICE »), ou indiquez un fichier de lignes "
+                "« utilisateur:mot_de_passe » dans auth_file (ASSISTANT_AUTH_FILE), ou restez "
+                "sur 127.0.0.1."
             )
         return None
-    return read_auth_file(settings.auth_file)
+    return authenticator
 
 
 def launch_ui(
@@ -876,12 +965,19 @@ def launch_ui(
     files: DocumentFiles,
     collections: Collections | None = None,
     feedback: FeedbackSink | None = None,
+    groups: GroupsOf | None = None,
 ) -> None:
     """Serve the page until interrupted (uvicorn, host and port from the settings)."""
     import uvicorn
 
-    auth = check_exposure(settings)
+    authenticator = check_exposure(settings)
     app = build_app(
-        service, settings, files=files, collections=collections, feedback=feedback, auth=auth
+        service,
+        settings,
+        files=files,
+        collections=collections,
+        feedback=feedback,
+        authenticator=authenticator,
+        groups=groups,
     )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
