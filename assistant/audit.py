@@ -501,12 +501,12 @@ class AuditLog:
                 first_seq, anchor = (row["seq"] + 1, row["hash"]) if row else (1, GENESIS)
             else:
                 first_seq, anchor = first["seq"], first["prev_hash"]
-            db.execute("DELETE FROM chain WHERE seq < ?", (first_seq,))
             details = json.dumps(
                 {"before": cutoff, "drafts": len(old), "first_seq": first_seq, "anchor": anchor},
                 sort_keys=True,
             )
             self._append(db, "purge", cutoff, sha256_text(details), details)
+            db.execute("DELETE FROM chain WHERE seq < ?", (first_seq,))
         return len(old)
 
     def verify(self) -> VerifyReport:

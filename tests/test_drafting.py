@@ -47,7 +47,7 @@ def templates() -> Templates:
 
 @pytest.fixture
 def audit(settings: Settings) -> AuditLog:
-    return AuditLog(settings.audit_path)
+    return AuditLog(settings.audit_path, store_text=True)  # the text kept: checked below
 
 
 def service(
