@@ -432,10 +432,15 @@ class AuditLog:
             "fields": rec.fields,
             "collections": rec.collections,
             "sources": [
-                {"n": s.get("n"), "source": s.get("source"), "page": s.get("page"),
-                 "cited": bool(s.get("used")), "collection": s.get("collection")}
+                {
+                    "n": s.get("n"),
+                    "source": s.get("source"),
+                    "page": s.get("page"),
+                    "cited": bool(s.get("used")),
+                    "collection": s.get("collection"),
+                }
                 for s in rec.sources
-            ],  # fmt: skip
+            ],
             "cited": [s.get("n") for s in rec.sources if s.get("used")],
             "model": rec.model,
             "settings": rec.settings,
@@ -515,7 +520,9 @@ class AuditLog:
         with self._connect() as db:
             chain = db.execute("SELECT * FROM chain ORDER BY seq").fetchall()
             drafts = {r["id"]: r for r in db.execute("SELECT * FROM drafts")}
-            feedback = {f"{r['draft_id']}:{r['id']}": r for r in db.execute("SELECT * FROM feedback")}
+            feedback = {
+                f"{r['draft_id']}:{r['id']}": r for r in db.execute("SELECT * FROM feedback")
+            }
         anchors = {
             json.loads(r["details"])["first_seq"]: json.loads(r["details"])["anchor"]
             for r in chain

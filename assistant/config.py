@@ -149,7 +149,8 @@ class Settings(BaseSettings):
     )
     trusted_proxies: list[str] = Field(
         default_factory=list,
-        description="Addresses or networks of the reverse proxy (e.g. ['10.0.0.5', '10.1.0.0/24']).",
+        description="Addresses or networks of the reverse proxy "
+        "(e.g. ['10.0.0.5', '10.1.0.0/24']).",
     )
 
     # --- limits -----------------------------------------------------------------------------------

@@ -1019,7 +1019,7 @@ class BoundedLoader:
             import multiprocessing
 
             context = multiprocessing.get_context("spawn")
-            self._pool = context.Pool(1, initializer=_limit_memory, initargs=(self.memory_mb,))
+            self._pool = context.Pool(1, initializer=_child_init, initargs=(self.memory_mb,))
             # The child's start and its imports (a second or two) do not count against the
             # first file's limit.
             try:
@@ -1073,9 +1073,14 @@ def _warm_up() -> None:
     import pypdf  # noqa: F401
 
 
-def _limit_memory(memory_mb: int | None) -> None:
-    """In the child: cap its address space so that a decompression bomb fails with
-    MemoryError instead of taking the server's memory (Unix only; ignored elsewhere)."""
+def _child_init(memory_mb: int | None) -> None:
+    """In the child: parsers that print (odfpy prints "SAX FAILED TO PARSE" and the XML on
+    stdout) must not spoil the parent's output (``ingest --json``): stdout goes to stderr. The
+    address space is capped so that a decompression bomb fails with MemoryError instead of
+    taking the server's memory (Unix only; ignored elsewhere)."""
+    import sys
+
+    sys.stdout = sys.stderr
     if not memory_mb:
         return
     try:

@@ -467,10 +467,10 @@ class Retriever:
         ``collections``: where to search (``None``: the default collection). ``doc_types``:
         keep only these document types. ``allowed``: the collections the user may read
         (``None``: no restriction; see :func:`assistant.auth.readable_collections`): both index
-        queries only ever touch these; asking for another raises
-        :class:`~assistant.auth.AccessDeniedError`. ``Hit.score`` is the fused score; ``metadata`` gets
-        ``dense_rank`` / ``lexical_rank`` (``None`` when absent from that list), ``cosine``,
-        ``coverage`` and ``relevance`` in [0, 1].
+        queries only ever touch these; asking for another raises ``AccessDeniedError``.
+        ``Hit.score`` is the fused score; ``metadata`` gets ``dense_rank`` / ``lexical_rank``
+        (``None`` when absent from that list), ``cosine``, ``coverage`` and ``relevance`` in
+        [0, 1].
         """
         if mode not in MODES:
             raise AssistantError(

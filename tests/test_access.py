@@ -80,10 +80,12 @@ def test_accounts_lifecycle(tmp_path: Path) -> None:
 # --- the CLI -------------------------------------------------------------------------------------
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str], stdin: str = "") -> tuple[int, str]:
-    from assistant.cli import main
-
+def run_cli(
+    args: list[str], capsys: pytest.CaptureFixture[str], stdin: str = ""
+) -> tuple[int, str]:
     import sys
+
+    from assistant.cli import main
 
     old = sys.stdin
     sys.stdin = io.StringIO(stdin)
@@ -107,7 +109,8 @@ def test_users_commands(settings: Settings, capsys: pytest.CaptureFixture[str]) 
     assert code != 0 and "existe déjà" in text
     code, text = run_cli([*base, "passwd", "m.durand", "--password-stdin"], capsys, "x\n")
     assert code != 0 and "trop court" in text
-    code, _ = run_cli([*base, "passwd", "m.durand", "--password-stdin"], capsys, "phrase neuve ok\n")
+    new = "phrase neuve ok\n"
+    code, _ = run_cli([*base, "passwd", "m.durand", "--password-stdin"], capsys, new)
     assert code == 0
     code, _ = run_cli([*base, "groups", "m.durand", "rh"], capsys)
     assert code == 0

@@ -90,6 +90,7 @@ def write_corpus(folder: Path) -> dict[str, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Duplicate name")
 def test_a_batch_of_malformed_files_is_indexed_or_reported(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path / "hostile"
     counts = write_corpus(folder)

@@ -163,7 +163,7 @@ def test_the_ui_passes_the_rights_of_the_logged_in_agent(tmp_path: Path) -> None
 
     class Req:
         username = "m.durand"
-        headers: dict[str, str] = {}
+        headers = None
         client = None
 
     who = resolve(Req())

@@ -211,7 +211,8 @@ def _list_collections(index: Index, as_json: bool) -> None:
         )
         return
     table = Table(title="Collections", title_justify="left")
-    for column in ("Nom", "Documents", "Passages", "Dernière synchronisation", "Dossier", "Groupes"):
+    columns = ("Nom", "Documents", "Passages", "Dernière synchronisation", "Dossier", "Groupes")
+    for column in columns:
         table.add_column(column)
     for c in infos:
         table.add_row(

@@ -29,8 +29,10 @@ from assistant.auth import (
     Authenticator,
     Principal,
     build_authenticator,
-    read_auth_file as read_auth_file,  # re-exported: its historical home
     readable_collections,
+)
+from assistant.auth import (
+    read_auth_file as read_auth_file,  # re-exported: its historical home
 )
 from assistant.config import Settings
 from assistant.drafting import Citation, Draft, DraftingService, DraftRequest
