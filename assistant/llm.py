@@ -92,8 +92,8 @@ class Gate:
         with self._cond:
             if len(self._tickets) >= self.max_waiting:
                 raise BusyError(
-                    "Le modèle est très demandé : la file d'attente est pleine. "
-                    "Réessayez dans quelques minutes."
+                    f"Serveur occupé : {len(self._tickets)} demandes attendent déjà le modèle "
+                    "(file d'attente pleine). Réessayez dans quelques minutes."
                 )
             ticket = self._next
             self._next += 1

@@ -678,7 +678,10 @@ def build_ui(
         ]  # fmt: skip
         common: dict[str, Any] = {
             "show_progress": "hidden",
-            "concurrency_limit": settings.max_queue + 1,
+            # One drafting + max_queue waiting for the model (its gate tells them their place);
+            # as many again are let in to be told "Serveur occupé" at once instead of waiting
+            # silently in Gradio's own queue.
+            "concurrency_limit": 2 * (settings.max_queue + 1),
         }
         ev_draft = draft_btn.click(
             start, [doc_type, sources_choice, request_box, session, *boxes], every, **common
