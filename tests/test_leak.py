@@ -177,3 +177,42 @@ def test_the_ui_passes_the_rights_of_the_logged_in_agent(tmp_path: Path) -> None
     assert denied.denied and denied.filter(["commun"]) == []
     # No authentication configured (loopback): everything, as before.
     assert access_resolver(None, lambda: groups)(Nobody()).collections is None
+
+
+@pytest.mark.slow
+def test_the_web_page_over_http_shows_no_other_service_passage(world: dict[str, Any]) -> None:
+    """The page's own path, over real HTTP: log in as the urbanism agent, tick every collection
+    the page offers, press "Rédiger": the sources panel and the draft hold nothing of HR; the
+    HR collection is not even offered, and asking for it by hand is refused."""
+    from gradio_client import Client
+
+    from tests.test_load import _STATUS, serve
+
+    settings: Settings = world["settings"]
+    with serve(settings.data_dir, max_queue=4) as server:
+        client = Client(server.url, auth=("m.durand", "une phrase de passe"), verbose=False)
+        api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+        offered = api["/start"]["parameters"][1]["type"]["items"].get("enum", [])
+        assert "rh" not in offered
+        extra = len(api["/start"]["parameters"]) - 3
+        # What the page does when it opens: ask for this agent's collections.
+        loaded = client.predict(api_name="/refresh_collections")
+        assert "rh" not in str(loaded) and "urbanisme" in str(loaded)
+        job = client.submit(
+            "question", ["urbanisme"], QUESTION, *([""] * extra), api_name="/start"
+        )
+        seen = [v for output in job for v in output if isinstance(v, str)]
+        job.result(timeout=300)
+        page = " ".join(seen)
+        assert "urbanisme.md" in page or "ne suffisent pas" in page  # it did draft (or abstain)
+        assert "avertissement le 3 mars" not in page and "rh.md" not in page
+        try:  # the page may refuse the value itself, or the service refuses the collection
+            job = client.submit("question", ["rh"], QUESTION, *([""] * extra), api_name="/start")
+            forced = " ".join(v for out in job for v in out if isinstance(v, str))
+            job.result(timeout=300)
+        except Exception as err:  # refused by Gradio's validation of the choices
+            forced = f'<div class="status status-error">{err}</div>'
+        statuses = _STATUS.findall(forced)
+        assert "avertissement le 3 mars" not in forced
+        assert statuses and statuses[-1][0] == "error", statuses
+
