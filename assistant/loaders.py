@@ -1078,9 +1078,12 @@ def _child_init(memory_mb: int | None) -> None:
     stdout) must not spoil the parent's output (``ingest --json``): stdout goes to stderr. The
     address space is capped so that a decompression bomb fails with MemoryError instead of
     taking the server's memory (Unix only; ignored elsewhere)."""
+    import logging
     import sys
 
     sys.stdout = sys.stderr
+    # As the ingest command does in its own process: pypdf's recoverable oddities are noise.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     if not memory_mb:
         return
     try:

@@ -68,9 +68,21 @@ class Server:
     url: str
 
     def peak_rss_mb(self) -> float:
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        kb = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
-        return kb / 1024
+        """Peak resident memory of the server and its child processes (the model worker),
+        from /proc (Linux), in MB."""
+        total_kb = 0
+        todo = [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                continue
+            found = re.search(r"VmHWM:\s+(\d+)", status)
+            total_kb += int(found.group(1)) if found else 0
+            todo.extend(int(c) for c in children)
+        return total_kb / 1024
 
 
 @contextmanager
