@@ -24,7 +24,10 @@ does not help either, because chromadb caches one ``System`` per directory
 whose Chroma view is older than the stored generation reopens its client on a fresh ``System``
 before its next dense search (:meth:`Index._chroma_view`). A long-running ``assistant serve``
 thus sees what a cron ``assistant ingest`` commits at its next query (test:
-tests/test_freshness.py, two real processes).
+tests/test_freshness.py, two real processes). chromadb's local mode also *writes* when it
+reads (it applies its log and persists the HNSW files), so all Chroma work of every process
+runs under one inter-process lock per data directory (``chroma.lock``, see
+:meth:`Index._chroma_session`).
 
 Access: each collection lists the groups allowed to read it (``collections.groups``, JSON;
 ``NULL`` or ``[]`` = open to every account); see :mod:`assistant.auth`.
@@ -33,6 +36,7 @@ Access: each collection lists the groups allowed to read it (``collections.group
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -282,6 +286,7 @@ class Index:
         self._chroma_cols: dict[str, Any] = {}
         # The generation of the index our Chroma client has seen (see the module docstring).
         self._seen_generation = self.generation()
+        self._directory_lock = _directory_lock(lexical_path.parent / "chroma.lock")
 
     # --- plumbing ---------------------------------------------------------------------------
     @property
@@ -345,6 +350,22 @@ class Index:
                 _forget_chroma_system(self._client_obj)
                 self._client_obj = None
             self._seen_generation = current
+
+    @contextmanager
+    def _chroma_session(self) -> Iterator[None]:
+        """Chroma work under the index's cross-process lock, on a current view.
+
+        chromadb's local mode is not process-safe: a process that opens or queries a collection
+        also writes its HNSW files and segment records (it applies the write log and persists
+        it), so a reader and a writer, or two writers, must not touch the directory at the same
+        time. Every Chroma operation of every process takes ``chroma.lock`` (``flock``,
+        exclusive; reentrant; the operations are milliseconds long, the embeddings are
+        computed outside) and starts by reopening the client if another process changed the
+        index (:meth:`_chroma_view`)."""
+        with self._directory_lock.hold() as outermost:
+            if outermost:
+                self._chroma_view()
+            yield
 
     def _chroma(self, collection: str, *, create: bool = False) -> Any | None:
         """The Chroma collection, without ever letting Chroma attach its default embedder."""
@@ -459,15 +480,16 @@ class Index:
                 f"La collection « {name} » n'existe pas. "
                 "Voyez la liste avec « assistant ingest --list »."
             )
-        self._chroma_cols.pop(name, None)
-        try:
-            existing = {
-                c.name if hasattr(c, "name") else c for c in self._client.list_collections()
-            }
-            if _chroma_name(name) in existing:
-                self._client.delete_collection(_chroma_name(name))
-        except Exception as err:
-            raise StoreError(f"Suppression impossible dans Chroma ({err}). Réessayez.") from err
+        with self._chroma_session():
+            self._chroma_cols.pop(name, None)
+            try:
+                existing = {
+                    c.name if hasattr(c, "name") else c for c in self._client.list_collections()
+                }
+                if _chroma_name(name) in existing:
+                    self._client.delete_collection(_chroma_name(name))
+            except Exception as err:
+                raise StoreError(f"Suppression impossible dans Chroma ({err}). Réessayez.") from err
         with self._tx() as db:
             db.execute(
                 "DELETE FROM chunks_fts WHERE rowid IN "
@@ -552,8 +574,6 @@ class Index:
             raise StoreError(
                 "Nombre d'embeddings différent du nombre de passages (erreur interne)."
             )
-        col = self._chroma(collection, create=True)
-        assert col is not None  # create=True always returns a collection
         stamp = now_iso()
         with self._tx() as db:  # 1. pending, with the new hash
             db.execute(
@@ -566,21 +586,24 @@ class Index:
                 """,
                 (collection, source, doc_hash, title, size, mtime_ns, stamp),
             )
-        try:
-            col.delete(where={"source": source})  # 2. old vectors out
-            ids = [c.id for c in chunks]
-            for start in range(0, len(ids), _CHROMA_BATCH):  # 3. new vectors in
-                end = start + _CHROMA_BATCH
-                col.upsert(
-                    ids=ids[start:end],
-                    embeddings=[list(map(float, e)) for e in embeddings[start:end]],
-                    metadatas=[_flat_metadata(c) for c in chunks[start:end]],
-                )
-        except Exception as err:
-            raise StoreError(
-                f"Écriture impossible dans Chroma pour {source} ({err}). Le document reste marqué "
-                "« en cours » et sera réindexé à la prochaine synchronisation."
-            ) from err
+        with self._chroma_session():
+            col = self._chroma(collection, create=True)
+            assert col is not None  # create=True always returns a collection
+            try:
+                col.delete(where={"source": source})  # 2. old vectors out
+                ids = [c.id for c in chunks]
+                for start in range(0, len(ids), _CHROMA_BATCH):  # 3. new vectors in
+                    end = start + _CHROMA_BATCH
+                    col.upsert(
+                        ids=ids[start:end],
+                        embeddings=[list(map(float, e)) for e in embeddings[start:end]],
+                        metadatas=[_flat_metadata(c) for c in chunks[start:end]],
+                    )
+            except Exception as err:
+                raise StoreError(
+                    f"Écriture impossible dans Chroma pour {source} ({err}). Le document reste "
+                    "marqué « en cours » et sera réindexé à la prochaine synchronisation."
+                ) from err
         with self._tx() as db:  # 4. lexical rows + ready, atomically
             self._delete_rows(db, collection, source)
             for chunk in chunks:
@@ -645,20 +668,21 @@ class Index:
         """Remove a document from both indexes: Chroma first, then one SQLite transaction.
 
         If Chroma fails, nothing changed in SQLite and the next sync tries again."""
-        col = self._chroma(collection)
-        with self._tx() as db:  # readers stop seeing it before the vectors go
-            db.execute(
-                "UPDATE documents SET status = 'pending' WHERE collection = ? AND source = ?",
-                (collection, source),
-            )
-        if col is not None:
-            try:
-                col.delete(where={"source": source})
-            except Exception as err:
-                raise StoreError(
-                    f"Suppression impossible dans Chroma pour {source} ({err}). Relancez la "
-                    "synchronisation."
-                ) from err
+        with self._chroma_session():
+            col = self._chroma(collection)
+            with self._tx() as db:  # readers stop seeing it before the vectors go
+                db.execute(
+                    "UPDATE documents SET status = 'pending' WHERE collection = ? AND source = ?",
+                    (collection, source),
+                )
+            if col is not None:
+                try:
+                    col.delete(where={"source": source})
+                except Exception as err:
+                    raise StoreError(
+                        f"Suppression impossible dans Chroma pour {source} ({err}). Relancez la "
+                        "synchronisation."
+                    ) from err
         with self._tx() as db:
             self._delete_rows(db, collection, source)
             db.execute(
@@ -685,9 +709,10 @@ class Index:
         repaired = self.pending(collection)
         for source in repaired:
             self.remove_document(collection, source)
-        col = self._chroma(collection) if repaired else None
-        if col is not None:
-            self._drop_orphan_vectors(collection, col)
+        with self._chroma_session():
+            col = self._chroma(collection) if repaired else None
+            if col is not None:
+                self._drop_orphan_vectors(collection, col)
         return repaired
 
     def _drop_orphan_vectors(self, collection: str, col: Any) -> None:
@@ -703,20 +728,20 @@ class Index:
 
     def vector_count(self, collection: str, source: str | None = None) -> int:
         """Vectors held by Chroma for a collection (or one of its documents)."""
-        self._chroma_view()
-        col = self._chroma(collection)
-        if col is None:
-            return 0
-        if source is None:
-            return int(col.count())
-        return len(col.get(where={"source": source}, include=[])["ids"])
+        with self._chroma_session():
+            col = self._chroma(collection)
+            if col is None:
+                return 0
+            if source is None:
+                return int(col.count())
+            return len(col.get(where={"source": source}, include=[])["ids"])
 
     def chunk_ids(self, collection: str, source: str | None = None) -> dict[str, list[str]]:
         """Ids per index, for consistency checks: {"chroma": [...], "lexical": [...]}."""
-        self._chroma_view()
-        col = self._chroma(collection)
         where = {"source": source} if source else None
-        dense = col.get(where=where, include=[])["ids"] if col is not None else []
+        with self._chroma_session():
+            col = self._chroma(collection)
+            dense = col.get(where=where, include=[])["ids"] if col is not None else []
         sql = (
             "SELECT c.id FROM chunks c JOIN chunks_fts f ON f.rowid = c.rowid "
             "WHERE c.collection = ?"
@@ -785,27 +810,28 @@ class Index:
         where: dict[str, Any] | None = None,
     ) -> list[Hit]:
         """Nearest chunks by cosine similarity; score = 1 - cosine distance."""
-        self._chroma_view()
         scored: list[tuple[float, str]] = []
-        for name in collections:
-            col = self._chroma(name)
-            if col is None:
-                continue
-            count = col.count()
-            if not count:
-                continue
-            try:
-                res = col.query(
-                    query_embeddings=[list(map(float, vector))],
-                    n_results=min(k, count),
-                    where=_chroma_where(where),
-                    include=["distances"],
-                )
-            except Exception as err:
-                raise StoreError(f"Recherche impossible dans Chroma ({err}). Réessayez.") from err
-            scored.extend(
-                (1.0 - float(d), i) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)
-            )
+        with self._chroma_session():
+            for name in collections:
+                col = self._chroma(name)
+                if col is None:
+                    continue
+                count = col.count()
+                if not count:
+                    continue
+                try:
+                    res = col.query(
+                        query_embeddings=[list(map(float, vector))],
+                        n_results=min(k, count),
+                        where=_chroma_where(where),
+                        include=["distances"],
+                    )
+                except Exception as err:
+                    raise StoreError(
+                        f"Recherche impossible dans Chroma ({err}). Réessayez."
+                    ) from err
+                pairs = zip(res["ids"][0], res["distances"][0], strict=True)
+                scored.extend((1.0 - float(d), i) for i, d in pairs)
         scored.sort(key=lambda t: -t[0])
         rows = self._rows_by_id(i for _, i in scored)
         return [self._hit(rows[i], s) for s, i in scored if i in rows][:k]
@@ -839,6 +865,60 @@ class Index:
                 f"Recherche lexicale impossible ({err}). Reformulez la question."
             ) from err
         return [self._hit(r, -float(r["rank"])) for r in rows]
+
+
+class _DirectoryLock:
+    """The inter-process lock of one Chroma directory, shared by every Index of this process
+    on that directory: a reentrant mutex for the threads of this process, and ``flock`` on
+    ``chroma.lock`` (taken at the outermost level only) for the other processes.
+
+    Kept in :data:`_DIRECTORY_LOCKS`, one per lock file and process: ``flock`` belongs to an
+    open file, so two Index objects of one process on one directory must share it (a lock is a
+    process-wide fact; this is the one module-level registry of the package). Where ``fcntl``
+    does not exist (Windows), only the mutex applies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.mutex = threading.RLock()
+        self.depth = 0
+        self.fd: int | None = None
+
+    @contextmanager
+    def hold(self) -> Iterator[bool]:
+        """Yields True at the outermost level (the lock was just taken)."""
+        with self.mutex:
+            outermost = self.depth == 0
+            if outermost:
+                self._flock(True)
+            self.depth += 1
+            try:
+                yield outermost
+            finally:
+                self.depth -= 1
+                if outermost:
+                    self._flock(False)
+
+    def _flock(self, take: bool) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not a Unix
+            return
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX if take else fcntl.LOCK_UN)
+
+
+_DIRECTORY_LOCKS: dict[str, _DirectoryLock] = {}
+_REGISTRY_MUTEX = threading.Lock()
+
+
+def _directory_lock(path: Path) -> _DirectoryLock:
+    key = str(path.resolve())
+    with _REGISTRY_MUTEX:
+        lock = _DIRECTORY_LOCKS.get(key)
+        if lock is None:
+            lock = _DIRECTORY_LOCKS[key] = _DirectoryLock(path)
+        return lock
 
 
 def _forget_chroma_system(client: Any) -> None:

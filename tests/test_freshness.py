@@ -144,3 +144,35 @@ def test_ingest_in_another_process_is_seen_at_the_next_query(
     ingest(folder, data_dir)
     for mode in ("dense", "lexical", "hybrid"):
         assert "piscine.md" not in _sources(reader.search(question_b, mode)), mode
+
+
+HOLDER = r"""
+import sys, time
+from pathlib import Path
+from assistant.store import _directory_lock
+with _directory_lock(Path(sys.argv[1])).hold():
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_chroma_work_waits_for_another_process_holding_the_directory(tmp_path: Path) -> None:
+    """chromadb's local mode writes its files even when it only reads (it applies and persists
+    its log), so every process takes the directory's lock around Chroma work."""
+    from assistant.config import Settings
+    from assistant.store import build_index
+
+    settings = Settings(data_dir=tmp_path / "data")
+    index = build_index(settings)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(settings.data_dir / "chroma.lock"), "1.5"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    started = time.monotonic()
+    assert index.vector_count("absente") == 0
+    waited = time.monotonic() - started
+    holder.wait(timeout=30)
+    assert waited > 0.8  # it waited for the other process
