@@ -320,3 +320,24 @@ def test_original_documents_follow_the_rights(two_services: Index, settings: Set
         assert client.post("/login", data=login).is_success
         opened = client.get("/fichiers/rh/rh.md")
         assert opened.status_code == 200 and "8842" in opened.text
+
+
+def test_ask_as_an_account_uses_its_rights(
+    two_services: Index, settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    from assistant.cli import ask as cli_ask
+    from tests.fakes import FakeDraftingService
+
+    AccountStore(settings.accounts_path, log_n=FAST).add("m.durand", "une phrase de passe",
+                                                        ["urbanisme"])  # fmt: skip
+    service = FakeDraftingService([])
+    service.retriever = Retriever(two_services, FakeEmbedder(), ["rh"])  # type: ignore[assignment]
+    monkeypatch.setattr(cli_ask, "build_service", lambda *a, **k: service)
+    data = ["--data-dir", str(settings.data_dir)]
+    question = ["ask", "dossier de l'agent", "--json", "--user"]
+    code, text = run_cli([*data, *question, "m.durand"], capsys)
+    assert code == 0, text
+    assert service.requests[-1].allowed_collections == ["commun", "urbanisme"]
+    assert "commun, urbanisme" in text
+    code, _ = run_cli([*data, *question, "pas-un-compte"], capsys)
+    assert code == 0 and service.requests[-1].allowed_collections is None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -80,6 +80,19 @@ def _print_end(draft: Draft, streamed: bool, common: CommonText) -> None:
         )
 
 
+def _apply_rights(request: DraftRequest, user: str, settings: Any, service: Any) -> None:
+    """Draft as the account ``user`` would from the web page: only its readable collections."""
+    from assistant.auth import build_accounts, readable_collections
+
+    account = build_accounts(settings).get(user)
+    index = getattr(service.retriever, "index", None)
+    if account is None or index is None:
+        return
+    request.allowed_collections = readable_collections(account.principal(), index)
+    shown = ", ".join(request.allowed_collections or []) or "aucune"
+    err_console.print(f"[dim]Droits du compte « {user} » : collections {shown}.[/]")
+
+
 @app.command()
 def ask(
     ctx: typer.Context,
@@ -114,7 +127,12 @@ def ask(
         int | None, typer.Option("-k", help="Nombre de passages recherchés (ASSISTANT_TOP_K).")
     ] = None,
     user: Annotated[
-        str | None, typer.Option("--user", help="Nom de l'agent inscrit au journal d'audit.")
+        str | None,
+        typer.Option(
+            "--user",
+            help="Nom de l'agent inscrit au journal d'audit ; si c'est un compte "
+            "(assistant users list), la recherche se limite aux collections qu'il peut lire.",
+        ),
     ] = None,
 ) -> None:
     """Rédige un document ou répond à une question, en citant les sources."""
@@ -130,6 +148,8 @@ def ask(
     if request.retrieval:  # a wrong type or field fails before any model is loaded
         load_templates(settings.templates_dir).get(doc_type).check_fields(request.fields)
     service = build_service(settings, retrieval=request.retrieval)
+    if user and request.retrieval:
+        _apply_rights(request, user, settings, service)
 
     final: Draft | None = None
     streamed = False
