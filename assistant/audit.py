@@ -506,6 +506,9 @@ class AuditLog:
                 first_seq, anchor = (row["seq"] + 1, row["hash"]) if row else (1, GENESIS)
             else:
                 first_seq, anchor = first["seq"], first["prev_hash"]
+            oldest = db.execute("SELECT MIN(seq) FROM chain").fetchone()[0]
+            if not old and (oldest is None or oldest >= first_seq):
+                return 0  # nothing to purge: nothing recorded either
             details = json.dumps(
                 {"before": cutoff, "drafts": len(old), "first_seq": first_seq, "anchor": anchor},
                 sort_keys=True,

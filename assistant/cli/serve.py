@@ -52,6 +52,15 @@ def serve(
             "Migrez-les : « assistant users import FICHIER », puis retirez auth_file."
         )
     console.print("Chargement du modèle et de l'index…")
+    if settings.audit_retention_days:  # the retention also holds without a purge in cron
+        from assistant.audit import build_audit
+
+        purged = build_audit(settings).purge(settings.audit_retention_days)
+        if purged:
+            console.print(
+                f"Journal d'audit : {purged} projet(s) de plus de "
+                f"{settings.audit_retention_days} jours supprimé(s) (audit_retention_days)."
+            )
     service = build_service(settings, worker=settings.engine_worker)
     index = getattr(service.retriever, "index", None)
     groups = getattr(index, "collection_groups", None)
