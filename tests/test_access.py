@@ -341,3 +341,31 @@ def test_ask_as_an_account_uses_its_rights(
     assert "commun, urbanisme" in text
     code, _ = run_cli([*data, *question, "pas-un-compte"], capsys)
     assert code == 0 and service.requests[-1].allowed_collections is None
+
+
+def test_the_reverse_proxy_header_is_believed_only_from_the_proxy(
+    two_services: Index, settings: Settings
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from assistant.ui.app import DocumentFiles, build_app
+    from tests.fakes import FakeDraftingService
+
+    store = AccountStore(settings.accounts_path, log_n=FAST)
+    store.add("c.rh", "une phrase de passe", ["rh"])
+    app = build_app(
+        FakeDraftingService([]),
+        settings,
+        files=DocumentFiles.from_index(two_services),
+        authenticator=Authenticator(store, proxy_header="X-Remote-User", trusted=["10.0.0.5"]),
+        groups=two_services.collection_groups,
+    )
+    as_hr = {"X-Remote-User": "c.rh"}
+    with TestClient(app, client=("10.0.0.5", 40000)) as proxy:
+        assert proxy.get("/fichiers/rh/rh.md", headers=as_hr).status_code == 200
+        assert proxy.get("/fichiers/rh/rh.md").status_code == 401  # no user named
+        other = {"X-Remote-User": "m.durand"}  # no account: open collections only
+        assert proxy.get("/fichiers/rh/rh.md", headers=other).status_code == 404
+        assert proxy.get("/fichiers/commun/commun.md", headers=other).status_code == 200
+    with TestClient(app, client=("10.0.0.99", 40000)) as elsewhere:  # spoofed header
+        assert elsewhere.get("/fichiers/rh/rh.md", headers=as_hr).status_code == 401
