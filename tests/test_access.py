@@ -369,3 +369,19 @@ def test_the_reverse_proxy_header_is_believed_only_from_the_proxy(
         assert proxy.get("/fichiers/commun/commun.md", headers=other).status_code == 200
     with TestClient(app, client=("10.0.0.99", 40000)) as elsewhere:  # spoofed header
         assert elsewhere.get("/fichiers/rh/rh.md", headers=as_hr).status_code == 401
+
+
+def test_doctor_reports_the_access_mode(settings: Settings, tmp_path: Path) -> None:
+    from assistant.cli.doctor import check_access
+
+    assert check_access(settings).status == "ok"  # loopback, no account
+    wide = settings.model_copy(update={"host": "0.0.0.0"})
+    assert check_access(wide).status == "fail"
+    AccountStore(settings.accounts_path, log_n=FAST).add("m.durand", "une phrase de passe")
+    assert "1 compte" in check_access(wide).detail
+    legacy = tmp_path / "comptes.txt"
+    legacy.write_text("marie:secret\n")
+    warned = check_access(settings.model_copy(update={"auth_file": legacy}))
+    assert warned.status == "warn" and "users import" in warned.fix
+    proxy = settings.model_copy(update={"auth_header": "X-Remote-User"})
+    assert check_access(proxy).status == "fail"

@@ -215,6 +215,41 @@ def check_data_dir(settings: Settings) -> Check:
     return Check("data_dir", "ok", fr, en, f"{target.resolve()}{note}")
 
 
+def check_access(settings: Settings) -> Check:
+    """Who may use the web page: nobody but this machine, accounts, or the proxy's header; a
+    legacy clear-text ``auth_file`` is a warning (``assistant users import``)."""
+    from assistant.auth import AccountStore
+    from assistant.offline import is_loopback
+
+    fr, en = "Accès à l'interface web", "Web access control"
+    accounts = (
+        AccountStore(settings.accounts_path).count() if settings.accounts_path.is_file() else 0
+    )
+    if settings.auth_file is not None:
+        return Check(
+            "access", "warn", fr, en,
+            f"auth_file {settings.auth_file} (mots de passe en clair), {accounts} compte(s)",
+            f"Migrez : assistant users import {settings.auth_file} --groups SERVICE, puis "
+            "retirez auth_file.",
+        )  # fmt: skip
+    if settings.auth_header:
+        proxies = ", ".join(settings.trusted_proxies)
+        if not proxies:
+            return Check(
+                "access", "fail", fr, en, f"en-tête {settings.auth_header} sans proxy de confiance",
+                "Indiquez l'adresse du proxy dans trusted_proxies (ASSISTANT_TRUSTED_PROXIES).",
+            )  # fmt: skip
+        return Check("access", "ok", fr, en, f"en-tête {settings.auth_header} depuis {proxies}")
+    if accounts:
+        return Check("access", "ok", fr, en, f"{accounts} compte(s) (assistant users list)")
+    if not is_loopback(settings.host):
+        return Check(
+            "access", "fail", fr, en, f"écoute sur {settings.host} sans aucun compte",
+            "Créez les comptes : assistant users add NOM --groups SERVICE.",
+        )  # fmt: skip
+    return Check("access", "ok", fr, en, "cette machine seulement (127.0.0.1), sans compte")
+
+
 def mem_available(meminfo: Path = MEMINFO) -> int | None:
     """MemAvailable of /proc/meminfo, in bytes (None when unknown)."""
     try:
@@ -400,7 +435,12 @@ def run_checks(
     ]
     if settings.reranker_model:
         checks.append(check_model(settings, "reranker"))
-    checks += [check_data_dir(settings), check_memory(settings, meminfo), check_threads(settings)]
+    checks += [
+        check_data_dir(settings),
+        check_access(settings),
+        check_memory(settings, meminfo),
+        check_threads(settings),
+    ]
     if self_test and not any(c.status == "fail" for c in checks):
         checks.append(check_engine_self_test(settings))
     return checks
