@@ -110,6 +110,7 @@ def _sources(hits: list[dict[str, Any]]) -> list[str]:
     return [h["source"] for h in hits]
 
 
+@pytest.mark.slow
 def test_ingest_in_another_process_is_seen_at_the_next_query(
     reader_and_folder: tuple[Reader, Path, Path],
 ) -> None:
