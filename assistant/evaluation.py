@@ -288,6 +288,41 @@ def evaluate(
     return report
 
 
+# Retrieval variants measured by ``assistant eval --variants`` (issue 11: closing the vocabulary
+# gap of paraphrases). Each maps a configured retriever to a changed copy.
+VARIANTS: dict[str, str] = {
+    "base": "réglages calibrés de l'embedder (fusion convexe)",
+    "rrf": "fusion par rang réciproque simple (RRF) au lieu de la fusion convexe",
+    "rescore": "la partie dense re-note les 20 premiers passages fusionnés (cosinus stockés)",
+    "sentence": "les 20 premiers passages re-notés par leur meilleure phrase",
+    "rewrite": "le modèle de conversation reformule la question si la recherche est faible",
+}
+
+
+def variant_retriever(retriever: Any, name: str, rewriter: Callable[[str], str] | None = None) -> Any:
+    """A copy of ``retriever`` configured as variant ``name`` (see :data:`VARIANTS`).
+
+    ``rewrite`` needs ``rewriter`` (question -> search query, e.g. the chat model). Raises
+    :class:`EvalError` for an unknown variant.
+    """
+    from dataclasses import replace
+
+    if name not in VARIANTS:
+        raise EvalError(f"Variante inconnue : {name}. Choisissez parmi : {', '.join(VARIANTS)}.")
+    cfg = retriever.config
+    if name == "rrf":
+        return replace(retriever, config=replace(cfg, fusion="rrf"))
+    if name == "rescore":
+        return replace(retriever, config=replace(cfg, dense_rescore=20, rescore_weight=0.5))
+    if name == "sentence":
+        return replace(retriever, config=replace(cfg, sentence_weight=0.5))
+    if name == "rewrite":
+        if rewriter is None:
+            raise EvalError("La variante « rewrite » demande le modèle de conversation.")
+        return replace(retriever, rewriter=rewriter, rewrite_below=retriever.abstain_threshold + 0.15)
+    return retriever
+
+
 @dataclass
 class AnswerSources:
     """What one drafted answer used: the sources it cites, those it was given, and the prompt
@@ -343,7 +378,9 @@ def answer_citation_rate(
 
 
 __all__ = [
+    "VARIANTS",
     "AnswerSources",
+    "variant_retriever",
     "EvalError",
     "EvalReport",
     "Question",

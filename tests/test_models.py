@@ -210,7 +210,10 @@ def test_unknown_set_is_refused() -> None:
     assert {e.filename for e in entries_for("test")} == {
         "smollm2-135m-instruct-q4_1.gguf",
         "all-minilm-l6-v2-f32.gguf",
+        "multilingual-e5-small-q4_0.gguf",
     }
+    assert "multilingual-e5-small-q4_0.gguf" in {e.filename for e in entries_for("default")}
+    assert "all-minilm-l6-v2-f32.gguf" not in {e.filename for e in entries_for("default")}
 
 
 # --------------------------------------------------------------------------------------------
