@@ -113,7 +113,9 @@ class Embedder(ABC):
         """Embed several questions in one backend call (sub-queries of a long request)."""
         if not texts:
             return []
-        return [normalise(v) for v in self.embed_batch([self.prepare(t, query=True) for t in texts])]
+        return [
+            normalise(v) for v in self.embed_batch([self.prepare(t, query=True) for t in texts])
+        ]
 
 
 class LocalEmbedder(Embedder):

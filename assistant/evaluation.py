@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assistant.embeddings import Embedder
 from assistant.errors import AssistantError
 from assistant.schema import Hit
 
@@ -288,6 +289,35 @@ def evaluate(
     return report
 
 
+class CachedQueries(Embedder):
+    """Wraps an embedder so that a question embedded once is not embedded again (evaluations
+    run the same questions through several modes and variants; the embedder is deterministic).
+    Passages and batches go straight to the wrapped embedder (its prefixes and NFKC apply)."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.inner = embedder
+        self.name = embedder.name
+        self.fingerprint = embedder.fingerprint
+        self._cache: dict[str, list[float]] = {}
+
+    def embed_batch(self, texts: list[str]) -> list[list[float]]:
+        return self.inner.embed_batch(texts)
+
+    def embed(self, texts: Sequence[str], batch_size: int = 32) -> list[list[float]]:
+        return self.inner.embed(texts, batch_size)
+
+    def embed_query(self, text: str) -> list[float]:
+        if text not in self._cache:
+            self._cache[text] = self.inner.embed_query(text)
+        return self._cache[text]
+
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            self._cache.update(zip(missing, self.inner.embed_queries(missing), strict=True))
+        return [self._cache[t] for t in texts]
+
+
 # Retrieval variants measured by ``assistant eval --variants`` (issue 11: closing the vocabulary
 # gap of paraphrases). Each maps a configured retriever to a changed copy.
 VARIANTS: dict[str, str] = {
@@ -299,7 +329,9 @@ VARIANTS: dict[str, str] = {
 }
 
 
-def variant_retriever(retriever: Any, name: str, rewriter: Callable[[str], str] | None = None) -> Any:
+def variant_retriever(
+    retriever: Any, name: str, rewriter: Callable[[str], str] | None = None
+) -> Any:
     """A copy of ``retriever`` configured as variant ``name`` (see :data:`VARIANTS`).
 
     ``rewrite`` needs ``rewriter`` (question -> search query, e.g. the chat model). Raises
@@ -319,7 +351,9 @@ def variant_retriever(retriever: Any, name: str, rewriter: Callable[[str], str] 
     if name == "rewrite":
         if rewriter is None:
             raise EvalError("La variante « rewrite » demande le modèle de conversation.")
-        return replace(retriever, rewriter=rewriter, rewrite_below=retriever.abstain_threshold + 0.15)
+        return replace(
+            retriever, rewriter=rewriter, rewrite_below=retriever.abstain_threshold + 0.15
+        )
     return retriever
 
 
@@ -380,7 +414,7 @@ def answer_citation_rate(
 __all__ = [
     "VARIANTS",
     "AnswerSources",
-    "variant_retriever",
+    "CachedQueries",
     "EvalError",
     "EvalReport",
     "Question",
@@ -392,5 +426,6 @@ __all__ = [
     "is_hit",
     "is_squad",
     "load_questions",
+    "variant_retriever",
     "write_squad_passages",
 ]

@@ -541,7 +541,7 @@ def split_request(text: str, max_parts: int = MAX_SUBQUERIES) -> list[str]:
         (questions if "?" in sentence else others).append(part)
     if pending and len(lexical_terms(pending)) >= 4:
         others.append(pending)
-    parts = questions + others
+    parts = list(dict.fromkeys(questions + others))  # a repeated sentence is searched once
     return parts[:max_parts] if parts else [fold_ws(text)]
 
 
@@ -649,19 +649,32 @@ class Retriever:
         doc_types: list[str] | None,
         mode: Mode,
     ) -> list[Hit]:
-        """Fuse the hits of a rewritten query (the rewriter's) with the first ones."""
+        """The hits of a rewritten query (the rewriter's), then the first ones."""
         assert self.rewriter is not None
         rewritten = self.rewriter(query).strip()
         self.last_rewrite = rewritten or None
         if not rewritten or fold(rewritten) == fold(query):
             return hits
         second = self._search_one(rewritten, collections, k, doc_types, mode)
-        scores, by_id, _ = rrf([(hits, 1.0), (second, 1.0)], self.config.rrf_k)
-        order = sorted(scores, key=lambda i: (-scores[i], i))
-        best = {h.id: h for h in hits}
-        for hit in second:  # keep, for each passage, its relevance to the agent's own words
-            best.setdefault(hit.id, hit)
-        return [replace(best.get(i, by_id[i]), score=scores[i]) for i in order][:k]
+        # The rewrite is asked for because the first retrieval was weak: its order leads (a
+        # rank fusion with the weak list would mostly keep the weak list's head), and the first
+        # retrieval's passages fill the rest. A passage found only by the rewritten query cannot
+        # raise the relevance above what the agent's own words reached: the abstention decision
+        # stays the first retrieval's.
+        first = {h.id: h for h in hits}
+        ceiling = self.relevance(hits)
+        out: list[Hit] = []
+        for hit in second:
+            if hit.id in first:
+                out.append(replace(first[hit.id], score=hit.score))
+                continue
+            rel = min(float(hit.metadata.get("relevance") or 0.0), ceiling)
+            hit.metadata["relevance"] = round(rel, 4)
+            hit.metadata["rewritten"] = rewritten
+            out.append(hit)
+        seen = {h.id for h in out}
+        out.extend(h for h in hits if h.id not in seen)
+        return drop_duplicates(out)[:k]
 
     def _search_one(
         self,
@@ -906,11 +919,8 @@ __all__ = [
     "ABSTAIN_THRESHOLD",
     "CALIBRATIONS",
     "LONG_REQUEST_WORDS",
-    "Calibration",
-    "calibration_for",
-    "split_request",
-    "split_sentences",
     "MODES",
+    "Calibration",
     "LocalReranker",
     "Mode",
     "QueryAnalysis",
@@ -921,10 +931,13 @@ __all__ = [
     "analyse_query",
     "build_reranker",
     "build_retriever",
+    "calibration_for",
     "drop_duplicates",
     "fold_ws",
     "merge_adjacent",
     "relevance_of",
     "rrf",
+    "split_request",
+    "split_sentences",
     "term_coverage",
 ]

@@ -39,6 +39,7 @@ from assistant.cli.tools import _slug  # noqa: E402  (the collection names `assi
 from assistant.config import Settings  # noqa: E402
 from assistant.embeddings import build_embedder  # noqa: E402
 from assistant.evaluation import (  # noqa: E402
+    CachedQueries,
     Question,
     evaluate,
     is_squad,
@@ -109,7 +110,9 @@ def _mrr_grid(
     rows = []
     for share in LEXICAL_SHARES:
         for top, weight in RESCORE:
-            cfg = replace(retriever.config, lexical_share=share, dense_rescore=top, rescore_weight=weight)
+            cfg = replace(
+                retriever.config, lexical_share=share, dense_rescore=top, rescore_weight=weight
+            )
             candidate = replace(retriever, config=cfg)
             per_set = {}
             for label, col, questions, corpus in sets:
@@ -140,8 +143,7 @@ def _mrr_grid(
 
 def _features(hits: list[Hit]) -> list[tuple[float | None, float]]:
     return [
-        (h.metadata.get("relevance_cosine"), float(h.metadata.get("coverage") or 0.0))
-        for h in hits
+        (h.metadata.get("relevance_cosine"), float(h.metadata.get("coverage") or 0.0)) for h in hits
     ]
 
 
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
             write_squad_passages(path, folder)
             _ingest(settings, folder, "piaf-" + _slug(path.stem), index, embedder)
     sets = _sets(args)
-    retriever = build_retriever(settings, index=index, embedder=embedder)
+    retriever = build_retriever(settings, index=index, embedder=CachedQueries(embedder))
     current = calibration_for(embedder)
 
     print("1. Fusion (MRR@10 moyen sur les jeux de questions) :", flush=True)

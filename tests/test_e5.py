@@ -77,7 +77,9 @@ def write_image(path: Path, seed: int = 0) -> dict[str, bytes]:
         ("l0.oln.w", 0, HIDDEN, ones),
         ("l0.oln.b", 0, HIDDEN, f32(HIDDEN)),
     ]
-    head = b"E5S1" + struct.pack("<I7ifi", 1, HIDDEN, 1, HEADS, FF, ROWS, POSITIONS, TYPES, 1e-12, 32)
+    head = b"E5S1" + struct.pack(
+        "<I7ifi", 1, HIDDEN, 1, HEADS, FF, ROWS, POSITIONS, TYPES, 1e-12, 32
+    )
     blob = b"".join(p.encode() for p, _ in PIECES)
     offsets = [0]
     for piece, _ in PIECES:
@@ -149,9 +151,9 @@ def test_converted_gguf_runs_in_llama_cpp(tmp_path: Path) -> None:
     out = tmp_path / "e5.gguf"
     convert_e5_image_to_gguf(tmp_path / "e5.bin", out)
     llama = llama_cpp.Llama(model_path=str(out), embedding=True, n_ctx=16, verbose=False)
-    ids = llama.tokenize("le conseil municipal".encode(), add_bos=True)
+    ids = llama.tokenize(b"le conseil municipal", add_bos=True)
     assert ids[0] == 0 and ids[-1] == 2  # <s> ... </s>, as XLM-R
-    assert [5, 6, 7] == ids[1:-1]  # SentencePiece unigram with the space prefix: ▁le ▁conseil …
+    assert ids[1:-1] == [5, 6, 7]  # SentencePiece unigram with the space prefix: ▁le ▁conseil …
     vector = llama.embed("le conseil municipal")
     assert len(vector) == HIDDEN and all(np.isfinite(vector))
 

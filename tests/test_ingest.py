@@ -407,14 +407,23 @@ def test_cli_ingest_list_search_remove(cli: Any, docs: Path) -> None:
 
 
 def test_cli_reindex_after_a_model_change(cli: Any, docs: Path) -> None:
-    assert cli("--embedding-model", "ancien.gguf", "ingest", str(docs), "-c", "mairie").exit_code == 0
+    assert (
+        cli("--embedding-model", "ancien.gguf", "ingest", str(docs), "-c", "mairie").exit_code == 0
+    )
     refused = cli("--embedding-model", "nouveau.gguf", "ingest", str(docs), "-c", "mairie")
     assert refused.exit_code != 0  # main() prints the message; the runner keeps the error
     assert "--reindex" in str(refused.exception) and "ancien.gguf" in str(refused.exception)
     searched = cli("--embedding-model", "nouveau.gguf", "search", "budget", "-c", "mairie")
     assert searched.exit_code != 0 and "--reindex" in str(searched.exception)
     done = cli(
-        "--embedding-model", "nouveau.gguf", "ingest", str(docs), "-c", "mairie", "--reindex", "--json"
+        "--embedding-model",
+        "nouveau.gguf",
+        "ingest",
+        str(docs),
+        "-c",
+        "mairie",
+        "--reindex",
+        "--json",
     )
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["rebuilt"] is True and json.loads(done.stdout)["added"] == 3

@@ -120,11 +120,12 @@ def eval_(
     from assistant.embeddings import build_embedder
     from assistant.evaluation import (
         VARIANTS,
+        CachedQueries,
         answer_citation_rate,
-        variant_retriever,
         evaluate,
         is_squad,
         load_questions,
+        variant_retriever,
         write_squad_passages,
     )
     from assistant.retrieval import MODES, Mode, build_retriever
@@ -164,7 +165,7 @@ def eval_(
         assert folder is not None
         if ingest or not index.has_collection(name):
             _ingest(folder, name, index, embedder)
-        retriever = build_retriever(settings, index=index, embedder=embedder)
+        retriever = build_retriever(settings, index=index, embedder=CachedQueries(embedder))
 
         modes: list[Mode] = list(MODES) if compare_modes else [cast(Mode, mode)]
         names = [v.strip() for v in (variants or "").split(",") if v.strip()]
