@@ -82,8 +82,8 @@ OUT_OF_CORPUS = [
     "Comment faire une demande de bourse Erasmus pour étudier en Espagne ?",
 ]
 
-LEXICAL_SHARES = (0.3, 0.4, 0.5, 0.6, 0.65, 0.7)
-RESCORE = ((0, 0.0), (20, 0.3), (20, 0.5))
+LEXICAL_SHARES = (0.3, 0.4, 0.5, 0.6, 0.7)
+RESCORE = ((0, 0.0), (20, 0.5))
 
 
 def _ingest(settings: Settings, folder: Path, name: str, index: Any, embedder: Any) -> None:
