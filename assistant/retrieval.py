@@ -442,6 +442,7 @@ class Calibration:
     abstain_threshold: float
     dense_rescore: int = 0
     rescore_weight: float = 0.0
+    dense_share: float = 0.7  # share of the rescaled cosine in the relevance, the rest coverage
 
 
 # all-MiniLM-L6-v2 on French: the best passage for an out-of-corpus question scores 0.38-0.57,
@@ -483,6 +484,7 @@ def relevance_of(
     coverage: float,
     floor: float = COSINE_FLOOR,
     ceiling: float = COSINE_CEILING,
+    dense_share: float = DENSE_SHARE,
 ) -> float:
     """Relevance in [0, 1]: ``DENSE_SHARE`` of the cosine similarity rescaled over
     [floor, ceiling] (the embedder's band, :class:`Calibration`), the rest from the coverage of
@@ -494,7 +496,7 @@ def relevance_of(
     if cosine is None:
         return max(0.0, min(1.0, 0.6 * coverage))
     dense = max(0.0, min(1.0, (cosine - floor) / (ceiling - floor)))
-    return max(0.0, min(1.0, DENSE_SHARE * dense + (1 - DENSE_SHARE) * coverage))
+    return max(0.0, min(1.0, dense_share * dense + (1 - dense_share) * coverage))
 
 
 # --------------------------------------------------------------------------------------------
@@ -765,7 +767,7 @@ class Retriever:
             hit.metadata["coverage"] = round(cov, 4)
             hit.metadata["relevance_cosine"] = cos  # what the relevance used (calibration)
             cal = self.calibration
-            rel = relevance_of(cos, cov, cal.cosine_floor, cal.cosine_ceiling)
+            rel = relevance_of(cos, cov, cal.cosine_floor, cal.cosine_ceiling, cal.dense_share)
             hit.metadata["relevance"] = round(rel, 4)
         return hits
 
