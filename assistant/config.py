@@ -29,7 +29,9 @@ CONFIG_ENV = "ASSISTANT_CONFIG"
 CONFIG_FILE = "assistant.toml"
 
 DEFAULT_CHAT_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-DEFAULT_EMBEDDING_MODEL = "all-minilm-l6-v2-f32.gguf"
+# French questions need a multilingual embedder (issue 11); the small English one stays for tests.
+DEFAULT_EMBEDDING_MODEL = "multilingual-e5-small-q4_0.gguf"
+TEST_EMBEDDING_MODEL = "all-minilm-l6-v2-f32.gguf"
 TEST_CHAT_MODEL = "smollm2-135m-instruct-q4_1.gguf"
 
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import math
 import threading
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from assistant.config import Settings
@@ -25,12 +27,71 @@ def normalise(vector: Sequence[float]) -> Vector:
     return [float(x) / norm for x in vector]
 
 
+def embedder_fingerprint(path: Path) -> str:
+    """First 12 hex digits of the model file's sha256 (cached beside the models), or ``""``."""
+    from assistant.models import ChecksumCache, file_sha256
+
+    try:
+        return file_sha256(path, ChecksumCache(path.parent))[:12] if path.is_file() else ""
+    except OSError:
+        return ""
+
+
+def same_embedder(stored: str | None, identity: str) -> bool:
+    """Whether a collection recorded as built by ``stored`` can be searched with ``identity``.
+
+    Identities are ``file[#sha12]``; a record without a fingerprint (older index) compares by
+    name only. An empty or missing record matches anything (nothing indexed yet).
+    """
+    if not stored:
+        return True
+    if "#" in stored and "#" in identity:
+        return stored == identity
+    return stored.split("#", 1)[0] == identity.split("#", 1)[0]
+
+
+def mismatch_message(collection: str, stored: str, identity: str) -> str:
+    """French refusal for a collection indexed with another embedder, with the one-command fix."""
+    return (
+        f"La collection « {collection} » a été indexée avec le modèle d'embeddings "
+        f"{stored.split('#', 1)[0]}, mais le modèle configuré est {identity.split('#', 1)[0]} : "
+        "leurs vecteurs ne sont pas comparables. Réindexez-la en une commande : "
+        f"« assistant ingest DOSSIER --collection {collection} --reindex » (ou remettez "
+        "l'ancien modèle dans le réglage embedding_model)."
+    )
+
+
 class Embedder(ABC):
-    """Turns texts into unit vectors. ``name`` identifies the model in the index metadata."""
+    """Turns texts into unit vectors. ``name`` identifies the model in the index metadata.
+
+    ``query_prefix`` / ``passage_prefix`` / ``nfkc`` are the model's needs (its catalogue entry,
+    see :func:`assistant.models.embedder_needs`), applied here at the two public entry points:
+    :meth:`embed` (passages) and :meth:`embed_query` (questions). ``fingerprint`` (a short
+    sha256 of the model file, or ``""``) tells two files of the same name apart.
+    """
 
     name: str = "embedder"
     query_prefix: str = ""
     passage_prefix: str = ""
+    nfkc: bool = False
+    fingerprint: str = ""
+
+    @property
+    def identity(self) -> str:
+        """What a collection records of the embedder that built it: ``name[#sha12]``."""
+        return f"{self.name}#{self.fingerprint}" if self.fingerprint else self.name
+
+    def apply_needs(self, needs: Any) -> None:
+        """Take the prefixes and normalisation of an :class:`~assistant.models.EmbedderNeeds`."""
+        self.query_prefix = needs.query_prefix
+        self.passage_prefix = needs.passage_prefix
+        self.nfkc = needs.nfkc
+
+    def prepare(self, text: str, *, query: bool) -> str:
+        """The text as the model expects it: NFKC if needed, then the query/passage prefix."""
+        if self.nfkc:
+            text = unicodedata.normalize("NFKC", text)
+        return (self.query_prefix if query else self.passage_prefix) + text
 
     @abstractmethod
     def embed_batch(self, texts: list[str]) -> list[Vector]:
@@ -40,22 +101,33 @@ class Embedder(ABC):
         """Embed passages, in batches, as unit vectors."""
         out: list[Vector] = []
         for start in range(0, len(texts), batch_size):
-            batch = [self.passage_prefix + t for t in texts[start : start + batch_size]]
+            batch = [self.prepare(t, query=False) for t in texts[start : start + batch_size]]
             out.extend(normalise(v) for v in self.embed_batch(batch))
         return out
 
     def embed_query(self, text: str) -> Vector:
-        return normalise(self.embed_batch([self.query_prefix + text])[0])
+        """Embed a question as a unit vector."""
+        return normalise(self.embed_batch([self.prepare(text, query=True)])[0])
+
+    def embed_queries(self, texts: Sequence[str]) -> list[Vector]:
+        """Embed several questions in one backend call (sub-queries of a long request)."""
+        if not texts:
+            return []
+        return [
+            normalise(v) for v in self.embed_batch([self.prepare(t, query=True) for t in texts])
+        ]
 
 
 class LocalEmbedder(Embedder):
     """A GGUF embedder (e.g. all-MiniLM-L6-v2, multilingual-e5) run by llama.cpp."""
 
     def __init__(self, settings: Settings, llama: Any | None = None) -> None:
+        from assistant.models import embedder_needs
+
         path = settings.embedding_model_path
         self.name = path.name
-        if "e5" in path.name.lower():  # e5 models were trained with these prefixes
-            self.query_prefix, self.passage_prefix = "query: ", "passage: "
+        self.apply_needs(embedder_needs(path))
+        self.fingerprint = embedder_fingerprint(path)
         self._lock = threading.Lock()
         if llama is not None:
             self._llama = llama
@@ -115,8 +187,11 @@ class ServerEmbedder(Embedder):
         import httpx
 
         assert settings.embedding_url is not None  # checked by Settings
+        from assistant.models import embedder_needs
+
         self.url = settings.embedding_url.rstrip("/")
         self.name = settings.embedding_model
+        self.apply_needs(embedder_needs(Path(self.name)))
         self._client = client or httpx.Client(base_url=self.url, timeout=300.0)
 
     def embed_batch(self, texts: list[str]) -> list[Vector]:

@@ -42,6 +42,10 @@ class StoreError(AssistantError):
     """The vector store or the lexical index failed or is inconsistent."""
 
 
+class EmbedderMismatchError(StoreError):
+    """A collection was indexed with another embedding model than the configured one."""
+
+
 class CollectionNotFoundError(StoreError):
     """The named collection does not exist."""
 

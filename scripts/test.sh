@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for the whole test suite, from a fresh clone:
 #   creates .venv, installs the package with its dev extras, the headless browser (Debian's
-#   chromium, when run as root), the test models (SmolLM2-135M + the GGUF embedder), then pytest.
+#   chromium, when run as root), the test models (SmolLM2-135M, the MiniLM and multilingual-e5
+#   GGUF embedders), then pytest.
 # Extra arguments go to pytest, e.g. `scripts/test.sh -m "not slow"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.config import Settings
+from assistant.config import TEST_EMBEDDING_MODEL, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO / "models"
@@ -23,7 +23,13 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
         if key.startswith("ASSISTANT_"):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray ./assistant.toml
-    return Settings(data_dir=tmp_path / "data", models_dir=MODELS_DIR, threads=2)
+    # Tests keep the small English embedder (fast); e5 has tests of its own (test_e5.py).
+    return Settings(
+        data_dir=tmp_path / "data",
+        models_dir=MODELS_DIR,
+        embedding_model=TEST_EMBEDDING_MODEL,
+        threads=2,
+    )
 
 
 def require_model(name: str) -> Path:

@@ -140,3 +140,42 @@ def test_eval_answers_with_and_without_the_budget(
     assert answers["cites_expected"] == answers["sources_expected"] == 1.0
     text = CliRunner().invoke(app, args)
     assert "budget de contexte : " + (f"{budget} jetons" if budget else "aucun") in text.output
+
+
+def test_eval_compares_retrieval_variants(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fakes import FakeEmbedder
+
+    emb = FakeEmbedder()
+    monkeypatch.setattr("assistant.embeddings.build_embedder", lambda settings: emb)
+    rewrites: list[str] = []
+
+    def rewriter(settings: Any) -> Any:
+        def rewrite(question: str) -> str:
+            rewrites.append(question)
+            return "majorité conseil municipal délibère"
+
+        return rewrite
+
+    monkeypatch.setattr("assistant.cli.tools._rewriter", rewriter)
+    data = clean_env / "data"
+    _tiny_index(data)
+    questions = clean_env / "q.jsonl"
+    questions.write_text(
+        json.dumps({"id": "A", "question": "Quel quorum ?", "file": "quorum.md"}) + "\n", "utf-8"
+    )
+    (clean_env / "docs").mkdir()
+    args = ["--data-dir", str(data), "eval", str(questions), "--corpus", str(clean_env / "docs")]
+    args += ["--collection", "essai", "--compare-modes", "--json"]
+    result = CliRunner().invoke(app, [*args, "--variants", "base,rescore,sentence,rewrite"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {"base/hybrid", "base/dense", "base/lexical", "rescore/hybrid", "sentence/dense"} <= set(
+        report
+    )
+    assert "rescore/lexical" not in report  # variants change the dense side only
+    # One passage, no word shared with the question: only the dense side finds it.
+    assert all(r["recall@5"] == 1.0 for key, r in report.items() if not key.endswith("lexical"))
+    assert all("seconds_per_question" in r for r in report.values())
+    assert rewrites  # the tiny index is weak for "Quel quorum ?": the rewriter was asked
+    bad = CliRunner().invoke(app, [*args, "--variants", "magie"])
+    assert bad.exit_code != 0 and "Variante inconnue" in str(bad.exception)

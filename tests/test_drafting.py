@@ -648,11 +648,11 @@ def _index_folder(settings: Settings, folder: Path) -> None:
 
 @pytest.fixture(scope="module")
 def real_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    from assistant.config import DEFAULT_EMBEDDING_MODEL, TEST_CHAT_MODEL
+    from assistant.config import TEST_CHAT_MODEL, TEST_EMBEDDING_MODEL
     from tests.conftest import MODELS_DIR, require_model, shared_corpus
 
     require_model(TEST_CHAT_MODEL)
-    require_model(DEFAULT_EMBEDDING_MODEL)
+    require_model(TEST_EMBEDDING_MODEL)
     corpus = shared_corpus()
     folder = tmp_path_factory.mktemp("docs")
     for name in CORPUS_FILES:
@@ -664,6 +664,7 @@ def real_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         data_dir=tmp_path_factory.mktemp("data"),
         models_dir=MODELS_DIR,
         chat_model=TEST_CHAT_MODEL,
+        embedding_model=TEST_EMBEDDING_MODEL,
         default_collection=COLLECTION,
         threads=2,
         max_tokens=96,

@@ -310,15 +310,52 @@ def test_crash_leftovers_are_repaired_and_reindexed(docs: Path, index: Index) ->
     assert_consistent(index, "mairie")
 
 
-def test_changing_the_embedder_rebuilds_the_collection(docs: Path, index: Index) -> None:
+class OtherEmbedder(FakeEmbedder):
+    name = "other-32"
+
+
+def test_another_embedder_is_refused_until_reindex(docs: Path, index: Index) -> None:
+    from assistant.errors import EmbedderMismatchError
+    from assistant.retrieval import Retriever
+
     sync(docs, index)
-
-    class OtherEmbedder(FakeEmbedder):
-        name = "other-32"
-
-    report = sync(docs, index, embedder=OtherEmbedder(dim=32))
+    before = index.collections()[0].chunks
+    # Ingesting with another embedder would mix incomparable vectors: refused, nothing lost.
+    with pytest.raises(EmbedderMismatchError, match="--reindex") as err:
+        sync(docs, index, embedder=OtherEmbedder(dim=32))
+    assert "fake-bow-64" in str(err.value) and "other-32" in str(err.value)
+    assert index.collections()[0].chunks == before
+    # Searching it with the other embedder is refused too (lexical search needs no vectors).
+    other = Retriever(index=index, embedder=OtherEmbedder(dim=32), default_collections=["mairie"])
+    with pytest.raises(EmbedderMismatchError, match="assistant ingest"):
+        other.search("concession trentenaire")
+    assert other.search("concession trentenaire", mode="lexical")
+    # One call re-indexes everything with the new embedder; then searching works.
+    report = sync(docs, index, embedder=OtherEmbedder(dim=32), reindex=True)
     assert report.rebuilt and len(report.added) == 3
+    assert index.collection_embedder("mairie") == "other-32"
     assert_consistent(index, "mairie")
+    assert other.search("concession trentenaire")
+
+
+def test_same_name_other_file_is_another_embedder(docs: Path, index: Index) -> None:
+    from assistant.embeddings import same_embedder
+    from assistant.errors import EmbedderMismatchError
+
+    class Pinned(FakeEmbedder):
+        fingerprint = "aaaaaaaaaaaa"
+
+    class Replaced(FakeEmbedder):
+        fingerprint = "bbbbbbbbbbbb"
+
+    sync(docs, index, embedder=Pinned())
+    assert index.collection_embedder("mairie") == "fake-bow-64#aaaaaaaaaaaa"
+    with pytest.raises(EmbedderMismatchError):
+        sync(docs, index, embedder=Replaced())
+    assert sync(docs, index, embedder=Pinned()).unchanged == 3
+    # An index written before fingerprints were recorded compares by file name only.
+    assert same_embedder("fake-bow-64", "fake-bow-64#aaaaaaaaaaaa")
+    assert not same_embedder("other.gguf", "fake-bow-64#aaaaaaaaaaaa")
 
 
 # --- CLI ------------------------------------------------------------------------------------
@@ -367,6 +404,31 @@ def test_cli_ingest_list_search_remove(cli: Any, docs: Path) -> None:
     assert json.loads(cli("ingest", "--list", "--json").stdout)["collections"] == []
     missing = cli("search", "budget", "-c", "mairie")
     assert missing.exit_code != 0
+
+
+def test_cli_reindex_after_a_model_change(cli: Any, docs: Path) -> None:
+    assert (
+        cli("--embedding-model", "ancien.gguf", "ingest", str(docs), "-c", "mairie").exit_code == 0
+    )
+    refused = cli("--embedding-model", "nouveau.gguf", "ingest", str(docs), "-c", "mairie")
+    assert refused.exit_code != 0  # main() prints the message; the runner keeps the error
+    assert "--reindex" in str(refused.exception) and "ancien.gguf" in str(refused.exception)
+    searched = cli("--embedding-model", "nouveau.gguf", "search", "budget", "-c", "mairie")
+    assert searched.exit_code != 0 and "--reindex" in str(searched.exception)
+    done = cli(
+        "--embedding-model",
+        "nouveau.gguf",
+        "ingest",
+        str(docs),
+        "-c",
+        "mairie",
+        "--reindex",
+        "--json",
+    )
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["rebuilt"] is True and json.loads(done.stdout)["added"] == 3
+    found = cli("--embedding-model", "nouveau.gguf", "search", "budget", "-c", "mairie", "--json")
+    assert found.exit_code == 0 and json.loads(found.stdout)["results"]
 
 
 def test_cli_dry_run_and_usage_errors(cli: Any, docs: Path) -> None:

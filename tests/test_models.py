@@ -210,7 +210,10 @@ def test_unknown_set_is_refused() -> None:
     assert {e.filename for e in entries_for("test")} == {
         "smollm2-135m-instruct-q4_1.gguf",
         "all-minilm-l6-v2-f32.gguf",
+        "multilingual-e5-small-q4_0.gguf",
     }
+    assert "multilingual-e5-small-q4_0.gguf" in {e.filename for e in entries_for("default")}
+    assert "all-minilm-l6-v2-f32.gguf" not in {e.filename for e in entries_for("default")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,7 +290,7 @@ def test_list_reports_catalogue_checksum_states(tmp_path: Path) -> None:
 def test_models_list_command_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     models = tmp_path / "models"
     models.mkdir()
-    write_gguf(models / "all-minilm-l6-v2-f32.gguf", "bert", pooling=1)
+    write_gguf(models / "multilingual-e5-small-q4_0.gguf", "bert", pooling=1)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ASSISTANT_MODELS_DIR", str(models))
     result = CliRunner().invoke(app, ["models", "list", "--json"])

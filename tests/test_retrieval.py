@@ -352,3 +352,123 @@ def test_convex_fusion_weighs_normalised_scores() -> None:
     assert max(s, key=s.__getitem__) == "lex"
     s = convex_fusion(dense, lexical, [scored("both", 1.0)], RetrievalConfig(lexical_share=0.65))
     assert max(s, key=s.__getitem__) == "both"  # holding the named reference lifts it
+
+
+# --- issue 11: per-embedder calibration, long requests, paraphrase re-scoring -----------------
+
+
+def test_each_embedder_has_its_calibration(settings: Settings) -> None:
+    from assistant.retrieval import (
+        CALIBRATIONS,
+        E5_CALIBRATION,
+        MINILM_CALIBRATION,
+        calibration_for,
+    )
+
+    class E5Like(FakeEmbedder):
+        name = "multilingual-e5-small-q4_0.gguf"
+
+    assert calibration_for(E5Like()) is E5_CALIBRATION
+    assert calibration_for(FakeEmbedder()) is MINILM_CALIBRATION
+    assert set(CALIBRATIONS) >= {"multilingual-e5-small-q4_0.gguf", "all-minilm-l6-v2-f32.gguf"}
+    # e5 cosines sit high: a cosine that is strong for MiniLM is weak for e5.
+    e5 = E5_CALIBRATION
+    assert relevance_of(0.78, 0.0, e5.cosine_floor, e5.cosine_ceiling) < relevance_of(0.78, 0.0)
+    emb = E5Like()
+    retriever = build_retriever(settings, index=_index(settings, emb), embedder=emb)
+    assert retriever.calibration is e5 and retriever.abstain_threshold == e5.abstain_threshold
+    assert retriever.config.lexical_share == e5.lexical_share
+
+
+def test_split_request_keeps_questions_and_drops_formulas() -> None:
+    from assistant.retrieval import LONG_REQUEST_WORDS, split_request
+
+    short = "Quel quorum pour le conseil municipal ?"
+    assert split_request(short) == [short]
+    letter = (
+        "Madame, Monsieur le Maire,\n\n"
+        + "Nous habitons la commune depuis longtemps et tenons à nos habitudes de quartier. " * 6
+        + "Mon association voudrait ouvrir une buvette temporaire lors de la fête du village. "
+        "Combien de buvettes le maire peut-il autoriser par an ? "
+        "Quelles boissons pourrons-nous vendre ?\n\n"
+        "Je vous prie d'agréer, Monsieur le Maire, mes salutations distinguées."
+    )
+    assert len(letter.split()) > LONG_REQUEST_WORDS
+    parts = split_request(letter)
+    assert parts[0].endswith("Combien de buvettes le maire peut-il autoriser par an ?")
+    assert parts[1] == "Quelles boissons pourrons-nous vendre ?"
+    assert not any("agréer" in p or p.startswith("Madame") for p in parts)
+    assert any("buvette temporaire" in p for p in parts[2:])
+    assert len(split_request(letter, max_parts=2)) == 2
+
+
+def test_a_long_request_is_searched_by_its_questions(retriever: Retriever) -> None:
+    question = "Combien de buvettes temporaires le maire peut-il autoriser par an ?"
+    filler = (
+        "Notre association de parents d'élèves organise chaque année plusieurs animations pour "
+        "financer les sorties scolaires des enfants de l'école primaire. "
+    )
+    letter = "Madame, Monsieur le Maire,\n\n" + filler * 12 + question + "\n\n" + filler * 12
+    assert len(letter.split()) > 400
+    short = retriever.search(question, k=3)
+    long = retriever.search(letter, k=3)
+    assert short[0].source == long[0].source == "fiches/buvette.md"
+    # Relevance does not fall with the request's length (the best part counts).
+    assert retriever.relevance(long) >= retriever.relevance(short) - 1e-9
+    assert question in long[0].metadata["subquery"]
+    # One backend call embeds all the parts.
+    emb = retriever.embedder
+    assert isinstance(emb, FakeEmbedder)
+    emb.calls.clear()
+    retriever.search(letter, k=3)
+    assert emb.calls == [len(split_request_parts(letter))]
+
+
+def split_request_parts(text: str) -> list[str]:
+    from assistant.retrieval import split_request
+
+    return split_request(text)
+
+
+def test_dense_rescore_and_best_sentence_reorder_only_the_head(retriever: Retriever) -> None:
+    from dataclasses import replace
+
+    query = "Quelles boissons peut-on vendre à une buvette temporaire ?"
+    base = retriever.search(query, k=5)
+    rescored = replace(
+        retriever, config=replace(retriever.config, dense_rescore=3, rescore_weight=0.5)
+    ).search(query, k=5)
+    sentence = replace(retriever, config=replace(retriever.config, sentence_weight=0.5)).search(
+        query, k=5
+    )
+    for hits in (rescored, sentence):
+        assert {h.id for h in hits} == {h.id for h in base}  # the same passages, reordered
+        assert hits[0].source == "fiches/buvette.md"
+        assert all(0.0 <= h.metadata["relevance"] <= 1.0 for h in hits)
+
+
+def test_vectors_of_passages_outside_the_dense_list_are_fetched(settings: Settings) -> None:
+    emb = FakeEmbedder()
+    index = _index(settings, emb)
+    ids = ["mairie:lois/cgct.md:0", "mairie:fiches/buvette.md:1", "mairie:absent:9"]
+    got = index.vectors("mairie", ids)
+    assert set(got) == set(ids[:2]) and len(got[ids[0]]) == emb.dim
+
+
+def test_weak_retrieval_asks_the_rewriter_once(retriever: Retriever) -> None:
+    from dataclasses import replace
+
+    asked: list[str] = []
+
+    def rewriter(question: str) -> str:
+        asked.append(question)
+        return "buvette temporaire association autorisation du maire"
+
+    weak = "Le comité des fêtes veut servir à boire au bal, combien de fois ?"
+    chosen = replace(retriever, rewriter=rewriter, rewrite_below=0.99)
+    hits = chosen.search(weak, k=3)
+    assert asked == [weak] and chosen.last_rewrite
+    assert hits[0].source == "fiches/buvette.md"
+    strong = replace(retriever, rewriter=rewriter, rewrite_below=0.0)
+    strong.search(weak, k=3)
+    assert asked == [weak]  # not asked when the first retrieval is strong enough

@@ -36,7 +36,7 @@ from rich.table import Table
 
 from assistant.cli import app, settings_from
 from assistant.config import Settings
-from assistant.embeddings import Embedder, build_embedder
+from assistant.embeddings import Embedder, build_embedder, embedder_fingerprint
 from assistant.errors import AssistantError
 from assistant.ingest import IngestReport, sync_folder
 from assistant.ingest import Progress as SyncProgress
@@ -181,7 +181,7 @@ def print_report(report: IngestReport) -> None:
     out_console.print(table)
     if report.rebuilt:
         out_console.print(
-            "Le modèle d'embeddings a changé : la collection a été entièrement réindexée."
+            "La collection a été entièrement réindexée avec le modèle d'embeddings configuré."
         )
     if report.dry_run:
         for label, sources in (
@@ -249,6 +249,14 @@ def ingest(
     list_: Annotated[
         bool, typer.Option("--list", help="Lister les collections (documents, passages, date).")
     ] = False,
+    reindex: Annotated[
+        bool,
+        typer.Option(
+            "--reindex",
+            help="Tout réindexer avec le modèle d'embeddings configuré (après un changement "
+            "de modèle).",
+        ),
+    ] = False,
     remove: Annotated[
         str | None,
         typer.Option("--remove", help="Supprimer une collection des index.", show_default=False),
@@ -306,6 +314,7 @@ def ingest(
             progress=bar.update,
             stop=stop.is_set,
             load_timeout_s=settings.load_timeout_s or None,
+            reindex=reindex,
         )
     if as_json:
         print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
@@ -324,6 +333,7 @@ class _LazyEmbedder(Embedder):
         self._real: Embedder | None = None
         local = settings.embedding_backend == "local"
         self.name = settings.embedding_model_path.name if local else settings.embedding_model
+        self.fingerprint = embedder_fingerprint(settings.embedding_model_path) if local else ""
 
     def _get(self) -> Embedder:
         if self._real is None:
@@ -338,6 +348,9 @@ class _LazyEmbedder(Embedder):
 
     def embed_query(self, text: str) -> list[float]:
         return self._get().embed_query(text)
+
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        return self._get().embed_queries(texts)
 
 
 # --- search ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -106,14 +107,25 @@ def eval_(
     limit: Annotated[
         int | None, typer.Option(help="N'évaluer que les N premières questions.")
     ] = None,
+    variants: Annotated[
+        str | None,
+        typer.Option(
+            "--variants",
+            help="Variantes de recherche à comparer, séparées par des virgules : base, rrf, "
+            "rescore, sentence, rewrite (rewrite utilise le modèle de conversation).",
+        ),
+    ] = None,
 ) -> None:
     """Évalue la recherche (rappel@k, MRR) et, au besoin, les réponses, sur des questions."""
     from assistant.embeddings import build_embedder
     from assistant.evaluation import (
+        VARIANTS,
+        CachedQueries,
         answer_citation_rate,
         evaluate,
         is_squad,
         load_questions,
+        variant_retriever,
         write_squad_passages,
     )
     from assistant.retrieval import MODES, Mode, build_retriever
@@ -153,23 +165,43 @@ def eval_(
         assert folder is not None
         if ingest or not index.has_collection(name):
             _ingest(folder, name, index, embedder)
-        retriever = build_retriever(settings, index=index, embedder=embedder)
+        retriever = build_retriever(settings, index=index, embedder=CachedQueries(embedder))
 
         modes: list[Mode] = list(MODES) if compare_modes else [cast(Mode, mode)]
+        names = [v.strip() for v in (variants or "").split(",") if v.strip()]
+        for v in names:
+            if v not in VARIANTS:
+                raise EvalUsageError(
+                    f"Variante inconnue : {v}. Choisissez parmi : {', '.join(VARIANTS)}."
+                )
+        runs: list[tuple[str, Mode, Any]] = [(m, m, retriever) for m in modes]
+        if names:
+            rewriter = _rewriter(settings) if "rewrite" in names else None
+            runs = [
+                (f"{v}/{m}", m, variant_retriever(retriever, v, rewriter))
+                for v in names
+                for m in modes
+                if not (v != "base" and m == "lexical")  # variants change the dense side only
+            ]
         reports: dict[str, dict[str, Any]] = {}
-        for m in modes:
+        for label, m, chosen in runs:
+            started = time.perf_counter()
             report = evaluate(
-                lambda q, m=m: retriever.search(q, collections=[name], k=10, mode=m),  # type: ignore[misc]
+                lambda q, m=m, r=chosen: r.search(q, collections=[name], k=10, mode=m),  # type: ignore[misc]
                 items,
-                mode=m,
+                mode=label,
                 corpus=None if squad else corpus,
             )
+            seconds = time.perf_counter() - started
             if answers and m == modes[0]:
                 report.answers = {
                     "context_budget": settings.context_budget,
                     **answer_citation_rate(_drafter(settings, name), items),
                 }
-            reports[m] = report.as_json()
+            reports[label] = report.as_json()
+            reports[label]["seconds_per_question"] = round(seconds / max(1, len(items)), 3)
+            if getattr(chosen, "rewriter", None) is not None:
+                reports[label]["rewrites"] = getattr(chosen.rewriter, "stats", {})
     finally:
         if passages_dir is not None:
             shutil.rmtree(passages_dir, ignore_errors=True)
@@ -177,7 +209,7 @@ def eval_(
             shutil.rmtree(temp_data, ignore_errors=True)
 
     if as_json:
-        out: dict[str, Any] = reports if compare_modes else reports[mode]
+        out: dict[str, Any] = reports if (compare_modes or names) else reports[mode]
         typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
     console.print(
@@ -208,6 +240,40 @@ def eval_(
                     else ""
                 )
             )
+
+
+class _ChatRewriter:
+    """Question -> a short search query in the documents' vocabulary, written by the chat model.
+    ``stats`` counts calls, generated tokens and seconds (the cost of the variant)."""
+
+    PROMPT = (
+        "Réécris la question d'un agent municipal en une courte requête de recherche (12 mots "
+        "au plus) avec les termes juridiques et administratifs qu'emploieraient les textes "
+        "officiels (code général des collectivités territoriales, service-public.fr). "
+        "Réponds seulement par la requête.\nQuestion : {question}\nRequête :"
+    )
+
+    def __init__(self, settings: Any) -> None:
+        from assistant.llm import build_chat_model
+
+        self.model = build_chat_model(settings)
+        self.stats: dict[str, float] = {"calls": 0, "tokens": 0, "seconds": 0.0}
+
+    def __call__(self, question: str) -> str:
+        started = time.perf_counter()
+        from assistant.llm import GenerationStats
+
+        stats = GenerationStats()
+        messages = [{"role": "user", "content": self.PROMPT.format(question=question)}]
+        text = self.model.complete(messages, max_tokens=32, temperature=0.0, stats=stats)
+        self.stats["calls"] += 1
+        self.stats["tokens"] += (stats.prompt_tokens or 0) + (stats.completion_tokens or 0)
+        self.stats["seconds"] = round(self.stats["seconds"] + time.perf_counter() - started, 2)
+        return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _rewriter(settings: Any) -> Any:
+    return _ChatRewriter(settings)
 
 
 def _drafter(settings: Any, collection: str) -> Any:
