@@ -198,7 +198,9 @@ class ChatModel(ABC):
         self.last_stats = stats
         stats.queue_s = self.gate.acquire(on_wait)
         start = time.monotonic()
-        extra: dict[str, Any] = {} if response_format is None else {"schema": response_format}
+        extra: dict[str, Any] = {}
+        if response_format is not None and self._takes_schema():
+            extra["schema"] = response_format
         try:
             for piece in self._stream(
                 messages, max_tokens=max_tokens, temperature=temperature, stats=stats, **extra
@@ -209,6 +211,14 @@ class ChatModel(ABC):
         finally:
             stats.total_s = time.monotonic() - start
             self.gate.release()
+
+    def _takes_schema(self) -> bool:
+        """Whether this backend's ``_stream`` accepts a schema. One that does not (an older or
+        custom backend) gets free text, which the drafting service reads as such."""
+        import inspect
+
+        params = inspect.signature(self._stream).parameters
+        return "schema" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
     def complete(self, messages: list[Message], **kwargs: Any) -> str:
         return "".join(self.stream(messages, **kwargs))
