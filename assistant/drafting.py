@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from assistant.errors import DraftingError
+from assistant.evidence import evidence_text, questions_of
 from assistant.llm import ChatModel, GenerationStats, Message
 from assistant.prompts import (
     CommonText,
@@ -46,7 +47,20 @@ from assistant.prompts import (
     render_user,
 )
 from assistant.schema import Hit
+from assistant.structure import (
+    Structure,
+    considerant_line,
+    is_legal_text,
+    parse_partial,
+    render,
+    schema_for,
+    strip_article_head,
+    structure_of,
+    visa_line,
+)
 from assistant.textnorm import fold, lexical_terms
+from assistant.verify import apply as apply_issues
+from assistant.verify import check_paragraph
 
 if TYPE_CHECKING:
     from assistant.audit import AuditLog
@@ -62,6 +76,8 @@ CONTEXT_MARGIN = 48
 STOP_JOIN_S = 5.0
 # Used when neither the settings nor the retriever give a calibrated threshold.
 DEFAULT_ABSTAIN_THRESHOLD = 0.35
+# A refusal names the request, cut to this many characters (never a pasted letter).
+ABSTENTION_ECHO_CHARS = 160
 
 
 @dataclass
@@ -78,6 +94,9 @@ class DraftRequest:
     user: str = "anonyme"
     # The collections this user may read (None: no restriction); see assistant.auth.
     allowed_collections: list[str] | None = None
+    # A resident's pasted letter, apart from the agent's request: retrieval searches its
+    # questions, the prompt shows them (not the whole letter), a refusal never echoes it.
+    letter: str = ""
 
 
 @dataclass
@@ -129,6 +148,10 @@ class Draft:
         ""  # the template's header filled from the fields (written before the model's text)
     )
     footer: str = ""  # the template's footer filled from the fields (written after it)
+    # Failed checks of the model's text (see assistant.verify), each also marked in ``answer``
+    # as "[À VÉRIFIER : reason]": {"partie": index, "type": kind, "detail": French reason}.
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    structured: bool = False  # the model's part was generated under the JSON schema
 
     @property
     def sources(self) -> list[Citation]:
@@ -148,6 +171,8 @@ class Draft:
             "parent_id": self.parent_id,
             "stopped": self.stopped,
             "warnings": self.warnings,
+            "points_a_verifier": len(self.checks),
+            "verification": self.checks,
         }
 
 
@@ -288,6 +313,29 @@ def map_citations(text: str, valid: Sequence[int]) -> tuple[str, list[int], list
     text = _CITE.sub(fix, text)
     text = re.sub(r"[ \t]*\x00", "", text)  # a mark with no valid source goes, with its space
     return text, list(cited), sorted(invalid)
+
+
+def search_queries(request: DraftRequest) -> list[str]:
+    """What retrieval searches for a request: the request with its ``objet``/``sujet``, the
+    ``objet`` alone, then, with a pasted letter, each of the letter's questions
+    (:func:`questions_of`). The hits are merged, each passage keeping its best relevance."""
+    subject = " ".join(
+        request.fields.get(name, "") for name in ("objet", "sujet") if request.fields.get(name)
+    )
+    queries = [f"{request.request} {subject}".strip()]
+    if subject:  # the topic alone: the request's own words ("Répondre à M. X qui…") are noise
+        queries.append(subject)
+    if request.letter.strip():
+        queries += [f"{q} {subject}".strip() for q in questions_of(request.letter)]
+    return [q for q in dict.fromkeys(queries) if q]
+
+
+def _form(template: Template) -> str:
+    return "acte" if template.form == "acte" else "prose"
+
+
+def _decision(template: Template) -> str:
+    return template.decision or "DÉCIDE :"
 
 
 def _relevance(hit: Hit) -> float:
@@ -536,6 +584,8 @@ class _Plan:
     parent_id: str | None = None
     header: str = ""
     footer: str = ""
+    # The JSON schema the model's part is generated under (None: free text, e.g. no retrieval).
+    schema: dict[str, Any] | None = None
 
 
 class _Cancelled(Exception):
@@ -664,22 +714,26 @@ class DraftingService:
     # -- planning --------------------------------------------------------------------------------
 
     def _search(self, request: DraftRequest, template: Template) -> tuple[list[Hit], float]:
+        """Hits for the request (and its ``objet``); with a pasted letter, also for each of the
+        letter's questions, merged (a passage keeps its best relevance), best first."""
         if self.retriever is None:
             raise DraftingError(
                 "La recherche documentaire n'est pas disponible dans ce mode. Relancez sans "
                 "--no-retrieval."
             )
-        subject = " ".join(
-            request.fields.get(name, "") for name in ("objet", "sujet") if request.fields.get(name)
-        )
-        query = f"{request.request} {subject}".strip()
         t0 = time.monotonic()
-        hits = self.retriever.search(
-            query,
-            collections=request.collections or None,
-            k=self.settings.top_k,
-            allowed=request.allowed_collections,
-        )
+        best: dict[tuple[str, int | None, str], Hit] = {}
+        for query in search_queries(request):
+            for hit in self.retriever.search(
+                query,
+                collections=request.collections or None,
+                k=self.settings.top_k,
+                allowed=request.allowed_collections,
+            ):
+                key = (hit.source, hit.page, hit.text[:200])
+                if key not in best or _relevance(hit) > _relevance(best[key]):
+                    best[key] = hit
+        hits = sorted(best.values(), key=_relevance, reverse=True)
         return hits, time.monotonic() - t0
 
     def _fixed_and_limits(self, template: Template) -> tuple[str, int, int]:
@@ -706,12 +760,19 @@ class DraftingService:
         """A new prompt: fixed system part, then the sources that fit the budget."""
         common = self.templates.common
         system, max_tokens, budget = self._fixed_and_limits(template)
-        query = f"{request.request} {' '.join(request.fields.values())}"
+        questions = questions_of(request.letter) if request.letter.strip() else []
+        query = " ".join([request.request, *request.fields.values(), *questions])
         warnings: list[str] = []
 
         def messages_for(blocks: list[SourceBlock]) -> list[Message]:
             user = render_user(
-                template, common, blocks, request.request, request.fields, current_draft
+                template,
+                common,
+                blocks,
+                request.request,
+                request.fields,
+                current_draft,
+                letter_questions=questions,
             )
             return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
@@ -745,6 +806,7 @@ class DraftingService:
             warnings=warnings,
             header=render_header(template, request.fields),
             footer=render_footer(template, request.fields),
+            schema=schema_for(template.form, [c.n for c in chosen]) if chosen else None,
         )
 
     def _select(
@@ -761,7 +823,7 @@ class DraftingService:
         if naive:
             hits = hits[:NAIVE_TOP_K]
             room = 1 << 30
-        long_cap = room if naive else max(MIN_SOURCE_TOKENS, room // 2)
+        long_cap = room if naive else max(MIN_SOURCE_TOKENS, room // 3)
         chosen: list[Citation] = []
         used = 0
         for hit in hits:
@@ -777,7 +839,11 @@ class DraftingService:
             cap = min(remaining, long_cap) - header
             if cap < MIN_SOURCE_TOKENS // 2:
                 break
-            text = trim_passage(clean, query, cap, self._count)
+            text = (
+                trim_passage(clean, query, cap, self._count)
+                if naive
+                else evidence_text(clean, query, cap, self._count, hit.heading)
+            )
             if not text.strip():
                 continue
             if removed:
@@ -830,7 +896,9 @@ class DraftingService:
                 replace(merged, request=self._revision_text(request.request)),
                 template,
                 relevant,
-                current_draft=previous.raw_answer or previous.answer,
+                current_draft=previous.answer
+                if previous.structured
+                else (previous.raw_answer or previous.answer),
             )
             plan.retrieval_s = retrieval_s
             plan.parent_id = previous.id
@@ -872,13 +940,20 @@ class DraftingService:
                 parent_id=previous.id,
                 header=previous.header,
                 footer=previous.footer,
+                schema=(
+                    schema_for(template.form, [c.n for c in sources])
+                    if template is not None and sources and previous.structured
+                    else None
+                ),
             )
         # The conversation no longer fits: start a new prompt that carries the current draft.
         plan = self._plan_fresh(
             replace(request, request=self._revision_text(request.request)),
             template,
             sources=sources,
-            current_draft=previous.raw_answer or previous.answer,
+            current_draft=previous.answer
+            if previous.structured
+            else (previous.raw_answer or previous.answer),
         )
         plan.parent_id = previous.id
         return plan
@@ -905,6 +980,7 @@ class DraftingService:
                 temperature=self.settings.temperature,
                 on_wait=on_wait,
                 stats=stats,
+                response_format=plan.schema,
             )
             try:
                 for piece in pieces:
@@ -944,6 +1020,7 @@ class DraftingService:
         last_position = -1
         timed_out = False
         deadline = time.monotonic() + self.settings.request_timeout_s
+        shown = ""  # structured: the preview already sent
         model_events = self._model_events(plan, stats)
         if plan.header:  # written by the program: shown at once, the model continues after it
             yield DraftEvent("token", text=plan.header + "\n\n")
@@ -958,14 +1035,26 @@ class DraftingService:
                             "queue", text=f"En attente du modèle : position {value}", position=value
                         )
                     continue
-                if first_token is None:
-                    first_token = time.monotonic() - start
                 pieces.append(value)
-                yield DraftEvent("token", text=value)
                 if time.monotonic() > deadline:
                     timed_out = True
                     model_events.close()
                     break
+                if plan.schema is not None and not "".join(pieces).strip():
+                    continue  # leading blanks before the JSON
+                if plan.schema is None or not "".join(pieces).lstrip().startswith("{"):
+                    if first_token is None:
+                        first_token = time.monotonic() - start
+                    yield DraftEvent("token", text=value)
+                    continue
+                # Structured: show the document the JSON describes so far, as it grows. The
+                # preview only ever grows; the final text (checked, marked) replaces it at "done".
+                preview = self._preview(plan, "".join(pieces))
+                if preview.startswith(shown) and len(preview) > len(shown):
+                    if first_token is None:  # the first visible word, not the first brace
+                        first_token = time.monotonic() - start
+                    yield DraftEvent("token", text=preview[len(shown) :])
+                    shown = preview
         except GeneratorExit:
             model_events.close()
             draft = self._finish(
@@ -998,10 +1087,31 @@ class DraftingService:
         stopped: bool,
     ) -> Draft:
         common = self.templates.common
-        body, cited, invalid = map_citations(raw, [c.n for c in plan.sources])
-        body = plain_text(_strip_mentions(body, common))
         warnings = list(plan.warnings)
-        if plan.template is not None:
+        data = parse_partial(raw) if plan.schema is not None else None
+        checks: list[dict[str, Any]] = []
+        cited: list[int] = []
+        invalid: list[int] = []
+        structured = data is not None and plan.template is not None
+        if structured:
+            assert data is not None and plan.template is not None
+            structure = structure_of(data, _form(plan.template), [c.n for c in plan.sources])
+            parts = structure.parts()
+            phrase = fold(common.phrase_abstention)
+            if parts and all(phrase in fold(p.text) for p in parts):
+                body = common.phrase_abstention  # the model declined: no sources
+            else:
+                body, cited, checks = self._render_checked(plan, structure)
+            if not body.strip() and not stopped:
+                body = common.phrase_abstention
+            if checks:
+                warnings.append(
+                    f"{len(checks)} point(s) à vérifier, marqués « À VÉRIFIER » dans le texte."
+                )
+        else:
+            body, cited, invalid = map_citations(raw, [c.n for c in plan.sources])
+            body = plain_text(_strip_mentions(body, common))
+        if plan.template is not None and not structured:
             body = drop_echo(body, plan.header, plan.template.label)
             body = drop_frame(body, plan.header, plan.footer)
             if plan.template.form == "acte":
@@ -1055,7 +1165,95 @@ class DraftingService:
             warnings=warnings,
             header=plan.header,
             footer=plan.footer,
+            checks=checks,
+            structured=structured,
         )
+
+    def _preview(self, plan: _Plan, raw: str) -> str:
+        """The body the partial JSON ``raw`` describes, for display while it streams: complete
+        parts rendered, the part being written as its whole words so far (no marks yet)."""
+        data = parse_partial(raw)
+        if data is None or plan.template is None:
+            return ""
+        form = _form(plan.template)
+        structure = structure_of(data, form, [c.n for c in plan.sources])
+        parts = structure.parts()
+        if not parts:
+            return ""
+        last = parts[-1]
+        words = last.text.split(" ")
+        writing = " ".join(words[:-1]).rstrip(".;,: ")  # the last word may be unfinished
+        if form == "acte":
+            # Only the visas the model named: the preview must not change what it showed.
+            visas = (
+                self._visa_lines(plan, structure, fallback=False) if "considerants" in data else []
+            )
+            decision = _decision(plan.template)
+            if structure.articles:
+                done = replace(structure, articles=structure.articles[:-1])
+                body = render(done, visas, decision)
+                if not done.articles:
+                    body += "\n\n" + decision.strip()
+                number = len(structure.articles)
+                label = "1er" if number == 1 else str(number)
+                text = strip_article_head(writing) if len(words) > 3 else ""
+                sep = "\n" if done.articles else "\n\n"
+                return f"{body}{sep}Article {label} : {text}" if text else body
+            done = replace(structure, considerants=structure.considerants[:-1])
+            body = render(done, visas, decision)
+            line = considerant_line(writing, []).removesuffix(" ;") if len(words) > 3 else ""
+            sep = "\n" if done.considerants else "\n\n" if body else ""
+            return f"{body}{sep}{line}" if line else body
+        done = replace(structure, paragraphs=structure.paragraphs[:-1])
+        body = render(done)
+        if not writing:
+            return body
+        return f"{body}\n\n{writing}" if body else writing
+
+    def _visa_lines(self, plan: _Plan, structure: Structure, *, fallback: bool = True) -> list[str]:
+        """The visas of an act, written from the cited legal texts: the sources the model named
+        as visas, else (``fallback``) the legal texts its considérants and articles cite, else
+        one visa to complete."""
+        by_n = {c.n: c for c in plan.sources}
+        numbers = list(structure.visas)
+        legal = [n for n in numbers if n in by_n and is_legal_text(by_n[n].title, by_n[n].source)]
+        if not legal and fallback:
+            numbers = [n for p in structure.parts() for n in p.sources]
+        lines: list[str] = []
+        for n in dict.fromkeys(numbers):
+            c = by_n.get(n)
+            if c is None or not is_legal_text(c.title, c.source):
+                continue
+            line = visa_line(c.title, c.text, n)
+            if line not in lines:
+                lines.append(line)
+        if not lines and fallback:
+            return ["Vu [À COMPLÉTER : texte visé] ;"]
+        return lines
+
+    def _render_checked(
+        self, plan: _Plan, structure: Structure
+    ) -> tuple[str, list[int], list[dict[str, Any]]]:
+        """The body rendered from the structure after each part is checked against its sources
+        (:func:`assistant.verify.check_paragraph`); returns (body, cited numbers in order of
+        first use, checks)."""
+        by_n = {c.n: c for c in plan.sources}
+        shown = [c.text for c in plan.sources]
+        request = plan.request
+        agent = [request.request, request.letter, *request.fields.values()]
+        checks: list[dict[str, Any]] = []
+        for index, part in enumerate(structure.parts(), start=1):
+            cited_texts = [by_n[n].text for n in part.sources if n in by_n]
+            issues = check_paragraph(part.text, cited_texts, shown, agent)
+            part.text = apply_issues(part.text, issues)
+            checks.extend(
+                {"partie": index, "type": issue.kind, "detail": issue.detail} for issue in issues
+            )
+        visas = self._visa_lines(plan, structure) if structure.form == "acte" else []
+        assert plan.template is not None
+        body = render(structure, visas, _decision(plan.template))
+        _, cited, _ = map_citations(body, [c.n for c in plan.sources])
+        return body, cited, checks
 
     def _timings(
         self, stats: GenerationStats | None, start: float, first_token: float | None, plan: _Plan
@@ -1084,8 +1282,11 @@ class DraftingService:
     ) -> Draft:
         common = self.templates.common
         collections = request.collections or [self.settings.default_collection]
+        demand = " ".join(request.request.split())
+        if len(demand) > ABSTENTION_ECHO_CHARS:
+            demand = demand[: ABSTENTION_ECHO_CHARS - 1].rstrip() + "…"
         text = common.abstention.format(
-            demande=request.request.strip(),
+            demande=demand,
             collections=", ".join(f"« {c} »" for c in collections),
         )
         plan = _Plan(

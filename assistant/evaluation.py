@@ -411,10 +411,262 @@ def answer_citation_rate(
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# Drafts: ``assistant eval drafts FILE``
+
+
+@dataclass
+class DraftCase:
+    """One drafting request of an evaluation file (JSONL, one object a line): ``id``, ``type``
+    (a template name), ``request``, ``fields`` (dict), ``letter`` (a resident's pasted letter,
+    optional), ``expected`` (corpus-relative paths, any of which cited counts), ``facts`` (a
+    list of facts, each a list of alternative spellings; a fact is stated when one of them is
+    in the draft, case and accents folded), ``off_corpus`` (true: the draft must be declined)."""
+
+    id: str
+    type: str
+    request: str
+    fields: dict[str, str] = field(default_factory=dict)
+    letter: str = ""
+    expected: list[str] = field(default_factory=list)
+    facts: list[list[str]] = field(default_factory=list)
+    off_corpus: bool = False
+
+
+def load_draft_cases(path: Path) -> list[DraftCase]:
+    """The requests of a drafting evaluation file; raises :class:`EvalError` in French."""
+    if not path.is_file():
+        raise EvalError(f"Fichier de demandes introuvable : {path}. Vérifiez le chemin.")
+    cases: list[DraftCase] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            facts = [[f] if isinstance(f, str) else list(f) for f in item.get("facts", [])]
+            cases.append(
+                DraftCase(
+                    id=str(item.get("id", f"L{n}")),
+                    type=str(item.get("type", "question")),
+                    request=str(item["request"]),
+                    fields={str(k): str(v) for k, v in (item.get("fields") or {}).items()},
+                    letter=str(item.get("letter", "")),
+                    expected=[str(e) for e in item.get("expected", [])],
+                    facts=facts,
+                    off_corpus=bool(item.get("off_corpus", False)),
+                )
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+            raise EvalError(
+                f"{path}, ligne {n} : demande illisible ({err}). Chaque ligne doit être un objet "
+                "JSON avec au moins « request » (voir tests/data/drafting_requests.jsonl)."
+            ) from err
+    if not cases:
+        raise EvalError(f"{path} ne contient aucune demande. Ajoutez-en une par ligne (JSONL).")
+    return cases
+
+
+@dataclass
+class DraftOutcome:
+    """What one draft produced, as the evaluation needs it (independent of the service's
+    version): the final text, the sources cited and shown (``(file, text)``), timings."""
+
+    answer: str
+    cited: list[tuple[str, str]]
+    shown: list[tuple[str, str]]
+    abstained: bool
+    stopped: bool = False
+    first_words_s: float | None = None  # first visible word of the model's part
+    total_s: float = 0.0
+    cut: bool = False  # the model reached its token limit
+    by_n: dict[int, str] = field(default_factory=dict)  # source number -> text shown
+    frame: str = ""  # header and footer written by the program from the template (not checked)
+
+
+# Prompt markup, JSON or Markdown left in a draft.
+_MARKUP = re.compile(
+    r"<<[^<>\n]{0,300}>>|<<|>>|‹‹|››|\bFIN SOURCE\b|\bSOURCE\s+\d|\*\*|^#{1,6}\s|"
+    r"\"texte\"|\"paragraphes\"|\{\s*\"|\[\[",
+    re.MULTILINE,
+)
+_ARTICLE_HEADING = re.compile(r"^\s*Article\s+\d+(?:er)?\s*:", re.MULTILINE)
+_CITE_MARK = re.compile(r"\[(\d{1,3})\]")
+
+
+def _fold_all(text: str) -> str:
+    from assistant.verify import _fold
+
+    return " ".join(_fold(text).split())
+
+
+def score_draft(case: DraftCase, outcome: DraftOutcome) -> dict[str, Any]:
+    """The measures of one draft. Figures are checked paragraph by paragraph against the
+    sources the paragraph cites (all cited sources when it cites none) and what the agent wrote;
+    a paragraph carrying an « à vérifier » mark is not counted as showing them unmarked."""
+    from assistant.verify import (
+        MARK_PATTERN,
+        contact_keys,
+        contacts,
+        copied_share,
+        figure_keys,
+        figures,
+        unmarked_paragraphs,
+    )
+
+    answer = outcome.answer
+    agent = [case.request, case.letter, *case.fields.values(), outcome.frame]
+    shown_texts = [t for _, t in outcome.shown]
+    # Citation marks [n] in the text are the draft's source numbers.
+    by_mark = outcome.by_n or {n: text for n, (_, text) in enumerate(outcome.shown, start=1)}
+    unsupported: list[str] = []
+    for paragraph in unmarked_paragraphs(_ARTICLE_HEADING.sub(" ", answer)):
+        numbers = [int(n) for n in _CITE_MARK.findall(paragraph)]
+        allowed = [by_mark[n] for n in numbers if n in by_mark] or [t for _, t in outcome.cited]
+        keys = figure_keys([*allowed, *agent])
+        unsupported += [w for w, k in figures(paragraph) if k not in keys]
+    given = contact_keys([*shown_texts, *agent])
+    stray = [c for c in contacts(MARK_PATTERN.sub(" ", answer)) if _contact_key_of(c) not in given]
+    folded = _fold_all(answer)
+    stated = sum(1 for fact in case.facts if any(_fold_all(alt) in folded for alt in fact))
+    cited_files = [f for f, _ in outcome.cited]
+    expected_cited = any(
+        any(
+            c == e or c.endswith("/" + e.rsplit("/", 1)[-1]) or c == e.rsplit("/", 1)[-1]
+            for c in cited_files
+        )
+        for e in case.expected
+    )
+    body_end = answer.rstrip()
+    return {
+        "id": case.id,
+        "type": case.type,
+        "off_corpus": case.off_corpus,
+        "declined": outcome.abstained,
+        "markup": len(_MARKUP.findall(answer)),
+        "stray_contacts": stray,
+        "unsupported_figures": unsupported,
+        "marks": len(MARK_PATTERN.findall(answer)),
+        "copied_share": round(copied_share(answer, shown_texts), 3) if shown_texts else 0.0,
+        "facts": [stated, len(case.facts)],
+        "expected_cited": expected_cited,
+        "complete": not outcome.stopped and not outcome.cut and bool(body_end),
+        "first_words_s": outcome.first_words_s,
+        "total_s": round(outcome.total_s, 2),
+    }
+
+
+def _contact_key_of(value: str) -> str:
+    from assistant.verify import _contact_key
+
+    return _contact_key(value)
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return round(statistics.median(values), 1) if values else None
+
+
+def summarise_drafts(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per type (and ``toutes``): drafts, markup left, stray contacts, unsupported figures shown
+    unmarked, mean copied share, facts stated / expected, expected source cited, complete,
+    off-corpus declined, median first-word and total time."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["type"], []).append(row)
+    groups = dict(sorted(groups.items()))
+    groups["toutes"] = list(rows)
+    out: dict[str, dict[str, Any]] = {}
+    for key, group in groups.items():
+        in_corpus = [r for r in group if not r["off_corpus"]]
+        off = [r for r in group if r["off_corpus"]]
+        answered = [r for r in in_corpus if not r["declined"]]
+        out[key] = {
+            "drafts": len(group),
+            "markup": sum(r["markup"] for r in group),
+            "stray_contacts": sum(len(r["stray_contacts"]) for r in group),
+            "unsupported_figures": sum(len(r["unsupported_figures"]) for r in group),
+            "marks": sum(r["marks"] for r in group),
+            "copied_share": round(statistics.mean(r["copied_share"] for r in answered), 3)
+            if answered
+            else 0.0,
+            "facts": [sum(r["facts"][0] for r in in_corpus), sum(r["facts"][1] for r in in_corpus)],
+            "expected_cited": [sum(r["expected_cited"] for r in in_corpus), len(in_corpus)],
+            "complete": [sum(r["complete"] for r in in_corpus), len(in_corpus)],
+            "declined_off_corpus": [sum(r["declined"] for r in off), len(off)],
+            "declined_in_corpus": sum(r["declined"] for r in in_corpus),
+            "first_words_s": _median(
+                [r["first_words_s"] for r in group if r["first_words_s"] is not None]
+            ),
+            "total_s": _median([r["total_s"] for r in group]),
+        }
+    return out
+
+
+def run_draft_case(service: Any, case: DraftCase, collections: list[str]) -> DraftOutcome:
+    """Draft ``case`` with a drafting service (anything with ``stream(DraftRequest)`` yielding
+    the service's events) and time it. A service without a separate letter input gets the
+    letter appended to the request (as an agent would paste it)."""
+    import dataclasses
+    import time
+
+    from assistant.drafting import DraftRequest
+
+    names = {f.name for f in dataclasses.fields(DraftRequest)}
+    kwargs: dict[str, Any] = {
+        "request": case.request,
+        "doc_type": case.type,
+        "fields": dict(case.fields),
+        "collections": collections,
+        "user": "evaluation",
+    }
+    if case.letter:
+        if "letter" in names:
+            kwargs["letter"] = case.letter
+        else:
+            kwargs["request"] = f"{case.request}\n\n{case.letter}"
+    request = DraftRequest(**kwargs)
+    start = time.monotonic()
+    stamps: list[tuple[float, str]] = []
+    text = ""
+    final = None
+    for event in service.stream(request):
+        if event.kind == "token":
+            text += event.text
+            stamps.append((time.monotonic() - start, text))
+        elif event.kind == "done":
+            final = event.draft
+    total = time.monotonic() - start
+    if final is None:
+        raise EvalError(f"La demande {case.id} n'a pas produit de brouillon.")
+    header = (getattr(final, "header", "") or "").strip()
+    first = next(
+        (t for t, seen in stamps if len(seen.strip()) > len(header) + 1 and seen.strip() != header),
+        None,
+    )
+    shown = [(c.source, c.text) for c in final.sources]
+    cited = [(c.source, c.text) for c in final.citations]
+    tokens = int(final.timings.get("completion_tokens") or 0)
+    template = service.templates.get(case.type)
+    limit = min(template.max_tokens, service.settings.max_tokens)
+    return DraftOutcome(
+        answer=final.answer,
+        cited=cited,
+        shown=shown,
+        abstained=bool(final.abstained),
+        stopped=bool(final.stopped),
+        first_words_s=None if first is None else round(first, 2),
+        total_s=total,
+        cut=tokens >= limit,
+        by_n={c.n: c.text for c in final.sources},
+        frame="\n".join([getattr(final, "header", ""), getattr(final, "footer", "")]),
+    )
+
+
 __all__ = [
     "VARIANTS",
     "AnswerSources",
     "CachedQueries",
+    "DraftCase",
+    "DraftOutcome",
     "EvalError",
     "EvalReport",
     "Question",
@@ -425,7 +677,11 @@ __all__ = [
     "fold_text",
     "is_hit",
     "is_squad",
+    "load_draft_cases",
     "load_questions",
+    "run_draft_case",
+    "score_draft",
+    "summarise_drafts",
     "variant_retriever",
     "write_squad_passages",
 ]

@@ -20,6 +20,7 @@ from typing import IO, Literal
 
 from assistant.drafting import Citation, Draft
 from assistant.textnorm import fold
+from assistant.verify import MARK_PATTERN
 
 BlockKind = Literal[
     "sender",  # expéditeur (letter), top left
@@ -130,9 +131,14 @@ def _field(fields: dict[str, str], *names: str) -> str:
     return ""
 
 
+# The prompt's own source delimiters ("<<SOURCE 1 — …>>", "<<FIN SOURCE 1>>"): never in a file.
+_PROMPT_MARKUP = re.compile(r"<<[^<>\n]{0,300}>>|‹‹[^‹›\n]{0,300}››")
+
+
 def _clean(line: str) -> str:
-    """Markdown emphasis removed: the model sometimes writes **Objet :**."""
-    return _MARKDOWN_EMPHASIS.sub(r"\2", line).strip()
+    """Markdown emphasis and prompt delimiters removed (a model may write **Objet :** or echo
+    a source header; an edited text may hold anything)."""
+    return _PROMPT_MARKUP.sub("", _MARKDOWN_EMPHASIS.sub(r"\2", line)).strip()
 
 
 def _body_lines(answer: str) -> list[str]:
@@ -497,7 +503,7 @@ def draft_to_docx(
 ) -> None:
     """Write the draft as a Word document to a path or a binary buffer."""
     from docx import Document
-    from docx.enum.text import WD_ALIGN_PARAGRAPH
+    from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_COLOR_INDEX
     from docx.shared import Cm, Pt, RGBColor
 
     doc = Document()
@@ -542,16 +548,22 @@ def draft_to_docx(
         para = doc.add_paragraph()
         lines = block.text.split("\n")
         for i, line in enumerate(lines):
-            run = para.add_run(line)
-            if i < len(lines) - 1:
-                run.add_break()
-            if block.kind in ("title", "decision", "article", "subject"):
-                run.bold = True
-            if block.kind == "title":
-                run.font.size = Pt(14)
-            if block.kind == "annex_excerpt":
-                run.italic = True
-                run.font.size = Pt(9)
+            # A verification mark is highlighted, as on screen, so that nobody sends it.
+            pieces = [p for p in re.split(f"({MARK_PATTERN.pattern})", line) if p] or [""]
+            for j, piece in enumerate(pieces):
+                run = para.add_run(piece)
+                if MARK_PATTERN.fullmatch(piece):
+                    run.font.highlight_color = WD_COLOR_INDEX.YELLOW
+                    run.bold = True
+                if i < len(lines) - 1 and j == len(pieces) - 1:
+                    run.add_break()
+                if block.kind in ("title", "decision", "article", "subject"):
+                    run.bold = True
+                if block.kind == "title":
+                    run.font.size = Pt(14)
+                if block.kind == "annex_excerpt":
+                    run.italic = True
+                    run.font.size = Pt(9)
         fmt = para.paragraph_format
         if gap:
             fmt.space_before = Pt(12)

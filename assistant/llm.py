@@ -136,8 +136,10 @@ class ChatModel(ABC):
         max_tokens: int,
         temperature: float,
         stats: GenerationStats,
+        schema: dict[str, Any] | None = None,
     ) -> Iterator[str]:
-        """Yield text pieces; fill ``stats`` (prompt/cached/completion tokens) as measured."""
+        """Yield text pieces; fill ``stats`` (prompt/cached/completion tokens) as measured.
+        ``schema``: the JSON schema the text must follow (only passed when there is one)."""
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` for this model (an estimate where the backend cannot tell)."""
@@ -184,16 +186,24 @@ class ChatModel(ABC):
         temperature: float = 0.2,
         on_wait: Callable[[int], None] | None = None,
         stats: GenerationStats | None = None,
+        response_format: dict[str, Any] | None = None,
     ) -> Iterator[str]:
         """Stream the answer, waiting in the queue first. The figures go to ``stats`` when given
-        (safe with concurrent requests), and to ``self.last_stats``."""
+        (safe with concurrent requests), and to ``self.last_stats``.
+
+        ``response_format``: a JSON schema (a dict) the answer must follow; the engine enforces
+        it while sampling (llama.cpp grammar built from the schema; ``response_format``
+        json_schema on an OpenAI-compatible server). None: free text."""
         stats = stats if stats is not None else GenerationStats()
         self.last_stats = stats
         stats.queue_s = self.gate.acquire(on_wait)
         start = time.monotonic()
+        extra: dict[str, Any] = {}
+        if response_format is not None and self._takes_schema():
+            extra["schema"] = response_format
         try:
             for piece in self._stream(
-                messages, max_tokens=max_tokens, temperature=temperature, stats=stats
+                messages, max_tokens=max_tokens, temperature=temperature, stats=stats, **extra
             ):
                 if stats.first_token_s is None and piece:
                     stats.first_token_s = time.monotonic() - start
@@ -201,6 +211,14 @@ class ChatModel(ABC):
         finally:
             stats.total_s = time.monotonic() - start
             self.gate.release()
+
+    def _takes_schema(self) -> bool:
+        """Whether this backend's ``_stream`` accepts a schema. One that does not (an older or
+        custom backend) gets free text, which the drafting service reads as such."""
+        import inspect
+
+        params = inspect.signature(self._stream).parameters
+        return "schema" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
     def complete(self, messages: list[Message], **kwargs: Any) -> str:
         return "".join(self.stream(messages, **kwargs))
@@ -314,9 +332,12 @@ class LocalChatModel(ChatModel):
         max_tokens: int,
         temperature: float,
         stats: GenerationStats,
+        schema: dict[str, Any] | None = None,
     ) -> Iterator[str]:
         self._perf_reset()
         prompt_ids = self.prompt_token_ids(messages)
+        # llama-cpp-python turns the schema into a GBNF grammar (LlamaGrammar.from_json_schema).
+        fmt = None if schema is None else {"type": "json_object", "schema": schema}
         try:
             chunks = self._llama.create_chat_completion(
                 messages=messages,
@@ -326,6 +347,7 @@ class LocalChatModel(ChatModel):
                 repeat_penalty=1.1,
                 seed=self.settings.seed,
                 stream=True,
+                response_format=fmt,
             )
             for chunk in chunks:
                 delta = chunk["choices"][0].get("delta", {})
@@ -375,10 +397,11 @@ class ServerChatModel(ChatModel):
         max_tokens: int,
         temperature: float,
         stats: GenerationStats,
+        schema: dict[str, Any] | None = None,
     ) -> Iterator[str]:
         import httpx
 
-        body = {
+        body: dict[str, Any] = {
             "model": self.name,
             "messages": messages,
             "max_tokens": max_tokens,
@@ -387,6 +410,11 @@ class ServerChatModel(ChatModel):
             "stream_options": {"include_usage": True},
             "cache_prompt": True,  # llama.cpp server: reuse the cached prefix
         }
+        if schema is not None:  # OpenAI's shape, accepted by llama.cpp's server and vLLM
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "brouillon", "schema": schema, "strict": True},
+            }
         try:
             with self._client.stream("POST", "/chat/completions", json=body) as response:
                 if response.status_code >= 400:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import string
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,9 @@ class Template:
     # "prose" (a letter: lists the model writes become prose), "acte" (visas, considérants,
     # articles: normalised), or "" (no post-processing of the form).
     form: str = ""
+    # The line(s) between the considérants and the articles of an act, written by the program
+    # ("Après en avoir délibéré,\n\nDÉCIDE :", "ARRÊTE :"); empty: "DÉCIDE :".
+    decision: str = ""
 
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
@@ -286,6 +289,7 @@ def load_template(path: Path) -> Template:
         footer=_frame(data, path, fields, "footer"),
         consigne=str(data.get("consigne", "")).strip(),
         form=_form(data, path),
+        decision=str(data.get("decision", "")).strip(),
     )
 
 
@@ -477,6 +481,7 @@ def render_user(
     request: str,
     values: Mapping[str, str],
     current_draft: str | None = None,
+    letter_questions: Sequence[str] = (),
 ) -> str:
     """The variable part: sources (data), the reminder, the agent's fields, and the request
     last (small models follow best what comes last; a trailing reminder gets copied). The
@@ -489,6 +494,9 @@ def render_user(
     fields = render_fields(template, values)
     if fields:
         parts.append(fields)
+    if letter_questions:  # the resident's questions, not the whole letter
+        asked = "\n".join(f"- {escape_data(q)}" for q in letter_questions)
+        parts.append(f"QUESTIONS DU COURRIER DE L'USAGER :\n{asked}")
     if current_draft is not None:
         parts.append(f"PROJET ACTUEL À RÉVISER :\n{escape_data(current_draft.strip())}")
     parts.append(f"Demande ({template.label}) : {escape_data(request.strip())}")

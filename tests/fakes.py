@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from assistant.drafting import Citation, Draft, DraftEvent, DraftingService, DraftRequest
 from assistant.embeddings import Embedder, Vector
@@ -62,6 +63,7 @@ class FakeChatModel(ChatModel):
         self.reply = reply
         self.hold = hold
         self.prompts: list[list[Message]] = []
+        self.schemas: list[dict[str, Any] | None] = []  # the schema of each call (None: free)
         self.started = threading.Event()
         self.produced = 0
         self._previous = ""
@@ -77,8 +79,10 @@ class FakeChatModel(ChatModel):
         max_tokens: int,
         temperature: float,
         stats: GenerationStats,
+        schema: dict[str, Any] | None = None,
     ) -> Iterator[str]:
         self.prompts.append([dict(m) for m in messages])
+        self.schemas.append(schema)
         flat = self._flat(messages)
         common = 0
         for a, b in zip(flat, self._previous, strict=False):

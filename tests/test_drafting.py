@@ -418,7 +418,7 @@ def test_a_follow_up_revises_with_the_same_sources_and_the_previous_prompt_as_pr
     svc, retriever = service(settings, templates, model, audit=audit)
     first = svc.draft(DraftRequest("Courrier", doc_type="courrier", fields={"objet": "Quorum"}))
     revised = svc.draft(DraftRequest("plus court", previous=first))
-    assert len(retriever.calls) == 1  # same sources, no new search
+    assert len(retriever.calls) == 2  # request + objet, objet alone; the follow-up: no search
     prompt = model.prompts[1]
     assert prompt[: len(first.prompt)] == first.prompt
     assert prompt[len(first.prompt)] == {"role": "assistant", "content": first.raw_answer}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -40,6 +41,38 @@ def parse_fields(pairs: list[str]) -> dict[str, str]:
     return fields
 
 
+MAX_LETTER_CHARS = 20_000
+
+
+def read_letter(path: Path) -> str:
+    """The text of a resident's letter file (UTF-8, or Latin-1 as written by older tools);
+    raises :class:`AskUsageError` in French when it cannot be used."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise AskUsageError(
+            f"Impossible de lire le courrier de l'usager {path} ({err.strerror or err}). "
+            "Vérifiez le chemin et les droits du fichier."
+        ) from err
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    if "\x00" in text:
+        raise AskUsageError(
+            f"{path} n'est pas un fichier texte. Copiez le courrier dans un fichier .txt "
+            "(texte brut) et réessayez."
+        )
+    if not text.strip():
+        raise AskUsageError(f"Le courrier de l'usager {path} est vide. Vérifiez le fichier.")
+    if len(text) > MAX_LETTER_CHARS:
+        raise AskUsageError(
+            f"Le courrier de l'usager {path} est trop long ({len(text)} caractères, au plus "
+            f"{MAX_LETTER_CHARS}). Gardez la partie qui contient ses questions."
+        )
+    return text
+
+
 def _where(c: Citation) -> str:
     where = c.source + (f", page {c.page}" if c.page is not None else "")
     return f"[{c.n}] {where}" + (f" — {c.title}" if c.title else "")
@@ -50,16 +83,26 @@ def _excerpt(text: str, limit: int = 160) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
-def _print_end(draft: Draft, streamed: bool, common: CommonText) -> None:
+def _print_end(draft: Draft, streamed: str, common: CommonText) -> None:
+    """The final text (checked and marked: the one the export and the audit hold), then its
+    sources. On a terminal the draft was shown while it was written: the final text is printed
+    again only when it differs (verification marks, citations mapped)."""
     out = sys.stdout
     if not streamed:
         out.write(draft.answer + "\n")
     else:
-        # The stream showed the model's text; the final answer adds the mentions at the end.
         tail = [common.mention_ia]
         if not draft.request.retrieval:
             tail.insert(0, common.mention_sans_sources)
-        out.write("\n\n" + "\n".join(tail) + "\n")
+        if streamed.strip() + "\n\n" + "\n".join(tail) == draft.answer.strip():
+            out.write("\n\n" + "\n".join(tail) + "\n")
+        else:
+            out.write("\n\n--- Texte final vérifié ---\n\n" + draft.answer + "\n")
+    if draft.checks:
+        err_console.print(
+            f"[yellow]{len(draft.checks)} point(s) à vérifier[/], marqués « À VÉRIFIER » "
+            "dans le texte."
+        )
     if draft.citations:
         out.write("\nSources citées :\n")
         for c in draft.citations:
@@ -134,10 +177,19 @@ def ask(
             "(assistant users list), la recherche se limite aux collections qu'il peut lire.",
         ),
     ] = None,
+    courrier_usager: Annotated[
+        Path | None,
+        typer.Option(
+            "--courrier-usager",
+            help="Fichier texte du courrier de l'usager auquel répondre (lu pour ses questions).",
+        ),
+    ] = None,
 ) -> None:
     """Rédige un document ou répond à une question, en citant les sources."""
     settings = settings_from(ctx, top_k=k)
+    letter = read_letter(courrier_usager) if courrier_usager is not None else ""
     request = DraftRequest(
+        letter=letter,
         request=question,
         doc_type=doc_type,
         fields=parse_fields(field or []),
@@ -152,14 +204,15 @@ def ask(
         _apply_rights(request, user, settings, service)
 
     final: Draft | None = None
-    streamed = False
+    streamed = ""
+    live = not as_json and sys.stdout.isatty()  # piped: only the final text, once
     events = service.stream(request)  # a generator: closed below, even on Ctrl-C
     try:
         for event in events:
-            if event.kind == "token" and not as_json:
+            if event.kind == "token" and live:
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
-                streamed = True
+                streamed += event.text
             elif event.kind in ("queue", "status") and not as_json:
                 err_console.print(f"[dim]{event.text}[/]")
             elif event.kind == "done":

@@ -72,8 +72,16 @@ def _metrics_table(title: str, reports: dict[str, dict[str, Any]]) -> Table:
 def eval_(
     ctx: typer.Context,
     questions: Annotated[
-        Path, typer.Argument(help="Questions : JSONL du projet, ou fichier SQuAD (PIAF-ml) .json.")
+        Path,
+        typer.Argument(
+            help="Questions : JSONL du projet, ou fichier SQuAD (PIAF-ml) .json ; ou le mot "
+            "« drafts » suivi d'un fichier de demandes de rédaction (évaluation des brouillons)."
+        ),
     ],
+    drafts_file: Annotated[
+        Path | None,
+        typer.Argument(help="Avec « drafts » : le fichier JSONL des demandes de rédaction."),
+    ] = None,
     corpus: Annotated[
         Path | None,
         typer.Option(help="Dossier des documents des questions JSONL (inutile pour SQuAD)."),
@@ -115,8 +123,27 @@ def eval_(
             "rescore, sentence, rewrite (rewrite utilise le modèle de conversation).",
         ),
     ] = None,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            "--only", help="Avec drafts : identifiants à rédiger, séparés par des virgules."
+        ),
+    ] = None,
+    save: Annotated[
+        Path | None,
+        typer.Option("--save", help="Avec drafts : écrire les brouillons et mesures (JSON) ici."),
+    ] = None,
 ) -> None:
-    """Évalue la recherche (rappel@k, MRR) et, au besoin, les réponses, sur des questions."""
+    """Évalue la recherche (rappel@k, MRR) et, au besoin, les réponses, sur des questions ;
+    « assistant eval drafts FICHIER » évalue les brouillons rédigés."""
+    if str(questions) == "drafts":
+        if drafts_file is None:
+            raise EvalUsageError(
+                "Indiquez le fichier des demandes : assistant eval drafts FICHIER.jsonl "
+                "--corpus DOSSIER."
+            )
+        eval_drafts(ctx, drafts_file, corpus, collection, limit, only, save, as_json)
+        return
     from assistant.embeddings import build_embedder
     from assistant.evaluation import (
         VARIANTS,
@@ -274,6 +301,111 @@ class _ChatRewriter:
 
 def _rewriter(settings: Any) -> Any:
     return _ChatRewriter(settings)
+
+
+DRAFT_COLUMNS = (
+    ("drafts", "brouillons"),
+    ("markup", "balises"),
+    ("stray_contacts", "coord. parasites"),
+    ("unsupported_figures", "chiffres non appuyés non marqués"),
+    ("marks", "marques à vérifier"),
+    ("copied_share", "part recopiée"),
+    ("facts", "faits"),
+    ("expected_cited", "source attendue citée"),
+    ("complete", "complets"),
+    ("declined_off_corpus", "hors corpus déclinés"),
+    ("first_words_s", "1ers mots (s, méd.)"),
+    ("total_s", "total (s, méd.)"),
+)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list) and len(value) == 2:
+        return f"{value[0]}/{value[1]}"
+    if value is None:
+        return "—"
+    return str(value)
+
+
+def drafts_table(summary: dict[str, dict[str, Any]]) -> str:
+    """The per-type summary as a Markdown table (printed, and pasted into reports)."""
+    head = "| type | " + " | ".join(label for _, label in DRAFT_COLUMNS) + " |"
+    rule = "|---" * (len(DRAFT_COLUMNS) + 1) + "|"
+    rows = [
+        f"| {kind} | " + " | ".join(_cell(m[key]) for key, _ in DRAFT_COLUMNS) + " |"
+        for kind, m in summary.items()
+    ]
+    return "\n".join([head, rule, *rows])
+
+
+def eval_drafts(
+    ctx: typer.Context,
+    path: Path,
+    corpus: Path | None,
+    collection: str | None,
+    limit: int | None,
+    only: str | None,
+    save: Path | None,
+    as_json: bool,
+) -> None:
+    """Draft every request of ``path`` with the real service and report per type."""
+    from assistant.drafting import build_service
+    from assistant.embeddings import build_embedder
+    from assistant.evaluation import (
+        load_draft_cases,
+        run_draft_case,
+        score_draft,
+        summarise_drafts,
+    )
+    from assistant.store import build_index
+
+    cases = load_draft_cases(path)
+    if only:
+        wanted = {x.strip() for x in only.split(",") if x.strip()}
+        cases = [c for c in cases if c.id in wanted]
+    if limit:
+        cases = cases[:limit]
+    if corpus is not None and not corpus.is_dir():
+        raise EvalUsageError(f"Dossier du corpus introuvable : {corpus}. Vérifiez le chemin.")
+    name = collection or "eval-" + _slug(corpus.name if corpus else "corpus")
+    settings = settings_from(ctx)
+    index = build_index(settings)
+    if not index.has_collection(name):
+        if corpus is None:
+            raise EvalUsageError(
+                f"La collection « {name} » n'existe pas : indiquez --corpus DOSSIER pour "
+                "l'indexer, ou --collection NOM."
+            )
+        _ingest(corpus, name, index, build_embedder(settings))
+    service = build_service(settings)
+    rows: list[dict[str, Any]] = []
+    drafts: list[dict[str, Any]] = []
+    for case in cases:
+        if not as_json:
+            console.print(f"[dim]{case.id} ({case.type})…[/]", highlight=False)
+        outcome = run_draft_case(service, case, [name])
+        row = score_draft(case, outcome)
+        rows.append(row)
+        drafts.append({**row, "answer": outcome.answer, "cited": [f for f, _ in outcome.cited]})
+        if not as_json:
+            console.print(
+                f"[dim]  faits {row['facts'][0]}/{row['facts'][1]}, source attendue "
+                f"{'oui' if row['expected_cited'] else 'non'}, chiffres non appuyés "
+                f"{len(row['unsupported_figures'])}, premiers mots {row['first_words_s']} s, "
+                f"total {row['total_s']} s[/]",
+                highlight=False,
+            )
+    summary = summarise_drafts(rows)
+    report = {"file": str(path), "model": service.chat_model.name, "summary": summary}
+    if save is not None:
+        save.write_text(
+            json.dumps({**report, "drafts": drafts}, ensure_ascii=False, indent=2),
+            encoding="utf-8",
+        )
+    if as_json:
+        typer.echo(json.dumps({**report, "rows": rows}, ensure_ascii=False, indent=2))
+        return
+    typer.echo(drafts_table(summary))
 
 
 def _drafter(settings: Any, collection: str) -> Any:

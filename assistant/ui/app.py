@@ -384,6 +384,14 @@ def build_ui(
                     lines=3,
                     elem_id="demande",
                 )
+                letter_box = gr.Textbox(
+                    label="Courrier de l'usager (facultatif)",
+                    placeholder="Collez ici le courrier ou le courriel reçu : l'assistant en lit "
+                    "les questions pour chercher les réponses. Décrivez votre demande ci-dessus.",
+                    lines=3,
+                    max_lines=12,
+                    elem_id="courrier-usager",
+                )
                 with gr.Row():
                     draft_btn = gr.Button("Rédiger", variant="primary", elem_id="btn-rediger")
                     stop_btn = gr.Button(
@@ -615,6 +623,7 @@ def build_ui(
             kind: str,
             colls: list[str],
             text: str,
+            letter: str,
             state: Session,
             request: gr.Request,  # Gradio inserts it here; the field values follow
             *values: str,
@@ -645,6 +654,7 @@ def build_ui(
                 fields=fields,
                 collections=list(colls),
                 user=user_of(request),
+                letter=(letter or "").strip(),
             )
             yield from run(req, state, request)
 
@@ -684,10 +694,16 @@ def build_ui(
             "concurrency_limit": 2 * (settings.max_queue + 1),
         }
         ev_draft = draft_btn.click(
-            start, [doc_type, sources_choice, request_box, session, *boxes], every, **common
+            start,
+            [doc_type, sources_choice, request_box, letter_box, session, *boxes],
+            every,
+            **common,
         )
         ev_submit = request_box.submit(
-            start, [doc_type, sources_choice, request_box, session, *boxes], every, **common
+            start,
+            [doc_type, sources_choice, request_box, letter_box, session, *boxes],
+            every,
+            **common,
         )
         ev_revise = revise_btn.click(revise, [followup, editor, session], every, **common)
         ev_followup = followup.submit(revise, [followup, editor, session], every, **common)
@@ -807,6 +823,12 @@ def _final_message(draft: Draft, stopped: bool) -> str:
         )
         + ". Relisez-le avant tout envoi."
     ]
+    if draft.checks:
+        n = len(draft.checks)
+        parts.append(
+            f"{n} point{'s' if n > 1 else ''} à vérifier, surligné{'s' if n > 1 else ''} dans "
+            "le texte (chiffre absent de sa source, coordonnée retirée, recopie)."
+        )
     if draft.invalid_citations:
         numbers = ", ".join(f"[{n}]" for n in draft.invalid_citations)
         parts.append(f"Renvois sans source retirés du texte : {numbers}.")

@@ -114,6 +114,10 @@ def sources_html(
     return "".join(parts)
 
 
+# A verification mark written by the program ("[À VÉRIFIER : reason]"), once HTML-escaped.
+_TO_CHECK = re.compile(r"\[À VÉRIFIER : [^\]]*\]")
+
+
 def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
@@ -138,7 +142,9 @@ def answer_html(text: str, sources: Iterable[Citation], *, streaming: bool = Fal
     for line in text.replace("\r\n", "\n").split("\n"):
         if not line.strip():
             continue
-        paragraphs.append(f"<p>{_CITATION.sub(linkify, escape(line))}</p>")
+        html = _CITATION.sub(linkify, escape(line))
+        html = _TO_CHECK.sub(lambda m: f'<mark class="a-verifier">{m.group(0)}</mark>', html)
+        paragraphs.append(f"<p>{html}</p>")
     if not paragraphs and not streaming:
         return (
             '<div class="draft-view draft-empty"><p>Le brouillon apparaîtra ici. Choisissez un '

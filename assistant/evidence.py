@@ -1,0 +1,217 @@
+"""Evidence, not documents: the sentences of the retrieved passages that bear on a request.
+
+A small model paraphrases a sentence it is given well; it fails when asked to find the point in
+three pages. So the program finds it: each retrieved passage is cleaned of what is not content
+(front matter, URLs, navigation and heading marks, table pipes), cut into sentences, and the
+sentences that share the most terms with the request (and those holding figures) are kept, with
+a neighbour when a kept sentence introduces a list or continues one. What the model sees is a few
+numbered lines per source, in document order, under the document's title and page.
+
+Also here: :func:`questions_of`, which reads a resident's pasted letter for its questions (the
+retrieval searches those, not the whole letter). Hand-written: no library in the stack splits
+French administrative text into sentences with its list structure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from assistant.textnorm import lexical_terms
+
+# Lines that are not content: metadata and navigation of the guides, separators.
+_NOISE_LINE = re.compile(
+    r"^\s*(?:source\s*:|résumé\s*:|auteur\s*:|vérifié le|mis à jour|modifi(?:é|ed)\b|"
+    r"direction de l'information légale|voir aussi|textes? de référence|services? en ligne|"
+    r"pour en savoir plus|sommaire|imprimer|partager|accueil\s*[>›]|---+|\|?\s*-{3,}|"
+    r"\[?cerfa|formulaire\s*$)",
+    re.IGNORECASE,
+)
+_URL = re.compile(r"\(?\bhttps?://[^\s)]+\)?|\bwww\.[^\s)]+")
+_MD_HEADING = re.compile(r"^\s*#{1,6}\s*")
+_MD_EMPH = re.compile(r"(\*\*|__)(.+?)\1")
+_ARTICLE_HEAD = re.compile(
+    r"^\s*(?:\*\*)?\s*(Article\s+[LRD]?\.?\s?[\d\-]+(?:\s?\w{0,3})?)\s*(?:\*\*)?\s*$"
+)
+_BULLET = re.compile(r"^\s*(?:[-*•–]|\d{1,2}°|\d{1,2}[.)])\s+")
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+(?=[A-ZÀ-Ý«(])")
+_HAS_FIGURE = re.compile(r"\d")
+
+
+@dataclass
+class Line:
+    """A sentence or list item of a passage, in document order."""
+
+    text: str
+    article: str = ""  # the code article it belongs to ("Article L2121-17"), when known
+    bullet: bool = False
+    intro: bool = False  # ends with ":" (introduces what follows)
+
+
+def clean_lines(text: str, heading: str = "") -> list[Line]:
+    """The content of a passage as sentences and list items, without noise.
+
+    ``heading``: the passage's heading path; an article heading in it applies to the first
+    lines (a chunk cut inside an article keeps its number)."""
+    article = ""
+    m = re.search(r"Article\s+[LRD]?\.?\s?\d[\d\-]*", heading or "")
+    if m:
+        article = m.group(0)
+    out: list[Line] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or _NOISE_LINE.match(line):
+            continue
+        head = _ARTICLE_HEAD.match(line)
+        if head:
+            article = head.group(1).strip()
+            continue
+        if line.startswith("#"):
+            continue  # a section title: its words are in the heading path already
+        line = _URL.sub("", line)
+        line = (
+            _MD_EMPH.sub(r"\2", line).replace("> ", "", 1)
+            if line.startswith(">")
+            else (_MD_EMPH.sub(r"\2", line))
+        )
+        if line.startswith("|"):  # a table row: cells joined as a sentence
+            cells = [c.strip() for c in line.strip("|").split("|") if c.strip()]
+            if not cells or all(set(c) <= set("-: ") for c in cells):
+                continue
+            line = " : ".join(cells)
+        bullet = bool(_BULLET.match(line))
+        line = _BULLET.sub("", line) if bullet else line
+        line = " ".join(line.split())
+        if len(line) < 3:
+            continue
+        pieces = [line] if bullet else _SENTENCE.split(line)
+        for piece in pieces:
+            piece = piece.strip()
+            if len(piece) >= 3:
+                out.append(Line(piece, article, bullet=bullet, intro=piece.rstrip().endswith(":")))
+    return out
+
+
+def _score(line: Line, terms: set[str]) -> float:
+    words = set(lexical_terms(line.text))
+    if line.article:
+        words.update(lexical_terms(line.article))
+    overlap = len(terms & words)
+    if not overlap:
+        return 0.0
+    return overlap + (0.5 if _HAS_FIGURE.search(line.text) else 0.0) - len(line.text) / 2000
+
+
+def select_lines(lines: Sequence[Line], query: str, limit: int) -> list[int]:
+    """Indices (sorted) of at most ``limit`` lines bearing on ``query``, with the neighbours
+    that make them readable: the introduction of a kept list item, the first item after a kept
+    introduction. The first lines are kept when nothing matches (the passage was retrieved for a
+    reason the words do not show, e.g. by meaning)."""
+    terms = set(lexical_terms(query))
+    scored = sorted(
+        ((s, i) for i, line in enumerate(lines) if (s := _score(line, terms)) > 0),
+        key=lambda x: (-x[0], x[1]),
+    )
+    chosen: set[int] = set()
+    for _, i in scored:
+        if len(chosen) >= limit:
+            break
+        chosen.add(i)
+        if lines[i].bullet:  # its introduction
+            j = i - 1
+            while j >= 0 and lines[j].bullet:
+                j -= 1
+            if j >= 0 and lines[j].intro:
+                chosen.add(j)
+        if lines[i].intro and i + 1 < len(lines):
+            chosen.add(i + 1)
+    if not chosen:
+        chosen = set(range(min(2, len(lines))))
+    return sorted(chosen)
+
+
+def render_lines(lines: Sequence[Line], keep: Sequence[int]) -> str:
+    """The kept lines as text, one a line, "[…]" where lines were skipped (before, between,
+    after), article numbers written once before their first line."""
+    out: list[str] = ["[…]"] if keep and keep[0] > 0 else []
+    last = -1
+    article = ""
+    for i in keep:
+        line = lines[i]
+        if last >= 0 and i > last + 1:
+            out.append("[…]")
+        prefix = ""
+        if line.article and line.article != article:
+            article = line.article
+            prefix = f"{article} : "
+        out.append(f"{prefix}{'- ' if line.bullet else ''}{line.text}")
+        last = i
+    if keep and keep[-1] < len(lines) - 1:
+        out.append("[…]")
+    return "\n".join(out)
+
+
+def evidence_text(
+    text: str,
+    query: str,
+    max_tokens: int,
+    count: Callable[[str], int],
+    heading: str = "",
+) -> str:
+    """The evidence of one passage for ``query`` within ``max_tokens`` (``count`` measures).
+    Empty when nothing fits."""
+    lines = clean_lines(text, heading)
+    if not lines:
+        return ""
+    limit = 8
+    while limit > 0:
+        keep = select_lines(lines, query, limit)
+        rendered = render_lines(lines, keep)
+        if count(rendered) <= max_tokens:
+            return rendered
+        limit -= 1 if limit <= 4 else 2
+    # Nothing fits whole: the best line alone, cut to whole words.
+    best = lines[select_lines(lines, query, 1)[0]]
+    for i in select_lines(lines, query, 1):
+        if lines[i].text and not lines[i].intro:
+            best = lines[i]
+            break
+    words = best.text.split()
+    while words and count(" ".join(words) + " […]") > max_tokens:
+        words = words[: len(words) * 3 // 4]
+    return " ".join(words) + " […]" if words else ""
+
+
+# --- a resident's letter -------------------------------------------------------------------------
+
+_ASK = re.compile(
+    r"\?|\b(?:pourriez|pouvez|pourrais|puis-je|peut-on|dois-je|faut-il|est-il|est-ce que|"
+    r"je souhaite|je souhaiterais|je voudrais|j'aimerais|je demande|je sollicite|merci de "
+    r"(?:me|m')|quels?|quelles?|combien|comment|pourquoi|où)\b",
+    re.IGNORECASE,
+)
+_FORMULA = re.compile(
+    r"^(?:madame|monsieur|bonjour|je vous remercie|merci d'avance|merci par avance|"
+    r"veuillez|cordialement|salutations|dans l'attente)",
+    re.IGNORECASE,
+)
+MAX_QUESTIONS = 4
+MAX_QUESTION_CHARS = 300
+
+
+def questions_of(letter: str, limit: int = MAX_QUESTIONS) -> list[str]:
+    """The questions and demands of a resident's letter, at most ``limit``, in order.
+
+    A sentence that asks (a question mark, "pourriez-vous", "je souhaite", "combien"...) is a
+    question; greetings and politeness formulas are not. When nothing asks, the longest sentences
+    stand for the letter. Each question is cut to :data:`MAX_QUESTION_CHARS` characters.
+    (A stand-in for the retriever's own long-request search: one small function to switch.)"""
+    flat = " ".join(letter.split())
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", flat) if s.strip()]
+    asks = [s for s in sentences if _ASK.search(s) and not _FORMULA.match(s)]
+    if not asks:
+        asks = sorted((s for s in sentences if not _FORMULA.match(s)), key=len, reverse=True)[
+            :limit
+        ]
+    return [s[:MAX_QUESTION_CHARS] for s in asks[:limit]]

@@ -1,0 +1,337 @@
+"""The model's part of a draft as a structure, enforced by the engine, rendered by the program.
+
+The model does not choose the form of the document: it fills a JSON schema that the engine turns
+into a grammar (llama.cpp GBNF through llama-cpp-python's ``response_format``; ``response_format``
+json_schema on a llama.cpp or vLLM server). Two shapes:
+
+- ``prose`` (letters, answers, notes, questions): ``{"paragraphes": [{"sources": [2],
+  "texte": "..."}]}``: each paragraph names the numbers of the sources it rests on *before* its
+  text, so the model picks its evidence first and the program can check the text against it;
+- ``acte`` (délibérations, arrêtés): ``{"visas": [1, 3], "considerants": [...], "articles":
+  [...]}``: the visas are source numbers only; the program writes each visa from the cited legal
+  text itself (its title and the article numbers of its evidence).
+
+:func:`parse_partial` reads the JSON while it streams (a truncated document is closed), so that
+:func:`render` can show the paragraphs as they are written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# Bounds of the structure (the grammar enforces them; they also bound the generation time).
+MAX_PARAGRAPHS = 4
+MAX_SOURCES_PER_PART = 3
+MAX_VISAS = 4
+MAX_CONSIDERANTS = 4
+MAX_ARTICLES = 4
+
+
+def _sources_schema(numbers: Sequence[int], min_items: int) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "items": {"type": "integer", "enum": list(numbers) or [1]},
+        "minItems": min_items,
+        "maxItems": MAX_SOURCES_PER_PART,
+    }
+
+
+def _parts(numbers: Sequence[int], min_sources: int, lo: int, hi: int) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "minItems": lo,
+        "maxItems": hi,
+        "items": {
+            "type": "object",
+            "properties": {
+                "sources": _sources_schema(numbers, min_sources),
+                "texte": {"type": "string", "minLength": 1},
+            },
+            "required": ["sources", "texte"],
+            "additionalProperties": False,
+        },
+    }
+
+
+def schema_for(form: str, numbers: Sequence[int]) -> dict[str, Any]:
+    """The JSON schema of the model's part for a template form (``acte`` or anything else,
+    which is prose) and the source numbers it may cite."""
+    if form == "acte":
+        return {
+            "type": "object",
+            "properties": {
+                "visas": {
+                    "type": "array",
+                    "items": {"type": "integer", "enum": list(numbers) or [1]},
+                    "minItems": 0,
+                    "maxItems": MAX_VISAS,
+                },
+                "considerants": _parts(numbers, 1, 1, MAX_CONSIDERANTS),
+                "articles": _parts(numbers, 0, 1, MAX_ARTICLES),
+            },
+            "required": ["visas", "considerants", "articles"],
+            "additionalProperties": False,
+        }
+    return {
+        "type": "object",
+        "properties": {"paragraphes": _parts(numbers, 1, 1, MAX_PARAGRAPHS)},
+        "required": ["paragraphes"],
+        "additionalProperties": False,
+    }
+
+
+# --- reading the JSON while it streams -----------------------------------------------------------
+
+
+def close_json(raw: str) -> str:
+    """A truncated JSON text closed so that it parses: an open string is ended (an unfinished
+    escape dropped), a dangling key, colon or comma removed, open brackets closed.
+    Hand-written (about 40 lines) rather than a new dependency for streaming previews."""
+    stack: list[str] = []
+    in_string = False
+    escape = False
+    for ch in raw:
+        if in_string:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            stack.append("]" if ch == "[" else "}")
+        elif ch in "]}" and stack:
+            stack.pop()
+    text = raw
+    if in_string:
+        if escape:
+            text = text[:-1]
+        text = re.sub(r"\\u[0-9a-fA-F]{0,3}$", "", text) + '"'
+    text = text.rstrip()
+    # A key without its value: {"texte" -> {  ;  {"texte": -> {"texte": null
+    if stack and stack[-1] == "}":
+        text = re.sub(r'([{,])\s*"(?:[^"\\]|\\.)*"\s*$', r"\1", text)
+    if text.endswith(":"):
+        text += " null"
+    text = text.rstrip().rstrip(",")
+    return text + "".join(reversed(stack))
+
+
+def parse_partial(raw: str) -> dict[str, Any] | None:
+    """The structure written so far, or None when ``raw`` is not (the start of) a JSON object."""
+    text = raw.strip()
+    if not text.startswith("{"):
+        return None
+    for candidate in (text, close_json(text)):
+        try:
+            value = json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+        return value if isinstance(value, dict) else None
+    return None
+
+
+# --- the structure as data -----------------------------------------------------------------------
+
+
+@dataclass
+class Part:
+    """A paragraph, a considérant or an article: the model's text and the sources it names."""
+
+    text: str
+    sources: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Structure:
+    """What the model wrote, validated: prose paragraphs, or an act's parts."""
+
+    form: str
+    paragraphs: list[Part] = field(default_factory=list)
+    visas: list[int] = field(default_factory=list)
+    considerants: list[Part] = field(default_factory=list)
+    articles: list[Part] = field(default_factory=list)
+
+    def parts(self) -> list[Part]:
+        return [*self.paragraphs, *self.considerants, *self.articles]
+
+
+_DELIMITERS = re.compile(r"<<[^<>]{0,200}>>|‹‹[^‹›]{0,200}››|\[\[?\s*SOURCE[^\]]{0,200}\]\]?", re.I)
+_INLINE_CITE = re.compile(r"\s*\[\s*\d{1,3}(?:\s*[,;-]\s*\d{1,3})*\s*\]")
+
+
+def clean_text(text: Any) -> str:
+    """A model string as document text: one line, no prompt delimiters, no ``[n]`` marks (the
+    program writes them from the part's sources), no Markdown emphasis."""
+    if not isinstance(text, str):
+        return ""
+    text = _DELIMITERS.sub("", text)
+    text = _INLINE_CITE.sub("", text)
+    text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
+    text = text.replace("**", "").lstrip("#> ")
+    return " ".join(text.split())
+
+
+def _numbers(value: Any, valid: set[int]) -> list[int]:
+    if not isinstance(value, list):
+        return []
+    out: list[int] = []
+    for item in value:
+        ok = isinstance(item, int) and not isinstance(item, bool) and item in valid
+        if ok and item not in out:
+            out.append(item)
+    return out
+
+
+def _part_list(value: Any, valid: set[int]) -> list[Part]:
+    parts: list[Part] = []
+    if not isinstance(value, list):
+        return parts
+    for item in value:
+        if not isinstance(item, dict):
+            continue
+        text = clean_text(item.get("texte"))
+        if text:
+            parts.append(Part(text, _numbers(item.get("sources"), valid)))
+    return parts
+
+
+def structure_of(data: dict[str, Any], form: str, valid: Sequence[int]) -> Structure:
+    """The validated structure of a parsed JSON object: unknown source numbers dropped, empty
+    texts skipped (a grammar-constrained answer has none; a server that ignored the schema may)."""
+    ok = set(valid)
+    if form == "acte":
+        considerants = _part_list(data.get("considerants"), ok)
+        articles = _part_list(data.get("articles"), ok)
+        for part in considerants:  # the program writes "Considérant que" and "Article n :"
+            part.text = _CONSIDERANT.sub("", part.text)
+        for part in articles:
+            part.text = strip_article_head(part.text)
+        return Structure(
+            form="acte",
+            visas=_numbers(data.get("visas"), ok),
+            considerants=[p for p in considerants if p.text],
+            articles=[p for p in articles if p.text],
+        )
+    return Structure(form="prose", paragraphs=_part_list(data.get("paragraphes"), ok))
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+def marks(sources: Sequence[int]) -> str:
+    return "".join(f"[{n}]" for n in sources)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if not text or text[-1] in ".!?…»)" else text + "."
+
+
+def _with_marks(text: str, sources: Sequence[int], end: str = ".") -> str:
+    """``text`` with its citation marks before the final punctuation: "… [2]." / "… [2] ;"."""
+    body = text.rstrip().rstrip(".;,:")
+    cite = f" {marks(sources)}" if sources else ""
+    return f"{body}{cite}{end}"
+
+
+_CONSIDERANT = re.compile(r"^consid[ée]rant\s+(?:que\s+|qu['’])?", re.IGNORECASE)
+_ARTICLE_HEAD = re.compile(r"^article\s+\d+\s*(?:er)?\s*[:.\-–]?\s*", re.IGNORECASE)
+
+
+def considerant_line(text: str, sources: Sequence[int]) -> str:
+    """ "Considérant que … [n] ;" whatever opening the model gave the text."""
+    body = _CONSIDERANT.sub("", text.strip())
+    if body and body[0].isupper() and not body.split()[0].isupper():
+        body = body[0].lower() + body[1:]
+    opening = (
+        "Considérant qu'" if body[:1].lower() in "aeiouyéèêàh" and body else "Considérant que "
+    )
+    return _with_marks(opening + body, sources, " ;")
+
+
+def strip_article_head(text: str) -> str:
+    """ "Article 2 : Le maire…" -> "Le maire…" (the program numbers the articles)."""
+    return _ARTICLE_HEAD.sub("", text.strip())
+
+
+def article_line(number: int, text: str, sources: Sequence[int]) -> str:
+    body = strip_article_head(text)
+    label = "1er" if number == 1 else str(number)
+    return f"Article {label} : " + _with_marks(_sentence(body), sources, ".")
+
+
+def render(structure: Structure, visa_lines: Sequence[str] = (), decision: str = "DÉCIDE :") -> str:
+    """The body of the document from the structure (the frame is written elsewhere).
+
+    Prose: one paragraph per part, its citation marks before its final point. Act: the visa
+    lines given (written from the cited texts), the considérants, "Après en avoir délibéré,"
+    or "ARRÊTE :", the numbered articles."""
+    if structure.form != "acte":
+        return "\n\n".join(_with_marks(_sentence(p.text), p.sources) for p in structure.paragraphs)
+    blocks: list[str] = []
+    if visa_lines:
+        blocks.append("\n".join(visa_lines))
+    if structure.considerants:
+        blocks.append(
+            "\n".join(considerant_line(p.text, p.sources) for p in structure.considerants)
+        )
+    if structure.articles:
+        blocks.append(decision.strip())
+        blocks.append(
+            "\n".join(
+                article_line(i, p.text, p.sources) for i, p in enumerate(structure.articles, 1)
+            )
+        )
+    return "\n\n".join(blocks)
+
+
+# --- visas from the cited legal texts ------------------------------------------------------------
+
+_LEGAL_TITLE = re.compile(
+    r"^\s*(code|loi|décret|decret|ordonnance|arrêté|arrete|délibération|deliberation|règlement|"
+    r"reglement|circulaire|directive)\b",
+    re.IGNORECASE,
+)
+_ARTICLE_REF = re.compile(r"\b([LRD])\s?\.?\s?(\d{3,4}(?:-\d+){1,2})\b")
+
+
+def is_legal_text(title: str, source: str = "") -> bool:
+    """Whether a source is a text a visa can name (a code, a law, a decree, an act)."""
+    return bool(_LEGAL_TITLE.match(title or "")) or bool(
+        re.search(r"(?:^|/)(?:cgct|crpa|code|loi|decret)_|delib", source, re.IGNORECASE)
+    )
+
+
+def visa_line(title: str, evidence: str, source_number: int) -> str:
+    """ "Vu le code général des collectivités territoriales, notamment ses articles L. 2122-1 et
+    L. 2122-2 [1] ;" from a source's title (its first part, before " — " or ":") and the article
+    numbers of its evidence. A title that is not a text's name gives a visa to complete."""
+    name = re.split(r"\s+[—–-]\s+|\s*:\s+|\s*\(", title.strip(), maxsplit=1)[0].strip(" .,;")
+    if not name or not _LEGAL_TITLE.match(name):
+        return f"Vu [À COMPLÉTER : texte visé] [{source_number}] ;"
+    first = name.split()[0].lower()
+    article = {"code": "le ", "loi": "la ", "ordonnance": "l'", "arrêté": "l'", "arrete": "l'"}
+    lead = article.get(
+        first,
+        "la " if first in {"délibération", "deliberation", "circulaire", "directive"} else "le ",
+    )
+    text = lead + name[0].lower() + name[1:]
+    refs: list[str] = []
+    for m in _ARTICLE_REF.finditer(evidence):
+        ref = f"{m.group(1).upper()}. {m.group(2)}"
+        if ref not in refs:
+            refs.append(ref)
+    if refs:
+        refs = refs[:4]
+        if len(refs) == 1:
+            text += f", notamment son article {refs[0]}"
+        else:
+            text += ", notamment ses articles " + ", ".join(refs[:-1]) + f" et {refs[-1]}"
+    return f"Vu {text} [{source_number}] ;"

@@ -1,0 +1,259 @@
+"""Checks a drafted paragraph against the sources it cites, before anything is shown.
+
+A small model misremembers figures, copies whole passages and repeats contacts it saw (or that a
+planted document gave it). Each paragraph the model writes is checked here:
+
+- **figures** (amounts, rates, delays, dates, years, thresholds, article numbers): each one must
+  appear in a source the paragraph cites, or in what the agent wrote (request, fields, pasted
+  letter). Numbers written in words in the sources ("deux mois") match digits ("2 mois");
+- **contacts** (URL, e-mail, phone number): only those given by the sources shown to the model or
+  by the agent; premium-rate numbers (08 9x) never, whoever gave them;
+- **copies**: a run of more than :data:`COPY_WORDS` words taken verbatim from a source must be a
+  marked quotation « … », and a quotation stays within :data:`QUOTE_MAX_WORDS` words.
+
+The functions are pure (no model, no I/O) and the evaluation (:mod:`assistant.evaluation`) uses the
+same extraction, so that what the product marks and what the evaluation counts agree.
+Hand-written: no library in the stack extracts French administrative figures.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+# A verbatim run longer than this many words must be a marked quotation.
+COPY_WORDS = 20
+# A marked quotation « … » longer than this (about two sentences) is a copy, not a quotation.
+QUOTE_MAX_WORDS = 45
+# How a failed check is written into the text (the UI highlights it, the export keeps it).
+MARK_OPEN = "[À VÉRIFIER : "
+MARK_CLOSE = "]"
+MARK_PATTERN = re.compile(r"\[À VÉRIFIER : [^\]]*\]")
+
+# French number words -> digits, so that "deux mois" in a source supports "2 mois". Only words
+# that are never anything else ("un"/"une" are articles: left out, and 1 is never checked).
+_WORDS = {
+    "deux": "2",
+    "trois": "3",
+    "quatre": "4",
+    "cinq": "5",
+    "six": "6",
+    "sept": "7",
+    "huit": "8",
+    "neuf": "9",
+    "dix": "10",
+    "onze": "11",
+    "douze": "12",
+    "treize": "13",
+    "quatorze": "14",
+    "quinze": "15",
+    "seize": "16",
+    "vingt": "20",
+    "trente": "30",
+    "quarante": "40",
+    "cinquante": "50",
+    "soixante": "60",
+    "cent": "100",
+}
+_WORD_NUMBER = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.IGNORECASE)
+# Code articles: "L2121-17", "L. 2121-17", "article R2223-10", "L.1611-4".
+_ARTICLE = re.compile(r"\b([LRD]|LO)\s?\.?\s?(\d{3,4}(?:\s?-\s?\d+){1,2})\b")
+# Numbers: "1 500", "15 000,50", "0,18", "30 %", "1er". Thousands separated by spaces.
+_NUMBER = re.compile(
+    r"(?<![\w,.])(\d{1,3}(?:[ \u00a0\u202f]\d{3})+|\d+)(?:[,.](\d+))?(?:er|e)?\b"
+    r"(?:[ \u00a0\u202f]?(?:%|€|euros?\b|jours?\b|mois\b|ans?\b|heures?\b))?"
+)
+_CITATION = re.compile(r"\[\d{1,3}\]")
+_URL = re.compile(
+    r"\bhttps?://[^\s)»\]]+|\bwww\.[^\s)»\]]+|\b[\w-]+(?:\.[\w-]+)*\.(?:fr|com|org|net|eu|gouv\.fr)\b(?:/[^\s)»\]]*)?",
+    re.I,
+)
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_PHONE = re.compile(r"(?<!\d)(?:\+33\s?|0)[1-9](?:[\s.-]?\d{2}){4}(?!\d)")
+_PREMIUM = re.compile(r"^(?:\+33|0)8[19]")
+_QUOTE = re.compile(r"«([^»]*)»")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One failed check: ``kind`` is ``chiffre``, ``coordonnee`` or ``copie``; ``detail`` is the
+    French reason shown to the agent (inside the « à vérifier » mark)."""
+
+    kind: str
+    detail: str
+    value: str = ""
+
+    def mark(self) -> str:
+        return f"{MARK_OPEN}{self.detail}{MARK_CLOSE}"
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text.lower().replace("’", "'"))
+    return "".join(c for c in text if not unicodedata.combining(c))
+
+
+def figures(text: str) -> list[tuple[str, str]]:
+    """The figures of ``text`` as ``(as written, key)``; equal keys mean the same figure.
+
+    Keys: ``art:L2121-17`` for a code article, ``n:1500`` / ``n:0.18`` for a number (thousands
+    separators dropped, decimal comma as a point). Citation marks ``[n]`` and marks already
+    written are not figures. Numbers spelled in words count as their digits. 0 and 1 are left
+    out (an article "un", "1er" of a list: never worth a mark)."""
+    text = MARK_PATTERN.sub(" ", _CITATION.sub(" ", text))
+    out: list[tuple[str, str]] = []
+    for m in _ARTICLE.finditer(text):
+        number = re.sub(r"\s", "", m.group(2))
+        out.append((m.group(0), f"art:{m.group(1).upper()}{number}"))
+    text = _ARTICLE.sub(" ", text)
+    text = _URL.sub(" ", _EMAIL.sub(" ", _PHONE.sub(" ", text)))
+    text = _WORD_NUMBER.sub(lambda m: _WORDS[m.group(1).lower()], text)
+    for m in _NUMBER.finditer(text):
+        whole = re.sub(r"[\s\u00a0\u202f]", "", m.group(1))
+        key = whole.lstrip("0") or "0"
+        if m.group(2):
+            key += "." + m.group(2).rstrip("0") if m.group(2).rstrip("0") else ""
+        if key in {"0", "1"}:
+            continue
+        out.append((m.group(0).strip(), f"n:{key}"))
+    return out
+
+
+def figure_keys(texts: Iterable[str]) -> set[str]:
+    keys: set[str] = set()
+    for text in texts:
+        keys.update(key for _, key in figures(text))
+    return keys
+
+
+def contacts(text: str) -> list[str]:
+    """URLs, e-mail addresses and French phone numbers written in ``text``."""
+    text = MARK_PATTERN.sub(" ", text)
+    found = [m.group(0) for m in _EMAIL.finditer(text)]
+    rest = _EMAIL.sub(" ", text)
+    found += [m.group(0).rstrip(".,;") for m in _URL.finditer(rest)]
+    found += [m.group(0) for m in _PHONE.finditer(rest)]
+    return found
+
+
+def _contact_key(value: str) -> str:
+    if _PHONE.fullmatch(value.strip()):
+        digits = re.sub(r"\D", "", value)
+        return "tel:" + ("0" + digits[2:] if digits.startswith("33") else digits)
+    return _fold(value).rstrip("/").removeprefix("https://").removeprefix("http://")
+
+
+def contact_keys(texts: Iterable[str]) -> set[str]:
+    return {_contact_key(c) for text in texts for c in contacts(text)}
+
+
+def is_premium(value: str) -> bool:
+    """A French premium-rate number (08 1x, 08 9x): never written into a draft."""
+    digits = re.sub(r"[^\d+]", "", value)
+    return bool(_PREMIUM.match(digits)) and _PHONE.fullmatch(value.strip()) is not None
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(_fold(text))
+
+
+def longest_copy(text: str, sources: Sequence[str]) -> int:
+    """Length in words of the longest run of ``text`` found word for word in one of ``sources``
+    (outside quotation marks « »). Case, accents and punctuation are ignored."""
+    words = _words(_QUOTE.sub(" | ", text))
+    if not words:
+        return 0
+    grams: set[tuple[str, ...]] = set()
+    size = 6
+    for source in sources:
+        sw = _words(source)
+        grams.update(tuple(sw[i : i + size]) for i in range(len(sw) - size + 1))
+    best = run = 0
+    covered_until = -1
+    for i in range(len(words) - size + 1):
+        if tuple(words[i : i + size]) in grams:
+            run = run + 1 if covered_until >= i + size - 2 else size
+            covered_until = i + size - 1
+            best = max(best, run)
+        elif covered_until < i:
+            run = 0
+    return best
+
+
+def copied_share(text: str, sources: Sequence[str], size: int = 8) -> float:
+    """Share of the words of ``text`` (quotations « » excluded) that sit in a run of ``size``
+    words or more found verbatim in ``sources``: 0.0 (all own words) to 1.0 (all copied)."""
+    words = _words(_QUOTE.sub(" ", text))
+    if len(words) < size:
+        return 0.0
+    grams: set[tuple[str, ...]] = set()
+    for source in sources:
+        sw = _words(source)
+        grams.update(tuple(sw[i : i + size]) for i in range(len(sw) - size + 1))
+    covered = [False] * len(words)
+    for i in range(len(words) - size + 1):
+        if tuple(words[i : i + size]) in grams:
+            for j in range(i, i + size):
+                covered[j] = True
+    return sum(covered) / len(words)
+
+
+def check_paragraph(
+    text: str,
+    cited: Sequence[str],
+    shown: Sequence[str],
+    agent: Sequence[str],
+) -> list[Issue]:
+    """The failed checks of one paragraph.
+
+    ``cited``: texts of the sources the paragraph cites (what its figures must come from);
+    ``shown``: every source text shown to the model (what a contact may come from); ``agent``:
+    what the agent wrote (request, fields, pasted letter). Returns one :class:`Issue` per
+    unsupported figure, stray contact or over-long copy, in the order found."""
+    issues: list[Issue] = []
+    allowed = figure_keys([*cited, *agent])
+    seen: set[str] = set()
+    for written, key in figures(text):
+        if key in allowed or key in seen:
+            continue
+        seen.add(key)
+        where = "les sources citées" if cited else "aucune source citée"
+        if not cited:
+            issues.append(Issue("chiffre", f"« {written} » n'est appuyé par {where}", written))
+        else:
+            issues.append(Issue("chiffre", f"« {written} » ne figure pas dans {where}", written))
+    given = contact_keys([*shown, *agent])
+    for value in contacts(text):
+        if is_premium(value):
+            issues.append(Issue("coordonnee", "numéro surtaxé retiré", value))
+        elif _contact_key(value) not in given:
+            issues.append(Issue("coordonnee", "coordonnée absente des sources, retirée", value))
+    run = longest_copy(text, cited or shown)
+    if run > COPY_WORDS:
+        issues.append(
+            Issue("copie", f"{run} mots recopiés d'une source : à reformuler ou à citer entre « »")
+        )
+    for quote in _QUOTE.findall(text):
+        if len(_words(quote)) > QUOTE_MAX_WORDS:
+            issues.append(Issue("copie", "citation entre « » trop longue : à réduire"))
+    return issues
+
+
+def apply(text: str, issues: Sequence[Issue]) -> str:
+    """``text`` with its stray contacts removed and one « à vérifier » mark per issue at the end
+    (before the citation marks that close it, so that the sources stay visible)."""
+    for issue in issues:
+        if issue.kind == "coordonnee" and issue.value:
+            text = text.replace(issue.value, "[coordonnée retirée]")
+    if not issues:
+        return text
+    marks = " ".join(issue.mark() for issue in issues)
+    # Before the final point: the renderer closes the part (". [2]" would read badly).
+    return f"{text.rstrip().rstrip('.;')} {marks}"
+
+
+def unmarked_paragraphs(text: str) -> list[str]:
+    """The blank-line separated paragraphs of ``text`` that carry no « à vérifier » mark."""
+    return [p for p in re.split(r"\n\s*\n", text) if p.strip() and not MARK_PATTERN.search(p)]

@@ -1,0 +1,542 @@
+"""Drafts an agent would sign: evidence in, structure enforced, figures checked, one text
+everywhere, a resident's letter read for its questions, and the drafting evaluation.
+
+Fast tests use the fakes of tests/fakes.py beside the real pieces (templates, verification,
+rendering, DOCX/ODT export, audit, CLI); the slow one runs the real llama.cpp with the test model
+under the grammar."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.audit import AuditLog
+from assistant.config import Settings
+from assistant.drafting import Draft, DraftEvent, DraftingService, DraftRequest, search_queries
+from assistant.evaluation import (
+    DraftCase,
+    DraftOutcome,
+    EvalError,
+    load_draft_cases,
+    score_draft,
+    summarise_drafts,
+)
+from assistant.evidence import clean_lines, evidence_text, questions_of, select_lines
+from assistant.prompts import Templates, load_templates
+from assistant.structure import (
+    Part,
+    Structure,
+    close_json,
+    considerant_line,
+    parse_partial,
+    render,
+    schema_for,
+    visa_line,
+)
+from assistant.verify import (
+    MARK_PATTERN,
+    apply,
+    check_paragraph,
+    contacts,
+    copied_share,
+    figures,
+    is_premium,
+    longest_copy,
+)
+from tests.fakes import FakeChatModel, FakeRetriever, make_hit
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMPTS = ROOT / "prompts"
+REQUESTS = ROOT / "tests" / "data" / "drafting_requests.jsonl"
+
+AOT = (
+    "# Occupation du domaine public par un commerce (AOT)\n"
+    "Source : service-public.fr, fiche F10003 (https://www.service-public.fr/F10003) — "
+    "modified 2018-12-14\n\n"
+    "### Conditions\n"
+    "Une terrasse nécessite une autorisation d'occupation temporaire (AOT) du domaine public. "
+    "Elle entraîne le paiement d'une redevance.\n"
+    "Le dossier comprend au minimum les documents suivants :\n"
+    "- Extrait Kbis\n- Attestation d'assurance\n"
+    "Sans réponse dans les 2 mois, la demande est considérée comme refusée.\n"
+    "> **À noter** : l'installation irrégulière d'une terrasse entraîne une amende de 1 500 €."
+)
+CGCT = (
+    "**Article L2122-2**\n\nLe conseil municipal détermine le nombre des adjoints au maire sans "
+    "que ce nombre puisse excéder 30 % de l'effectif légal du conseil municipal."
+)
+CGCT_TITLE = (
+    "Code général des collectivités territoriales — Partie législative — Le maire et les adjoints"
+)
+
+
+@pytest.fixture(scope="module")
+def templates() -> Templates:
+    return load_templates(PROMPTS)
+
+
+def build(
+    settings: Settings,
+    templates: Templates,
+    reply: Any,
+    hits: list[Any] | None = None,
+    audit: AuditLog | None = None,
+) -> tuple[DraftingService, FakeChatModel, FakeRetriever]:
+    model = FakeChatModel(reply)
+    retriever = FakeRetriever(
+        hits
+        if hits is not None
+        else [
+            make_hit(1, AOT, source="fiches/F10003.md"),
+            make_hit(2, "Le maire délivre les permis de stationnement sur la voie publique."),
+        ]
+    )
+    return DraftingService(settings, model, retriever, templates, audit), model, retriever
+
+
+def run(svc: DraftingService, request: DraftRequest) -> tuple[list[DraftEvent], Draft]:
+    events = list(svc.stream(request))
+    assert events[-1].kind == "done" and events[-1].draft is not None
+    return events, events[-1].draft
+
+
+def letter_json(*paragraphs: tuple[list[int], str]) -> str:
+    return json.dumps(
+        {"paragraphes": [{"sources": s, "texte": t} for s, t in paragraphs]}, ensure_ascii=False
+    )
+
+
+COURRIER = {"destinataire": "M. le Président", "objet": "Terrasses"}
+
+
+def cli(args: list[str]) -> int:
+    from assistant.cli import main
+
+    try:
+        main(args)
+    except SystemExit as done:
+        return int(done.code or 0)
+    return 0
+
+
+# --- verification ---------------------------------------------------------------------------
+
+
+def test_figures_have_one_key_whatever_the_spelling() -> None:
+    keys = dict((k, w) for w, k in figures("un délai de deux mois, 1 500 € et 0,18 € [3]"))
+    assert {"n:2", "n:1500", "n:0.18"} <= set(keys)
+    assert "n:3" not in keys  # a citation mark is not a figure
+    arts = {k for _, k in figures("l'article L. 2121-17 et L2122-2")}
+    assert {"art:L2121-17", "art:L2122-2"} <= arts
+    assert not {k for _, k in figures("Article 1er : le maire")}  # 1 is never checked
+
+
+def test_a_figure_absent_from_the_cited_source_is_flagged_not_one_given_in_words() -> None:
+    source = "Sans réponse dans les deux mois, la demande est refusée. Amende de 1 500 €."
+    assert (
+        check_paragraph("Sans réponse sous 2 mois, c'est un refus.", [source], [source], []) == []
+    )
+    issues = check_paragraph("L'amende est de 3 000 € sous 2 mois.", [source], [source], [])
+    assert [i.kind for i in issues] == ["chiffre"] and "3 000" in issues[0].detail
+    # The agent's own figures are allowed.
+    assert check_paragraph("Subvention de 30 000 €.", [source], [source], ["30 000 euros"]) == []
+
+
+def test_contacts_only_from_the_sources_and_never_premium_rate() -> None:
+    source = "Contact : mairie@ville.fr ou 01 23 45 67 89."
+    ok = "Écrivez à mairie@ville.fr ou appelez le 01 23 45 67 89."
+    assert check_paragraph(ok, [source], [source], []) == []
+    bad = "Appelez le 08 99 12 34 56 ou voyez www.arnaque.com."
+    issues = check_paragraph(bad, [source], [source + " 08 99 12 34 56"], [])
+    assert [i.kind for i in issues] == ["coordonnee", "coordonnee"]
+    assert is_premium("08 99 12 34 56") and not is_premium("01 23 45 67 89")
+    marked = apply(bad, issues)
+    assert contacts(MARK_PATTERN.sub("", marked)) == [] and marked.count("[À VÉRIFIER") == 2
+
+
+def test_long_copies_must_be_short_quotations() -> None:
+    source = " ".join(f"mot{i}" for i in range(60))
+    copy = " ".join(f"mot{i}" for i in range(5, 40))
+    assert longest_copy(copy, [source]) == 35
+    assert [i.kind for i in check_paragraph(copy, [source], [source], [])] == ["copie"]
+    quoted = "Le texte dit : « " + " ".join(f"mot{i}" for i in range(5, 20)) + " »."
+    assert check_paragraph(quoted, [source], [source], []) == []
+    assert copied_share(copy, [source]) == 1.0 and copied_share("autre chose ici", [source]) == 0
+
+
+# --- evidence -------------------------------------------------------------------------------
+
+
+def test_evidence_is_clean_sentences_bearing_on_the_request() -> None:
+    lines = clean_lines(AOT)
+    text = " ".join(line.text for line in lines)
+    assert "Source :" not in text and "http" not in text and "#" not in text
+    assert "**" not in text and "À noter : l'installation" in text
+    keep = select_lines(lines, "pièces du dossier de terrasse Kbis", 3)
+    kept = [lines[i].text for i in keep]
+    assert "Extrait Kbis" in kept
+    assert any(t.endswith("suivants :") for t in kept)  # the introduction of a kept item
+    out = evidence_text(CGCT, "nombre des adjoints", 200, lambda s: len(s) // 3)
+    assert out.startswith("Article L2122-2 : Le conseil municipal détermine")
+
+
+def test_a_letter_is_read_for_its_questions() -> None:
+    letter = (
+        "Madame, Monsieur,\n\nJ'habite la commune depuis 2019 et ma sœur vient me voir. "
+        "Pourriez-vous me dire quels documents apporter ? Combien coûte l'attestation ?\n\n"
+        "Je vous remercie par avance. Veuillez agréer mes salutations.\n\nNadia"
+    )
+    asked = questions_of(letter)
+    assert asked == [
+        "Pourriez-vous me dire quels documents apporter ?",
+        "Combien coûte l'attestation ?",
+    ]
+    queries = search_queries(DraftRequest("Répondre", fields={"objet": "Accueil"}, letter=letter))
+    assert queries[:2] == ["Répondre Accueil", "Accueil"] and len(queries) == 4
+
+
+# --- structure ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('{"paragraphes": [{"sources": [1], "texte": "Bonj', "Bonj"),
+        ('{"paragraphes": [{"sources": [1], "texte": "A \\u00e', "A "),
+        ('{"paragraphes": [{"sources": [1], "texte": "A"}, {"sour', "A"),
+        ('{"paragraphes": [{"sources": [1], "texte":', None),
+    ],
+)
+def test_a_truncated_json_is_closed(raw: str, expected: str | None) -> None:
+    data = parse_partial(raw)
+    assert data is not None, close_json(raw)
+    parts = data["paragraphes"]
+    assert parts[0].get("texte") == expected
+
+
+def test_schema_names_only_the_sources_given() -> None:
+    schema = schema_for("prose", [1, 2])
+    item = schema["properties"]["paragraphes"]["items"]
+    assert list(item["properties"]) == ["sources", "texte"]  # sources chosen before writing
+    assert item["properties"]["sources"]["items"]["enum"] == [1, 2]
+    act = schema_for("acte", [1])
+    assert set(act["required"]) == {"visas", "considerants", "articles"}
+
+
+def test_rendering_writes_the_marks_and_the_forms() -> None:
+    prose = Structure("prose", paragraphs=[Part("Une AOT est nécessaire.", [1]), Part("Ok", [])])
+    assert render(prose) == "Une AOT est nécessaire [1].\n\nOk."
+    assert considerant_line("Considérant que Le nombre est limité", [2]) == (
+        "Considérant que le nombre est limité [2] ;"
+    )
+    assert considerant_line("il convient de fixer", []) == "Considérant qu'il convient de fixer ;"
+    visa = visa_line(CGCT_TITLE, "Article L2122-2 : Le conseil", 1)
+    assert visa == (
+        "Vu le code général des collectivités territoriales, notamment son article L. 2122-2 [1] ;"
+    )
+    assert "À COMPLÉTER" in visa_line("Occupation du domaine public", "x", 2)
+
+
+# --- the service ----------------------------------------------------------------------------
+
+
+def test_a_structured_letter_is_rendered_checked_and_marked(
+    settings: Settings, templates: Templates
+) -> None:
+    reply = letter_json(
+        (
+            [1],
+            "Votre terrasse nécessite une autorisation d'occupation temporaire et une redevance.",
+        ),
+        ([1], "L'amende est de 3 000 € ; appelez le 08 99 12 34 56 [1]."),
+    )
+    svc, model, _ = build(settings, templates, reply)
+    events, draft = run(svc, DraftRequest("Terrasses", "courrier", fields=COURRIER))
+    assert model.schemas[-1] is not None  # generated under the grammar
+    enum = model.schemas[-1]["properties"]["paragraphes"]["items"]["properties"]["sources"]
+    assert enum["items"]["enum"] == [1, 2]
+    assert draft.structured and [c.n for c in draft.citations] == [1]
+    assert "redevance [1]." in draft.answer
+    assert "08 99" not in draft.answer and "[coordonnée retirée]" in draft.answer
+    kinds = sorted(c["type"] for c in draft.checks)
+    assert kinds == ["chiffre", "coordonnee"]
+    assert draft.answer.count("[À VÉRIFIER") == 2
+    assert draft.as_json()["points_a_verifier"] == 2
+    assert '"texte"' not in draft.answer and "{" not in draft.answer
+    # The preview only grew, and never showed JSON.
+    streamed = "".join(e.text for e in events if e.kind == "token")
+    assert '"' + "paragraphes" not in streamed and "Votre terrasse nécessite" in streamed
+    assert draft.answer.startswith(draft.header)
+
+
+def test_an_act_gets_its_visas_from_the_cited_legal_text(
+    settings: Settings, templates: Templates
+) -> None:
+    hits = [
+        make_hit(1, CGCT, source="textes/cgct_L2122.md"),
+        make_hit(2, AOT, source="fiches/F10003.md"),
+    ]
+    hits[0].title = CGCT_TITLE
+    reply = json.dumps(
+        {
+            "visas": [1, 2],
+            "considerants": [
+                {
+                    "sources": [1],
+                    "texte": "le nombre des adjoints ne peut excéder 30 % de l'effectif légal",
+                }
+            ],
+            "articles": [
+                {"sources": [], "texte": "Le nombre des adjoints est fixé à [À COMPLÉTER]."},
+                {"sources": [1], "texte": "Article 2 : Le maire est chargé de 45 % des tâches."},
+            ],
+        },
+        ensure_ascii=False,
+    )
+    svc, _, _ = build(settings, templates, reply, hits)
+    _, draft = run(svc, DraftRequest("Adjoints", "deliberation", fields={"objet": "Adjoints"}))
+    body = draft.answer
+    assert (
+        "Vu le code général des collectivités territoriales, notamment son article "
+        "L. 2122-2 [1] ;" in body
+    )
+    assert "F10003" not in body and "Vu l'occupation" not in body.lower()
+    assert (
+        "Considérant que le nombre des adjoints ne peut excéder 30 % de l'effectif légal [1] ;"
+        in body
+    )
+    assert "Après en avoir délibéré," in body and "DÉCIDE :" in body
+    assert "Article 1er : Le nombre des adjoints est fixé à [À COMPLÉTER]." in body
+    assert (
+        re.search(r"Article 2 : Le maire est chargé de 45 % des tâches\. \[À VÉRIFIER", body)
+        or "Article 2 : Le maire est chargé de 45 % des tâches [À VÉRIFIER" in body
+    )
+    assert [c["type"] for c in draft.checks] == ["chiffre"]
+
+
+def test_a_server_ignoring_the_schema_falls_back_to_the_text(
+    settings: Settings, templates: Templates
+) -> None:
+    svc, _, _ = build(settings, templates, "La terrasse exige une AOT [1].")
+    _, draft = run(svc, DraftRequest("Terrasses", "courrier", fields=COURRIER))
+    assert not draft.structured and "La terrasse exige une AOT [1]." in draft.answer
+
+
+def test_a_letter_is_searched_by_its_questions_and_never_echoed(
+    settings: Settings, templates: Templates
+) -> None:
+    letter = (
+        "Bonjour, je m'appelle Secret Personne et j'habite 3 rue Cachée. "
+        "Quelles pièces faut-il pour une terrasse ? Combien de temps pour la réponse ?"
+    )
+    svc, model, retriever = build(settings, templates, letter_json(([1], "Une AOT.")))
+    request = DraftRequest(
+        "Répondre", "reponse_usager", fields={"usager": "M. X", "objet": "Terrasse"}, letter=letter
+    )
+    run(svc, request)
+    assert len(retriever.calls) == 4  # request + objet, objet, the letter's two questions
+    prompt = model.prompts[-1][1]["content"]
+    assert "Quelles pièces faut-il pour une terrasse ?" in prompt
+    assert "Secret Personne" not in prompt
+    weak = [make_hit(1, AOT, relevance=0.01)]
+    svc, _, _ = build(settings, templates, "x", weak)
+    _, refused = run(svc, request)
+    assert refused.abstained and "Secret Personne" not in refused.answer
+
+
+# --- one text everywhere ----------------------------------------------------------------------
+
+
+def _docx_text(data: bytes) -> str:
+    from docx import Document
+
+    return "\n".join(p.text for p in Document(io.BytesIO(data)).paragraphs)
+
+
+def test_screen_copy_export_json_and_audit_carry_the_same_text(
+    settings: Settings,
+    templates: Templates,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from assistant.export import draft_to_bytes, draft_to_text
+
+    reply = letter_json(
+        ([1], "Votre terrasse nécessite une autorisation d'occupation temporaire."),
+        ([1], "L'amende est de 3 000 €."),
+    )
+    audit = AuditLog(settings.audit_path)
+    svc, _, _ = build(settings, templates, reply, audit=audit)
+    monkeypatch.setattr("assistant.cli.ask.build_service", lambda *_a, **_k: svc)
+    args = ["ask", "Terrasses", "--type", "courrier", "--json"]
+    assert cli([*args, "-f", "destinataire=M. le Président", "-f", "objet=Terrasses"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    answer = data["answer"]
+    assert data["points_a_verifier"] == 1 and "[À VÉRIFIER" in answer
+    from assistant.audit import sha256_text
+
+    record = audit.get(data["id"])  # the trail holds the same text (or, without text, its hash)
+    assert record.answer_sha256 == sha256_text(answer)
+    assert record.answer in ("", answer)
+    draft = svc.draft(DraftRequest("Terrasses", "courrier", fields=COURRIER))
+    body = [p for p in draft.answer.split("\n\n") if "AOT" in p or "autorisation" in p]
+    docx = _docx_text(draft_to_bytes(draft, "docx"))
+    copy = draft_to_text(draft)
+    for paragraph in body:
+        assert paragraph in docx and paragraph in copy
+    assert "[À VÉRIFIER : « 3 000 € »" in docx and "[À VÉRIFIER : « 3 000 € »" in copy
+    assert "<<" not in docx and "SOURCE" not in docx
+    assert "Aucune source n'est citée" not in docx and "[1]" in docx.split("Annexe")[-1]
+    odt = draft_to_bytes(draft, "odt")
+    assert b"<<SOURCE" not in odt
+
+
+def test_ask_reads_the_residents_letter_from_a_file(
+    settings: Settings,
+    templates: Templates,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+
+    svc, model, _ = build(settings, templates, letter_json(([1], "Une AOT est requise.")))
+    monkeypatch.setattr("assistant.cli.ask.build_service", lambda *_a, **_k: svc)
+    base = ["ask", "Répondre", "-t", "reponse_usager", "-f", "usager=M. X", "-f", "objet=T"]
+    assert cli([*base, "--courrier-usager", str(tmp_path / "absent.txt")]) == 2
+    assert "Impossible de lire le courrier" in capsys.readouterr().err
+    letter = tmp_path / "courrier.txt"
+    letter.write_text("Bonjour. Quelles pièces pour une terrasse ?", encoding="latin-1")
+    assert cli([*base, "--courrier-usager", str(letter)]) == 0
+    assert "Quelles pièces pour une terrasse ?" in model.prompts[-1][1]["content"]
+    assert capsys.readouterr().out.startswith("Objet : T")
+
+
+# --- the drafting evaluation --------------------------------------------------------------------
+
+
+def test_the_drafting_requests_cover_every_type() -> None:
+    cases = load_draft_cases(REQUESTS)
+    assert len(cases) >= 20
+    per_type: dict[str, int] = {}
+    for case in cases:
+        per_type[case.type] = per_type.get(case.type, 0) + 1
+    assert all(
+        per_type.get(t, 0) >= 3
+        for t in ("courrier", "deliberation", "reponse_usager", "question", "arrete")
+    )
+    assert any(c.off_corpus for c in cases) and any(c.letter for c in cases)
+    assert all(c.expected and c.facts for c in cases if not c.off_corpus)
+
+
+def test_a_bad_requests_file_says_what_to_fix(tmp_path: Path) -> None:
+    bad = tmp_path / "x.jsonl"
+    bad.write_text('{"type": "courrier"}\n', encoding="utf-8")
+    with pytest.raises(EvalError, match="ligne 1"):
+        load_draft_cases(bad)
+
+
+def test_scoring_counts_what_an_agent_would_see() -> None:
+    case = DraftCase(
+        "C1",
+        "courrier",
+        "Terrasses",
+        {"objet": "Terrasses"},
+        expected=["fiches/F10003.md"],
+        facts=[["redevance"], ["15 jours"]],
+    )
+    answer = (
+        "Objet : Terrasses\n\nUne redevance est due [1].\n\nL'amende est de 9 999 € [1].\n\n"
+        "Voir <<SOURCE 1>> ou www.exemple.com.\n\nUn délai de 7 jours [À VÉRIFIER : x]."
+    )
+    outcome = DraftOutcome(
+        answer=answer,
+        cited=[("fiches/F10003.md", AOT)],
+        shown=[("fiches/F10003.md", AOT)],
+        abstained=False,
+        first_words_s=3.0,
+        total_s=20.0,
+    )
+    row = score_draft(case, outcome)
+    assert row["facts"] == [1, 2] and row["expected_cited"]
+    assert row["unsupported_figures"] == ["9 999 €"]  # 7 is marked, so not counted
+    assert row["markup"] == 1 and row["stray_contacts"] == ["www.exemple.com"]
+    summary = summarise_drafts([row])
+    assert summary["courrier"]["facts"] == [1, 2] and summary["toutes"]["drafts"] == 1
+
+
+# --- the real engine under the grammar --------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_real_model_under_the_grammar_gives_a_structured_draft(settings: Settings) -> None:
+    from assistant.config import TEST_CHAT_MODEL
+    from assistant.llm import LocalChatModel
+    from tests.conftest import require_model
+
+    require_model(TEST_CHAT_MODEL)
+    small = settings.model_copy(update={"chat_model": TEST_CHAT_MODEL, "max_tokens": 160})
+    model = LocalChatModel(small)
+    retriever = FakeRetriever([make_hit(1, AOT, source="fiches/F10003.md")])
+    svc = DraftingService(small, model, retriever, load_templates(PROMPTS), None)
+    events, draft = run(svc, DraftRequest("Terrasses", "courrier", fields=COURRIER))
+    assert draft.structured  # the grammar held, even for a 135M model
+    assert "{" not in draft.answer and '"texte"' not in draft.answer
+    streamed = "".join(e.text for e in events if e.kind == "token")
+    assert "{" not in streamed and draft.answer.startswith(draft.header)
+
+
+def test_the_server_backend_sends_the_schema_as_response_format(settings: Settings) -> None:
+    import httpx
+
+    from assistant.llm import GenerationStats, ServerChatModel
+
+    seen: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        chunk = {"choices": [{"delta": {"content": '{"paragraphes": []}'}}]}
+        return httpx.Response(200, text=f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n")
+
+    server = settings.model_copy(update={"llm_backend": "server", "llm_url": "http://x/v1"})
+    client = httpx.Client(base_url="http://x/v1", transport=httpx.MockTransport(handler))
+    model = ServerChatModel(server, client=client)
+    schema = schema_for("prose", [1])
+    text = "".join(
+        model.stream(
+            [{"role": "user", "content": "x"}], response_format=schema, stats=GenerationStats()
+        )
+    )
+    assert text == '{"paragraphes": []}'
+    assert seen[0]["response_format"]["json_schema"]["schema"] == schema
+    "".join(model.stream([{"role": "user", "content": "x"}]))
+    assert "response_format" not in seen[1]
+
+
+def test_the_screen_highlights_the_marks_and_counts_them() -> None:
+    from assistant.drafting import Citation
+    from assistant.ui.app import _final_message
+    from assistant.ui.render import answer_html
+
+    source = Citation(1, "a.md", None, "", "A", "texte", "exemple")
+    text = "Une amende de 3 000 € [À VÉRIFIER : « 3 000 € » ne figure pas dans les sources] [1]."
+    html = answer_html(text, [source])
+    assert '<mark class="a-verifier">[À VÉRIFIER : « 3 000 € »' in html
+    assert 'data-source="1"' in html
+    draft = Draft(
+        id="x",
+        request=DraftRequest("q"),
+        answer=text,
+        abstained=False,
+        citations=[source],
+        unused_sources=[],
+        invalid_citations=[],
+        model="m",
+        timings={},
+        checks=[{"partie": 1, "type": "chiffre", "detail": "x"}] * 2,
+    )
+    assert "2 points à vérifier" in _final_message(draft, stopped=False)
