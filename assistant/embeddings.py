@@ -119,7 +119,15 @@ class Embedder(ABC):
 
 
 class LocalEmbedder(Embedder):
-    """A GGUF embedder (e.g. all-MiniLM-L6-v2, multilingual-e5) run by llama.cpp."""
+    """A GGUF embedder (e.g. all-MiniLM-L6-v2, multilingual-e5) run by llama.cpp.
+
+    Throughput comes from packing several sequences into each llama.cpp call: the texts are
+    tokenized once, truncated as token lists (the closing special token kept), sorted by length
+    and packed first-fit into micro-batches of at most ``EMBED_BATCH_TOKENS`` tokens and
+    ``n_seq_max`` sequences; one ``llama_decode`` per micro-batch computes them all and the
+    pooled vector of each sequence is read with ``llama_get_embeddings_seq``. Works for any
+    llama.cpp embedding GGUF whose pooling is mean, CLS or last (``bert``, ``nomic-bert``...).
+    """
 
     def __init__(self, settings: Settings, llama: Any | None = None) -> None:
         from assistant.models import embedder_needs
@@ -131,6 +139,7 @@ class LocalEmbedder(Embedder):
         self._lock = threading.Lock()
         if llama is not None:
             self._llama = llama
+            self._setup()
             return
         if not path.is_file():
             raise ModelNotFoundError(
@@ -159,25 +168,129 @@ class LocalEmbedder(Embedder):
                 f"llama.cpp n'a pas pu charger l'embedder {path.name} ({err}). "
                 "Vérifiez le fichier avec « assistant models list »."
             ) from err
-        has_train_ctx = hasattr(self._llama, "n_ctx_train")
-        self._max_tokens = int(self._llama.n_ctx_train()) if has_train_ctx else 512
+        self._setup()
+
+    def _setup(self) -> None:
+        """Limits and special tokens, read once from the model."""
+        llama = self._llama
+        has_train_ctx = hasattr(llama, "n_ctx_train")
+        train = int(llama.n_ctx_train()) if has_train_ctx else EMBED_BATCH_TOKENS
+        self._budget = int(getattr(llama, "n_batch", EMBED_BATCH_TOKENS) or EMBED_BATCH_TOKENS)
+        self._max_tokens = min(train, self._budget, EMBED_BATCH_TOKENS)
+        # What tokenize() adds around any text (e.g. [CLS] ... [SEP], <s> ... </s>): a
+        # truncated text keeps its closing special token, as the model saw in training.
+        empty = list(llama.tokenize(b"", add_bos=True)) if hasattr(llama, "tokenize") else []
+        self._suffix = empty[1:] if len(empty) >= 2 else []
+        self._native = _is_llama(llama)
+        self._n_seq_max = 1
+        if self._native:
+            import llama_cpp
+
+            self._n_seq_max = max(1, int(llama.context_params.n_seq_max))
+            self._n_embd = int(llama.n_embd())
+            pooling = int(llama_cpp.llama_pooling_type(llama.ctx))
+            if pooling == llama_cpp.LLAMA_POOLING_TYPE_NONE:
+                # No per-sequence vector to read: llama-cpp-python's own path pools nothing.
+                raise EmbeddingError(
+                    f"L'embedder {self.name} ne regroupe pas ses vecteurs (pooling « none ») : "
+                    "choisissez un GGUF d'embeddings (pooling mean, cls ou last)."
+                )
+            self._batch = llama_cpp.llama_batch_init(self._budget, 0, self._n_seq_max)
+
+    def __del__(self) -> None:
+        batch = getattr(self, "_batch", None)
+        if batch is not None:
+            import llama_cpp
+
+            llama_cpp.llama_batch_free(batch)
+            self._batch = None
+
+    def tokens(self, text: str) -> list[int]:
+        """The token ids embedded for ``text`` (specials included), truncated to the model's
+        limit (at most ``EMBED_BATCH_TOKENS``), keeping the closing special token."""
+        tokens = list(self._llama.tokenize(text.encode("utf-8"), add_bos=True))
+        if len(tokens) <= self._max_tokens:
+            return tokens
+        return tokens[: self._max_tokens - len(self._suffix)] + self._suffix
 
     def _truncate(self, text: str) -> str:
+        """A text whose tokens fit the limit (for backends that take strings)."""
         tokens = self._llama.tokenize(text.encode("utf-8"), add_bos=True)
-        limit = min(getattr(self, "_max_tokens", EMBED_BATCH_TOKENS), EMBED_BATCH_TOKENS)
-        if len(tokens) <= limit:
+        if len(tokens) <= self._max_tokens:
             return text
-        return self._llama.detokenize(tokens[1 : limit - 1]).decode("utf-8", errors="ignore")
+        return self._llama.detokenize(tokens[1 : self._max_tokens - 1]).decode(
+            "utf-8", errors="ignore"
+        )
 
     def embed_batch(self, texts: list[str]) -> list[Vector]:
         if not texts:
             return []
         with self._lock:
             try:
-                vectors = self._llama.embed([self._truncate(t) for t in texts], normalize=False)
+                if not self._native:
+                    vectors = self._llama.embed([self._truncate(t) for t in texts], normalize=False)
+                    return [list(map(float, v)) for v in vectors]
+                return self._embed_tokens([self.tokens(t) for t in texts])
             except (RuntimeError, ValueError) as err:
                 raise EmbeddingError(f"Échec du calcul des embeddings : {err}") from err
-        return [list(map(float, v)) for v in vectors]
+
+    def pack(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Indices of the sequences grouped per llama.cpp call: first-fit decreasing by length
+        into bins of ``budget`` tokens and ``n_seq_max`` sequences (fewer calls, less padding
+        than packing in the given order)."""
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        bins: list[list[int]] = []
+        room: list[int] = []
+        for i in order:
+            for b, free in enumerate(room):
+                if lengths[i] <= free and len(bins[b]) < self._n_seq_max:
+                    bins[b].append(i)
+                    room[b] -= lengths[i]
+                    break
+            else:
+                bins.append([i])
+                room.append(self._budget - lengths[i])
+        return bins
+
+    def _embed_tokens(self, seqs: list[list[int]]) -> list[Vector]:
+        """One llama_decode per packed micro-batch; the pooled vector of each sequence."""
+        import llama_cpp
+
+        ctx = self._llama.ctx
+        batch = self._batch
+        out: list[Vector | None] = [None] * len(seqs)
+        for group in self.pack([len(s) for s in seqs]):
+            n = 0
+            for seq_id, i in enumerate(group):
+                for pos, token in enumerate(seqs[i]):
+                    batch.token[n] = token
+                    batch.pos[n] = pos
+                    batch.n_seq_id[n] = 1
+                    batch.seq_id[n][0] = seq_id
+                    batch.logits[n] = True
+                    n += 1
+            batch.n_tokens = n
+            memory = llama_cpp.llama_get_memory(ctx)
+            if memory:  # encoder-only models keep no cache between calls
+                llama_cpp.llama_memory_clear(memory, True)
+            code = llama_cpp.llama_decode(ctx, batch)
+            if code != 0:
+                raise RuntimeError(f"llama_decode a renvoyé {code}")
+            for seq_id, i in enumerate(group):
+                ptr = llama_cpp.llama_get_embeddings_seq(ctx, seq_id)
+                if not ptr:
+                    raise RuntimeError("pas de vecteur pour une séquence (pooling du modèle ?)")
+                out[i] = ptr[: self._n_embd]
+        return [v for v in out if v is not None]
+
+
+def _is_llama(obj: Any) -> bool:
+    """A real llama-cpp-python model (the packed path needs its context), not an injected fake."""
+    try:
+        from llama_cpp import Llama
+    except ImportError:  # pragma: no cover - llama-cpp-python is a dependency
+        return False
+    return isinstance(obj, Llama)
 
 
 class ServerEmbedder(Embedder):

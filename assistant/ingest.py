@@ -13,23 +13,25 @@
   a file that cannot even be opened keeps it (a locked file on a share is not a deletion).
 - Half-written documents from a crash are repaired first (see :meth:`Index.repair`).
 - Embeddings are computed for several documents per call (``batch_size`` chunks).
-- Loading and embedding run one after the other, not in parallel threads: llama.cpp already
-  uses every core, and its OpenMP threads slow down sharply when another busy thread takes a
-  core (measured on 2 cores with competing load: 133 tokens/s with 2 threads against 320 with
-  1), for a gain bounded by the ~10 % of the time that extraction takes.
-- ``stop()`` is polled between documents: the documents already loaded are finished, then the
-  sync returns with ``interrupted=True``.
+- Loading overlaps embedding (``prefetch``): a reader thread reads, extracts and chunks the
+  next documents while llama.cpp (which releases the GIL) embeds the previous ones; every
+  index write stays in the calling thread. ``prefetch=0`` runs them one after the other.
+- ``stop()`` is polled between documents: the documents already embedded are written, the
+  ones read ahead are dropped, then the sync returns with ``interrupted=True``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty, Queue
 from typing import Any
 
 from assistant.embeddings import Embedder, mismatch_message, same_embedder
@@ -48,6 +50,9 @@ from assistant.store import FailureRecord, Index, check_collection_name
 # Chunks embedded per backend call, across documents (measured on 2 cores: see
 # scripts/bench_ingest.py; larger batches do not help llama.cpp on CPU).
 DEFAULT_BATCH = 32
+# Documents loaded ahead by a reader thread while the previous ones are embedded (0: load and
+# embed one after the other). See _Syncer._loaded and scripts/bench_ingest.py.
+DEFAULT_PREFETCH = 2
 _HASH_BLOCK = 1 << 20
 # Names that are never documents: office lock files, OS metadata.
 _IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", ".ds_store"})
@@ -74,6 +79,13 @@ class Progress:
     pages: int = 0
     chunks: int = 0
     source: str = ""
+    embedded: int = 0  # passages embedded and written so far
+    seconds: float = 0.0  # since the sync started
+
+    @property
+    def passages_per_second(self) -> float:
+        """Passages embedded and written per second since the sync started (0 at first)."""
+        return self.embedded / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass
@@ -145,6 +157,10 @@ class _Ready:
     work: _Work
     doc: LoadedDocument
     chunks: list[Chunk]
+
+
+# A work item with its loaded document, or (French reason, kind) of why it could not be loaded.
+_Loaded = tuple[_Work, _Ready | tuple[str, str]]
 
 
 def chunk_document(doc: LoadedDocument, collection: str) -> list[Chunk]:
@@ -304,6 +320,7 @@ class _Syncer:
         stop: Callable[[], bool] | None,
         load_timeout_s: float | None = None,
         reindex: bool = False,
+        prefetch: int = 0,
     ) -> None:
         self.reindex = reindex
         self.folder = folder
@@ -317,6 +334,8 @@ class _Syncer:
         self.max_bytes = max_bytes
         self.ocr = ocr
         self.batch_size = max(1, batch_size)
+        self.prefetch = max(0, prefetch)
+        self._started = time.perf_counter()
         self._progress_cb = progress
         self._stop = stop or (lambda: False)
         self.report = IngestReport(
@@ -386,7 +405,10 @@ class _Syncer:
         return work
 
     # --- index ------------------------------------------------------------------------------
-    def _load(self, item: _Work) -> _Ready | None:
+    def _load(self, item: _Work) -> _Ready | tuple[str, str]:
+        """The document read and chunked, or (French reason, kind) of why it cannot be.
+
+        Touches neither the index nor the report: it may run in the reader thread."""
         entry = item.entry
         try:
             read = self.bounded.load if self.bounded is not None else load_document
@@ -396,16 +418,13 @@ class _Syncer:
             if not chunks:
                 raise DocumentError("aucun passage exploitable : vérifiez le contenu du document")
         except DocumentError as err:
-            self._record_bad(item, err.reason, err.kind)
-            return None
+            return err.reason, err.kind
         except Exception as err:  # a parser bug on one odd file must not stop the batch
-            self._record_bad(
-                item,
+            return (
                 f"erreur inattendue à la lecture ({type(err).__name__}: {err}) : vérifiez le "
                 "fichier ou convertissez-le en PDF",
                 "erreur",
             )
-            return None
         return _Ready(item, doc, chunks)
 
     def _record_bad(self, item: _Work, reason: str, kind: str) -> None:
@@ -480,21 +499,64 @@ class _Syncer:
         self.report.pages += len(r.doc.pages)
         self.report.chunks += len(r.chunks)
 
+    def _loaded(self, work: list[_Work]) -> Iterator[_Loaded]:
+        """The work items with their loaded documents (or why not), in order.
+
+        With ``prefetch``, a reader thread loads (reads, extracts, chunks) the next documents
+        while the caller embeds and writes the previous ones: llama.cpp releases the GIL during
+        a decode, so pypdf and the splitters run meanwhile. At most ``prefetch`` documents wait
+        (bounded memory). All index writes stay in the caller's thread; documents loaded ahead
+        of a stop are simply dropped (nothing of them was written)."""
+        if self.prefetch <= 0:
+            for item in work:
+                yield item, self._load(item)
+            return
+        queue: Queue[_Loaded | BaseException | None] = Queue(self.prefetch)
+        halt = threading.Event()
+
+        def reader() -> None:
+            try:
+                for item in work:
+                    if halt.is_set():
+                        return
+                    queue.put((item, self._load(item)))
+            except BaseException as err:  # re-raised in the consuming thread
+                queue.put(err)
+                return
+            queue.put(None)
+
+        thread = threading.Thread(target=reader, name="ingest-reader", daemon=True)
+        thread.start()
+        try:
+            while (got := queue.get()) is not None:
+                if isinstance(got, BaseException):
+                    raise got
+                yield got
+        finally:
+            halt.set()
+            while thread.is_alive():  # unblock a reader waiting on a full queue
+                with contextlib.suppress(Empty):
+                    queue.get(timeout=0.05)
+            thread.join()
+
     def index_all(self, work: list[_Work]) -> None:
         total_bytes = sum(w.entry.size for w in work)
         self._emit(phase="index", files_total=len(work), bytes_total=total_bytes)
         buffer: list[_Ready] = []
         buffered = 0
         done_bytes = 0
-        for done, item in enumerate(work, start=1):
+        loaded_items = self._loaded(work)
+        for done, (item, loaded) in enumerate(loaded_items, start=1):
             if self._stop():
                 self.report.interrupted = True
+                loaded_items.close()  # stops the reader thread
                 break
             self._emit(source=item.entry.source)
-            loaded = self._load(item)
-            if loaded is not None:
+            if isinstance(loaded, _Ready):
                 buffer.append(loaded)
                 buffered += len(loaded.chunks)
+            else:
+                self._record_bad(item, *loaded)
             if buffered >= self.batch_size:
                 self._flush(buffer)
                 buffer, buffered = [], 0
@@ -504,9 +566,16 @@ class _Syncer:
                 bytes_done=done_bytes,
                 pages=self.report.pages + sum(len(r.doc.pages) for r in buffer),
                 chunks=self.report.chunks + buffered,
+                embedded=self.report.chunks,
+                seconds=time.perf_counter() - self._started,
             )
         self._flush(buffer)
-        self._emit(pages=self.report.pages, chunks=self.report.chunks)
+        self._emit(
+            pages=self.report.pages,
+            chunks=self.report.chunks,
+            embedded=self.report.chunks,
+            seconds=time.perf_counter() - self._started,
+        )
 
     # --- run --------------------------------------------------------------------------------
     def run(self) -> IngestReport:
@@ -517,7 +586,7 @@ class _Syncer:
                 self.bounded.close()
 
     def _run(self) -> IngestReport:
-        started = time.perf_counter()
+        started = self._started = time.perf_counter()
         entries, skipped, failed = scan_folder(self.folder)
         self.report.skipped.extend(skipped)
         self.report.warnings.extend(
@@ -591,6 +660,7 @@ def sync_folder(
     stop: Callable[[], bool] | None = None,
     load_timeout_s: float | None = None,
     reindex: bool = False,
+    prefetch: int = DEFAULT_PREFETCH,
 ) -> IngestReport:
     """Make ``collection`` mirror the supported files of ``folder`` (see the module docstring).
 
@@ -621,4 +691,5 @@ def sync_folder(
         stop=stop,
         load_timeout_s=load_timeout_s,
         reindex=reindex,
+        prefetch=prefetch,
     ).run()

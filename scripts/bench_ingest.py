@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from assistant.config import Settings  # noqa: E402  (after the path setup above)
 from assistant.embeddings import build_embedder  # noqa: E402
-from assistant.ingest import sync_folder  # noqa: E402
+from assistant.ingest import DEFAULT_PREFETCH, sync_folder  # noqa: E402
 from assistant.loaders import is_supported  # noqa: E402
 from assistant.store import build_index  # noqa: E402
 
@@ -78,6 +78,12 @@ def main() -> None:
     parser.add_argument("--models-dir", type=Path, default=REPO / "models")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--prefetch",
+        type=int,
+        default=DEFAULT_PREFETCH,
+        help="Documents read ahead while embedding (0: one after the other).",
+    )
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON.")
     args = parser.parse_args()
 
@@ -92,7 +98,9 @@ def main() -> None:
         load_s = time.perf_counter() - t0
         index = build_index(settings)
 
-        report = sync_folder(folder, "bench", index, embedder, batch_size=args.batch_size)
+        report = sync_folder(
+            folder, "bench", index, embedder, batch_size=args.batch_size, prefetch=args.prefetch
+        )
         ingest_s = report.seconds
         rerun = sync_folder(folder, "bench", index, embedder, batch_size=args.batch_size)
 
@@ -135,6 +143,7 @@ def main() -> None:
         "ratio": round(ingest_s / (extract_s + embed_s), 3),
         "threads": args.threads,
         "batch_size": args.batch_size,
+        "prefetch": args.prefetch,
     }
     if args.json:
         print(json.dumps(figures, indent=2))

@@ -71,10 +71,30 @@ def test_bench_passes_arguments_exit_code_and_global_options(
     assert seen == {"args": ["--max-tokens", "48", "--json"], "model": "petit.gguf"}
 
 
-def test_bench_without_a_name_lists_the_benchmarks(clean_env: Path) -> None:
-    result = CliRunner().invoke(app, ["bench"])
+def test_bench_help_lists_the_benchmarks(clean_env: Path) -> None:
+    result = CliRunner().invoke(app, ["bench", "--help"])
     assert result.exit_code == 0
     assert all(name in result.output for name in BENCHES)
+
+
+def test_bench_without_a_name_runs_the_whole_bench_with_its_options(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scripts = clean_env / "scripts"
+    scripts.mkdir()
+    out = clean_env / "seen.json"
+    (scripts / "bench.py").write_text(
+        f"import json, sys\nopen({str(out)!r}, 'w').write(json.dumps(sys.argv[1:]))\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr("assistant.cli.tools.SCRIPTS_DIR", scripts)
+    for argv, expected in (
+        ([], []),
+        (["--json", "b.json", "--runs", "1"], ["--json", "b.json", "--runs", "1"]),
+    ):
+        result = CliRunner().invoke(app, ["bench", *argv])
+        assert result.exit_code == 0, result.output
+        assert json.loads(out.read_text(encoding="utf-8")) == expected
 
 
 # --- eval --answers ---------------------------------------------------------------------------

@@ -284,6 +284,36 @@ def test_embeddings_are_batched_across_documents(tmp_path: Path, index: Index) -
     assert sum(embedder.calls) == report.chunks
 
 
+@pytest.mark.parametrize("prefetch", [0, 1, 3])
+def test_reading_ahead_changes_nothing_in_the_index(
+    tmp_path: Path, settings: Settings, prefetch: int
+) -> None:
+    folder = tmp_path / "notes"
+    for n in range(7):
+        write(folder, f"note{n}.md", f"# Note {n}\n\nLa cantine ouvre à {n} heures. " * (n + 1))
+    write(folder, "vide.md", "   ")  # a bad file among them
+    index = build_index(settings.model_copy(update={"data_dir": tmp_path / f"data{prefetch}"}))
+    report = sync(folder, index, prefetch=prefetch, batch_size=3)
+    assert sorted(report.added) == [f"note{n}.md" for n in range(7)]
+    assert [f["source"] for f in report.failed] == ["vide.md"]
+    assert_consistent(index, "mairie")
+    ids = sorted(index.chunk_ids("mairie")["lexical"])
+    again = build_index(settings.model_copy(update={"data_dir": tmp_path / "sequential"}))
+    sync(folder, again, prefetch=0, batch_size=3)
+    assert sorted(again.chunk_ids("mairie")["lexical"]) == ids
+
+
+def test_an_error_in_the_reader_thread_reaches_the_caller(
+    docs: Path, index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(self: Any, item: Any) -> Any:
+        raise MemoryError("plus de mémoire")
+
+    monkeypatch.setattr(ingest_mod._Syncer, "_load", crash)
+    with pytest.raises(MemoryError):
+        sync(docs, index, prefetch=2)
+
+
 def test_stop_request_finishes_current_documents_then_resumes(docs: Path, index: Index) -> None:
     seen: list[str] = []
 

@@ -197,3 +197,59 @@ def test_corrupt_lexical_file_gives_a_french_fix(tmp_path: Path) -> None:
     bad.write_bytes(b"not a database" * 100)
     with pytest.raises(StoreError, match="Supprimez ce fichier"):
         Index(client=None, lexical_path=bad)
+
+
+def _join_form(index: Index, collections: list[str], query: str, k: int, where: dict | None):
+    """The former lexical query (bm25 over the join, one statement): the reference."""
+    from assistant.store import BM25_WEIGHTS, _sql_where
+    from assistant.textnorm import match_query
+
+    extra, params = _sql_where(where)
+    marks = ",".join("?" * len(collections))
+    sql = (
+        "SELECT c.id, bm25(chunks_fts, ?, ?) AS rank "
+        "FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
+        "JOIN documents d ON d.collection = c.collection AND d.source = c.source "
+        f"AND d.status = 'ready' WHERE chunks_fts MATCH ? AND c.collection IN ({marks}){extra} "
+        "ORDER BY rank, c.rowid LIMIT ?"
+    )
+    rows = index._query(sql, [*BM25_WEIGHTS, match_query(query), *collections, *params, k])
+    return [(r["id"], -r["rank"]) for r in rows]
+
+
+def test_lexical_search_returns_what_the_join_form_returned(
+    index: Index, emb: FakeEmbedder
+) -> None:
+    """The two-step query (FTS5 top-N, then join and filter, widening when filters reject
+    candidates) gives the same hits and scores as bm25 over the join, filters included."""
+    import random
+
+    rng = random.Random(3)
+    words = [
+        *("conseil", "municipal", "budget", "cantine", "voirie", "marché", "subvention"),
+        *("association", "école", "maire", "délibération", "quorum", "séance", "convocation"),
+        *("tarif", "eau", "assainissement", "urbanisme", "permis"),
+    ]
+    index.ensure_collection("autre", embedder=FakeEmbedder.name)
+    for d in range(12):
+        texts = [" ".join(rng.choices(words, k=rng.randint(3, 25))) for _ in range(25)]
+        put(index, emb, "mairie" if d % 3 else "autre", f"doc{d}.md", texts, f"{d:064d}")
+    # A document half-written (pending) must stay invisible in both forms.
+    index._db.execute("UPDATE documents SET status='pending' WHERE source='doc4.md'")
+    cases: list[tuple[list[str], dict | None, int]] = [
+        (["mairie"], None, 5),
+        (["mairie", "autre"], None, 40),
+        (["mairie"], {"source": "doc7.md"}, 3),  # rare filter: the candidate window widens
+        (["autre"], {"doc_type": "deliberation", "page": {"$gte": 20}}, 4),
+        (["mairie"], {"source": "doc4.md"}, 5),  # only a pending document: nothing
+    ]
+    for collections, where, k in cases:
+        for query in ("budget de la cantine", "quorum", "permis urbanisme eau", "maire séance"):
+            new = [(h.id, h.score) for h in index.lexical_search(collections, query, k, where)]
+            old = _join_form(index, collections, query, k, where)
+            assert [s for _, s in new] == pytest.approx([s for _, s in old], abs=1e-9)
+            # Same hits, except for the order among equal scores at the cut.
+            last = old[-1][1] if old else 0.0
+            assert {i for i, s in new if s > last + 1e-9} == {i for i, s in old if s > last + 1e-9}
+            if where and where.get("source") == "doc4.md":
+                assert new == []

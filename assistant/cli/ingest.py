@@ -79,7 +79,8 @@ def _graceful_stop() -> Iterator[threading.Event]:
 
 
 class _Bar:
-    """rich progress bar on stderr: files, pages, chunks; the ETA follows the bytes indexed."""
+    """rich progress bar on stderr: files, pages, passages, passages/s; the ETA follows the bytes
+    indexed."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
@@ -94,7 +95,7 @@ class _Bar:
                 BarColumn(),
                 TextColumn(
                     "{task.fields[files]} fichiers · {task.fields[pages]} pages · "
-                    "{task.fields[chunks]} passages"
+                    "{task.fields[chunks]} passages · {task.fields[rate]}"
                 ),
                 TimeElapsedColumn(),
                 TextColumn("reste"),
@@ -104,7 +105,7 @@ class _Bar:
             )
             self._progress.__enter__()
             self._task = self._progress.add_task(
-                "Analyse du dossier", total=None, files="0/?", pages=0, chunks=0
+                "Analyse du dossier", total=None, files="0/?", pages=0, chunks=0, rate=""
             )
         return self
 
@@ -129,6 +130,7 @@ class _Bar:
             files=f"{state.files_done}/{state.files_total}",
             pages=state.pages,
             chunks=state.chunks,
+            rate=f"{state.passages_per_second:.1f} passages/s" if state.embedded else "",
         )
 
 

@@ -432,6 +432,7 @@ def _drafter(settings: Any, collection: str) -> Any:
 # rather than an import: each script keeps its own argument parser and exit code, and a long
 # benchmark's memory (models, indexes) goes away with it.
 BENCHES = {
+    "all": "bench.py",
     "ingest": "bench_ingest.py",
     "retrieval": "bench_retrieval.py",
     "drafting": "bench_drafting.py",
@@ -471,17 +472,23 @@ def bench(
     name: Annotated[
         str | None,
         typer.Argument(
-            help="ingest, retrieval, drafting ou first-token ; les options suivantes vont au "
-            "script (« assistant bench first-token --help »)."
+            help="all (défaut : toutes les mesures, chacune à côté de sa référence), ingest, "
+            "retrieval, drafting ou first-token ; les options suivantes vont au script "
+            "(« assistant bench all --help »)."
         ),
     ] = None,
 ) -> None:
-    """Mesure les vitesses (ingestion, recherche, premier jeton) sur cette machine."""
-    if name is None or name in ("--help", "-h"):
+    """Mesure les vitesses (embeddings, ingestion, recherche, rédaction, mémoire) sur cette
+    machine, chacune à côté de sa référence ; « assistant bench --json bench.json » les écrit."""
+    if name in ("--help", "-h"):
         typer.echo(ctx.get_help())
         typer.echo(f"\nMesures disponibles : {', '.join(BENCHES)}.")
         raise typer.Exit(0)
-    command = bench_command(name, list(ctx.args))
+    args = list(ctx.args)
+    if name is None or name.startswith("-"):  # « assistant bench [--json F] »: everything
+        args = ([name] if name else []) + args
+        name = "all"
+    command = bench_command(name, args)
     # The global options (--chat-model, --threads...) reach the script as ASSISTANT_* variables.
     state = ctx.find_root().obj
     env = dict(os.environ)
