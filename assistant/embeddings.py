@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -196,6 +197,7 @@ class LocalEmbedder(Embedder):
                     "choisissez un GGUF d'embeddings (pooling mean, cls ou last)."
                 )
             self._batch = llama_cpp.llama_batch_init(self._budget, 0, self._n_seq_max)
+            self._threads = ThreadChooser(int(getattr(llama, "n_threads", 1) or 1))
 
     def __del__(self) -> None:
         batch = getattr(self, "_batch", None)
@@ -273,7 +275,11 @@ class LocalEmbedder(Embedder):
             memory = llama_cpp.llama_get_memory(ctx)
             if memory:  # encoder-only models keep no cache between calls
                 llama_cpp.llama_memory_clear(memory, True)
+            threads = self._threads.pick()
+            llama_cpp.llama_set_n_threads(ctx, threads, threads)
+            started = time.perf_counter()
             code = llama_cpp.llama_decode(ctx, batch)
+            self._threads.record(threads, n, time.perf_counter() - started)
             if code != 0:
                 raise RuntimeError(f"llama_decode a renvoyé {code}")
             for seq_id, i in enumerate(group):
@@ -282,6 +288,47 @@ class LocalEmbedder(Embedder):
                     raise RuntimeError("pas de vecteur pour une séquence (pooling du modèle ?)")
                 out[i] = ptr[: self._n_embd]
         return [v for v in out if v is not None]
+
+
+class ThreadChooser:
+    """Picks the thread count of each llama.cpp call from the speeds measured so far.
+
+    llama.cpp's worker threads wait for each other at every operation of the graph by spinning:
+    when the cores are shared (other services, other jobs), a thread that loses its core holds
+    up the others, and ``threads = cores`` can be several times slower than fewer threads
+    (measured on 2 cores under a load average of 15: 55 tokens/s with 2 threads, 236 with 1).
+    So the configured count and 1 (and half of it, with more than 3) are tried in turn, then
+    the fastest recent one is used, with one call in ``explore`` spent re-measuring another:
+    the best count follows the machine's load. Speeds are tokens per second per call,
+    smoothed (exponential average, weight ``alpha`` for the newest call).
+    """
+
+    def __init__(self, configured: int, explore: int = 12, alpha: float = 0.3) -> None:
+        self.candidates = sorted({max(1, configured), 1, max(1, configured // 2)}, reverse=True)
+        self.explore = explore
+        self.alpha = alpha
+        self.speed: dict[int, float] = {}
+        self.calls = 0
+
+    def pick(self) -> int:
+        """The thread count for the next call."""
+        self.calls += 1
+        untried = [c for c in self.candidates if c not in self.speed]
+        if untried:
+            return untried[0]
+        best = max(self.candidates, key=lambda c: self.speed[c])
+        if len(self.candidates) > 1 and self.calls % self.explore == 0:
+            others = [c for c in self.candidates if c != best]
+            return others[(self.calls // self.explore) % len(others)]
+        return best
+
+    def record(self, threads: int, tokens: int, seconds: float) -> None:
+        """Account one call of ``tokens`` tokens that took ``seconds`` with ``threads``."""
+        if tokens <= 0 or seconds <= 0:
+            return
+        rate = tokens / seconds
+        old = self.speed.get(threads)
+        self.speed[threads] = rate if old is None else (1 - self.alpha) * old + self.alpha * rate
 
 
 def _is_llama(obj: Any) -> bool:
