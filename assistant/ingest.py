@@ -28,7 +28,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Queue
@@ -499,7 +499,7 @@ class _Syncer:
         self.report.pages += len(r.doc.pages)
         self.report.chunks += len(r.chunks)
 
-    def _loaded(self, work: list[_Work]) -> Iterator[_Loaded]:
+    def _loaded(self, work: list[_Work]) -> Generator[_Loaded, None, None]:
         """The work items with their loaded documents (or why not), in order.
 
         With ``prefetch``, a reader thread loads (reads, extracts, chunks) the next documents
