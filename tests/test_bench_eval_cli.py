@@ -13,7 +13,14 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.cli import app
-from assistant.cli.tools import BENCHES, BenchUsageError, bench_command
+from assistant.cli.tools import (
+    BENCHES,
+    BenchUsageError,
+    bench_command,
+)
+from assistant.cli.tools import (
+    SCRIPTS_DIR as BENCH_SCRIPTS,
+)
 from assistant.evaluation import AnswerSources, Question, answer_citation_rate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -199,3 +206,33 @@ def test_eval_compares_retrieval_variants(clean_env: Path, monkeypatch: pytest.M
     assert rewrites  # the tiny index is weak for "Quel quorum ?": the rewriter was asked
     bad = CliRunner().invoke(app, [*args, "--variants", "magie"])
     assert bad.exit_code != 0 and "Variante inconnue" in str(bad.exception)
+
+
+def test_bench_table_and_json_keys_hold_with_sections_left_out() -> None:
+    """A run limited to some sections still prints its table and keeps the contract's keys."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_all", BENCH_SCRIPTS / "bench.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    figures: dict = {"load_average": [1.0, 1.0, 1.0]}
+    figures["retrieval"] = {
+        "curve": {
+            "10000": {
+                "p50_ms": 5.0,
+                "p95_ms": 9.0,
+                "lexical_p95_ms": 2.0,
+                "lexical_join_form_p95_ms": 20.0,
+                "build_s": 1.0,
+            }
+        },
+    }
+    for key, names in bench.REQUIRED_KEYS.items():
+        part = figures.setdefault(key, {})
+        for name in names:
+            part.setdefault(name, None)
+    rows = list(bench.rows_for_table(figures))
+    assert [r[0] for r in rows] == ["search at 10,000 passages"]
+    assert set(bench.REQUIRED_KEYS) <= set(figures)
+    assert figures["retrieval"]["p95_ms_100k"] is None
