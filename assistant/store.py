@@ -785,6 +785,15 @@ class Index:
                 out[row["id"]] = row
         return out
 
+    def _rows_by_rowid(self, rowids: list[int]) -> list[sqlite3.Row]:
+        """Hit rows (ready documents only) by SQLite rowid, in no particular order."""
+        out: list[sqlite3.Row] = []
+        for start in range(0, len(rowids), 500):  # SQLite caps bound parameters
+            part = rowids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            out.extend(self._query(self._HIT_SELECT + f"WHERE c.rowid IN ({marks})", part))
+        return out
+
     def get_chunks(self, ids: Sequence[str]) -> list[Hit]:
         """Chunks by id, in the order given (unknown or not-ready ids are left out); score 0."""
         rows = self._rows_by_id(ids)
@@ -887,23 +896,28 @@ class Index:
         )
         limit = max(4 * k, 64)
         try:
-            while True:
-                candidates = self._query(candidates_sql, (*BM25_WEIGHTS, expression, limit))
-                ranks = {int(r["rowid"]): float(r["rank"]) for r in candidates}
-                rows: list[sqlite3.Row] = []
-                ids = list(ranks)
-                for start in range(0, len(ids), 500):  # SQLite caps bound parameters
-                    part = ids[start : start + 500]
-                    rows.extend(
-                        self._query(
-                            self._HIT_SELECT + f"WHERE c.rowid IN ({','.join('?' * len(part))}) "
-                            f"AND c.collection IN ({marks}){extra}",
-                            [*part, *collections, *params],
-                        )
-                    )
-                if len(rows) >= k or len(candidates) < limit:
-                    break
-                limit *= 4
+            candidates = self._query(candidates_sql, (*BM25_WEIGHTS, expression, limit))
+            ranks = {int(r["rowid"]): float(r["rank"]) for r in candidates}
+            rows = self._query(
+                self._HIT_SELECT + f"WHERE c.rowid IN ({','.join('?' * len(ranks)) or 'NULL'}) "
+                f"AND c.collection IN ({marks}){extra}",
+                [*ranks, *collections, *params],
+            )
+            if len(rows) < k and len(candidates) == limit:
+                # The filters reject most of the best candidates (a small collection beside a
+                # large one, a narrow filter): filter first, in one join, and score only what
+                # passes (asking FTS5 for more candidates would score every match again).
+                joined = self._query(
+                    "SELECT c.rowid AS rowid, bm25(chunks_fts, ?, ?) AS rank "
+                    "FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
+                    "JOIN documents d ON d.collection = c.collection AND d.source = c.source "
+                    "AND d.status = 'ready' "
+                    f"WHERE chunks_fts MATCH ? AND c.collection IN ({marks}){extra} "
+                    "ORDER BY rank, c.rowid LIMIT ?",
+                    [*BM25_WEIGHTS, expression, *collections, *params, k],
+                )
+                ranks = {int(r["rowid"]): float(r["rank"]) for r in joined}
+                rows = self._rows_by_rowid(list(ranks))
         except sqlite3.OperationalError as err:
             raise StoreError(
                 f"Recherche lexicale impossible ({err}). Reformulez la question."
