@@ -893,7 +893,7 @@ class Index:
         those are joined and filtered; if fewer than ``k`` survive, or when the collections are
         a small part of the index or ``where`` filters, the join form runs (filters first).
         Measured at 100,000 synthetic passages beside 10,000 others (scripts/bench.py): lexical
-        p95 235 ms against 435 for the join alone, under a load average of 3 to 9.
+        p95 142 ms against 329 for the join form, same run, load average 2.7.
         The bm25 scoring of every matching row remains (about 1 µs a row here): it is what
         grows with the index.
         """
