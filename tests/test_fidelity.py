@@ -322,11 +322,13 @@ def _fidelity_folder(folder: Path) -> dict[str, tuple[list[str], list[str]]]:
     }
 
 
-def _cli_env(data_dir: Path) -> dict[str, str]:
+def _cli_env(data_dir: Path, embedding_model: str) -> dict[str, str]:
+    """The CLI's environment: same data, models and embedder as the in-process checks."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["ASSISTANT_DATA_DIR"] = str(data_dir)
     env["ASSISTANT_MODELS_DIR"] = str(REPO / "models")
+    env["ASSISTANT_EMBEDDING_MODEL"] = embedding_model
     return env
 
 
@@ -335,7 +337,7 @@ def test_real_pipeline_indexes_what_the_reader_sees(tmp_path: Path, settings: Se
     require_model("all-minilm-l6-v2-f32.gguf")
     folder = tmp_path / "partage"
     kinds = _fidelity_folder(folder)
-    env = _cli_env(settings.data_dir)
+    env = _cli_env(settings.data_dir, settings.embedding_model)
     done = subprocess.run(
         [sys.executable, "-m", "assistant", "ingest", str(folder), "-c", "fid", "--json"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900,
