@@ -223,7 +223,7 @@ def test_real_model_predicted_uncached_tokens_match_llama_cpp(small_model: ChatM
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("budget", [300, 800])
+@pytest.mark.parametrize("budget", [600, 800])
 def test_real_model_evaluates_no_more_than_the_budget(
     small_model: ChatModel, templates: Templates, tmp_path: Path, budget: int
 ) -> None:

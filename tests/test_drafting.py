@@ -782,6 +782,7 @@ def test_real_ask_json_end_to_end(
     import json
 
     monkeypatch.setenv("ASSISTANT_MAX_TOKENS", "64")
+    monkeypatch.setenv("ASSISTANT_EMBEDDING_MODEL", real_settings.embedding_model)
 
     args = [
         "--data-dir",
