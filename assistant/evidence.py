@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from assistant.textnorm import lexical_terms
+from assistant.textnorm import fold, lexical_terms
 
 # Lines that are not content: metadata and navigation of the guides, separators.
 _NOISE_LINE = re.compile(
@@ -144,7 +144,9 @@ def render_lines(lines: Sequence[Line], keep: Sequence[int]) -> str:
         prefix = ""
         if line.article and line.article != article:
             article = line.article
-            prefix = f"{article} : "
+            # Not when the line already opens with its number ("Article 2 : Le tarif…").
+            if not fold(line.text).startswith(fold(article)):
+                prefix = f"{article} : "
         out.append(f"{prefix}{'- ' if line.bullet else ''}{line.text}")
         last = i
     if keep and keep[-1] < len(lines) - 1:

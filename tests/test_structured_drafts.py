@@ -540,3 +540,14 @@ def test_the_screen_highlights_the_marks_and_counts_them() -> None:
         checks=[{"partie": 1, "type": "chiffre", "detail": "x"}] * 2,
     )
     assert "2 points à vérifier" in _final_message(draft, stopped=False)
+
+
+def test_an_article_number_is_not_written_twice_in_the_evidence() -> None:
+    from assistant.evidence import render_lines
+
+    heading = "Délibération > Article 2"
+    lines = clean_lines("Article 2 : Le tarif de la salle est fixé à 320 €.", heading)
+    text = render_lines(lines, list(range(len(lines))))
+    assert text.count("Article 2") == 1 and "320 €" in text
+    lines = clean_lines("Le tarif de la salle est fixé à 320 €.", heading)
+    assert render_lines(lines, list(range(len(lines)))).startswith("Article 2 : Le tarif")
