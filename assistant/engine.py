@@ -359,11 +359,17 @@ def _buffers(stderr: str) -> list[str]:
     return seen
 
 
-def _signal_name(code: int) -> str:
-    try:
-        return signal.Signals(-code).name
-    except ValueError:
-        return f"signal {-code}"
+def describe_exit(code: int | None) -> str:
+    """A short French description of a child process's exit code (negative: the signal that
+    killed it, e.g. "signal SIGSEGV"; None: it has not been reaped)."""
+    if code is None:
+        return "arrêt inattendu"
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"code de sortie {code}"
 
 
 def _run_child(cmd: list[str], timeout: float, extra_buffers: bool) -> Attempt:
@@ -384,9 +390,9 @@ def _run_child(cmd: list[str], timeout: float, extra_buffers: bool) -> Attempt:
         payload = {}
     if proc.returncode < 0:
         tail = " ".join(proc.stderr.strip().splitlines()[-2:])[-300:]
-        return Attempt(extra_buffers, False, "crash",
-                       f"{_signal_name(proc.returncode)} ({tail})" if tail else
-                       _signal_name(proc.returncode), seconds)
+        why = describe_exit(proc.returncode)
+        return Attempt(extra_buffers, False, "crash", f"{why} ({tail})" if tail else why,
+                       seconds)
     if payload.get("ok"):
         report = dict(payload.get("report") or {})
         report["buffers"] = _buffers(proc.stderr)
@@ -396,7 +402,7 @@ def _run_child(cmd: list[str], timeout: float, extra_buffers: bool) -> Attempt:
                        str(payload.get("detail", "")), seconds)
     tail = " ".join(proc.stderr.strip().splitlines()[-3:])[-400:]
     return Attempt(extra_buffers, False, "error",
-                   f"code de sortie {proc.returncode} : {tail}", seconds)
+                   f"{describe_exit(proc.returncode)} : {tail}", seconds)
 
 
 def child_command(settings: Settings, extra_buffers: bool) -> list[str]:

@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from assistant.config import Settings
+from assistant.engine import describe_exit
 from assistant.errors import AssistantError, LLMError, ModelNotFoundError
 from assistant.llm import ChatModel, GenerationStats, LocalChatModel, Message
 
@@ -246,7 +247,7 @@ class WorkerChatModel(ChatModel):
                         if self._proc is not None:
                             self._proc.join(timeout=5)  # reap it, to read its signal
                             code = self._proc.exitcode
-                        why = _describe_exit(code)
+                        why = describe_exit(code)
                         self._restart()
                         finished = True
                         raise LLMError(CRASHED.format(why=why)) from err
@@ -279,17 +280,3 @@ class WorkerChatModel(ChatModel):
         except (EOFError, OSError):
             pass
         self._restart()
-
-
-def _describe_exit(code: int | None) -> str:
-    """A short French description of a child's exit code (negative: killed by a signal)."""
-    import signal
-
-    if code is None:
-        return "arrêt inattendu"
-    if code < 0:
-        try:
-            return f"signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"signal {-code}"
-    return f"code de sortie {code}"

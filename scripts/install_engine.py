@@ -124,31 +124,35 @@ def cache_root() -> Path:
     return Path(base) / "assistant-redaction" / "engine"
 
 
-def installed_build_info() -> dict | None:
-    """The build record next to the installed `llama_cpp` package, or None when absent."""
-    try:
-        import importlib.util
+def _package_dir() -> Path | None:
+    """The folder of the installed `llama_cpp` package, or None when it is not installed."""
+    import importlib.util
 
+    try:
         spec = importlib.util.find_spec("llama_cpp")
     except (ImportError, ValueError):
         return None
     if spec is None or not spec.submodule_search_locations:
         return None
-    info = Path(next(iter(spec.submodule_search_locations))) / BUILD_INFO_NAME
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def installed_build_info() -> dict | None:
+    """The build record next to the installed `llama_cpp` package, or None when absent."""
+    pkg = _package_dir()
+    if pkg is None:
+        return None
     try:
-        return json.loads(info.read_text(encoding="utf-8"))
+        return json.loads((pkg / BUILD_INFO_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
 
 def _write_build_info(record: dict) -> None:
-    import importlib.util
-
-    spec = importlib.util.find_spec("llama_cpp")
-    if spec is None or not spec.submodule_search_locations:
+    pkg = _package_dir()
+    if pkg is None:
         raise SystemExit("llama_cpp introuvable après l'installation")
-    path = Path(next(iter(spec.submodule_search_locations))) / BUILD_INFO_NAME
-    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    (pkg / BUILD_INFO_NAME).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
