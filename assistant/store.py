@@ -41,7 +41,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,7 +50,7 @@ from typing import Any
 from assistant.config import Settings
 from assistant.errors import CollectionNotFoundError, StoreError
 from assistant.schema import Chunk, Hit
-from assistant.textnorm import index_text, match_query
+from assistant.textnorm import index_text, match_terms, query_terms
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")
 CHROMA_PREFIX = "assistant-"
@@ -283,6 +283,18 @@ class Index:
                 f"Index lexical illisible ({lexical_path}) : {err}. Supprimez ce fichier et "
                 "relancez « assistant ingest » pour reconstruire les index."
             ) from err
+        # Term statistics of the FTS5 index (document counts), for the query pruning of
+        # lexical_search; a temp table: nothing is written to the index file. (Without
+        # fts5vocab, _informative_terms keeps every term.)
+        with suppress(sqlite3.DatabaseError):
+            self._db.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab "
+                "USING fts5vocab(main, chunks_fts, 'row')"
+            )
+        # Document frequency of the terms queried so far, valid for one generation of the index.
+        self._df: dict[str, int] = {}
+        self._df_generation = -1
+        self._df_rows = 0
         self._chroma_cols: dict[str, Any] = {}
         # The generation of the index our Chroma client has seen (see the module docstring).
         self._seen_generation = self.generation()
@@ -796,6 +808,40 @@ class Index:
         )[0]
         return float(row["mine"]) / row["total"] if row["total"] else 1.0
 
+    def _informative_terms(self, terms: list[str]) -> list[str]:
+        """``terms`` without those found in more than half of the indexed passages.
+
+        FTS5's bm25 gives such a term an IDF of log((N - n + 0.5) / (n + 0.5)) <= 0, which it
+        clamps to 1e-6 (sqlite.org/fts5.html, "the bm25() function"): it cannot change the
+        order, yet scoring it means reading and scoring its whole posting list, which is what
+        made a search slow at 100,000 passages. Dropping it keeps the ranking and cuts the work
+        (measured with scripts/bench.py --only retrieval). When every term is that common,
+        all are kept (the order then rests on those tiny weights, as before). Counts come from
+        the fts5vocab table and are cached until the index changes (its generation)."""
+        if len(terms) < 2:
+            return terms
+        try:
+            with self._lock:
+                generation = self.generation()
+                if generation != self._df_generation:
+                    self._df.clear()
+                    self._df_generation = generation
+                    row = self._db.execute("SELECT COUNT(*) AS n FROM chunks").fetchone()
+                    self._df_rows = int(row["n"])
+                missing = [t for t in terms if t not in self._df]
+                for term in missing:
+                    row = self._db.execute(
+                        "SELECT doc FROM temp.chunks_vocab WHERE term = ?", (term,)
+                    ).fetchone()
+                    self._df[term] = int(row["doc"]) if row else 0
+                if len(self._df) > 50_000:  # a long-running server: start again
+                    self._df = {t: self._df[t] for t in terms}
+                half = self._df_rows / 2
+                kept = [t for t in terms if self._df[t] <= half]
+        except sqlite3.DatabaseError:
+            return terms
+        return kept or terms
+
     def _rows_by_rowid(self, rowids: list[int]) -> list[sqlite3.Row]:
         """Hit rows (ready documents only) by SQLite rowid, in no particular order."""
         out: list[sqlite3.Row] = []
@@ -836,13 +882,12 @@ class Index:
                 col = self._chroma(name)
                 if col is None:
                     continue
-                count = col.count()
-                if not count:
-                    continue
+                # No col.count() first: it cost 8 ms a search at 100,000 passages, and Chroma
+                # (1.x) returns fewer results, or none, when the collection holds fewer than k.
                 try:
                     res = col.query(
                         query_embeddings=[list(map(float, vector))],
-                        n_results=min(k, count),
+                        n_results=k,
                         where=_chroma_where(where),
                         include=["distances"],
                     )
@@ -897,7 +942,7 @@ class Index:
         The bm25 scoring of every matching row remains (about 1 µs a row here): it is what
         grows with the index.
         """
-        expression = match_query(query)
+        expression = match_terms(self._informative_terms(query_terms(query)))
         if not expression or not collections:
             return []
         extra, params = _sql_where(where)
@@ -906,13 +951,16 @@ class Index:
             "SELECT rowid, bm25(chunks_fts, ?, ?) AS rank FROM chunks_fts "
             "WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?"
         )
-        limit = max(4 * k, 64)
         try:
             # FTS5 first only pays when the searched collections are most of the index and no
             # other filter applies; otherwise filtering first (the join) scores fewer rows.
+            share = 0.0 if where else self._chunk_share(collections)
+            # Enough candidates for k to survive the collection filter (share of the index),
+            # with a margin for documents not yet ready; fewer rows to fetch than a fixed 4k.
+            limit = int(k / max(share, 0.5)) + 16
             candidates = (
                 self._query(candidates_sql, (*BM25_WEIGHTS, expression, limit))
-                if not where and self._chunk_share(collections) >= 0.5
+                if share >= 0.5
                 else []
             )
             ranks = {int(r["rowid"]): float(r["rank"]) for r in candidates}

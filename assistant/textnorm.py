@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
 
 import snowballstemmer
@@ -170,7 +171,14 @@ def match_query(text: str) -> str:
     Quoting makes FTS5 operators in user text (``AND``, ``*``, ``"``, ``:``, parentheses) plain
     words. Returns an empty string when the question has no searchable term.
     """
-    seen: dict[str, None] = {}
-    for term in lexical_terms(text):
-        seen.setdefault(term, None)
-    return " OR ".join(f'"{term}"' for term in seen)
+    return match_terms(query_terms(text))
+
+
+def query_terms(text: str) -> list[str]:
+    """The distinct lexical terms of a question, in order (see :func:`lexical_terms`)."""
+    return list(dict.fromkeys(lexical_terms(text)))
+
+
+def match_terms(terms: Sequence[str]) -> str:
+    """An FTS5 MATCH expression OR-combining ``terms``, each quoted (see :func:`match_query`)."""
+    return " OR ".join(f'"{term}"' for term in terms)

@@ -388,18 +388,28 @@ def old_lexical(index: Any, collection: str, query: str, k: int) -> list[Any]:
 
 
 def build_synthetic(
-    index: Any, name: str, size: int, dim: int, pool: list[str], budget: Budget
+    index: Any,
+    name: str,
+    size: int,
+    dim: int,
+    pool: list[str],
+    budget: Budget,
+    embedder: str = "synthetic",
 ) -> dict[str, Any]:
     """Grow collection ``name`` to ``size`` synthetic passages (sentences of the corpus
-    recombined, random unit vectors), 1,000 per document; stops when the budget runs out."""
+    recombined, random unit vectors), 1,000 per document; stops when the budget runs out.
+    ``embedder``: the identity recorded for the collection (the query embedder's, so that the
+    retriever's embedder check lets the timed searches through)."""
     import numpy as np
 
     from assistant.schema import Chunk
 
+    if not index.ensure_collection(name, embedder=embedder, dimension=dim):
+        index.drop_collection(name)  # kept from a run with another embedder: rebuilt
+        index.ensure_collection(name, embedder=embedder, dimension=dim)
     existing = next((c.chunks for c in index.collections() if c.name == name), 0)
     if existing >= size:
         return {"built_s": 0.0, "passages": existing}
-    index.ensure_collection(name, embedder="synthetic", dimension=dim)
     per_doc = 1000
     rng = random.Random(size)
     vectors_rng = np.random.default_rng(size)
@@ -479,22 +489,26 @@ def bench_retrieval(
         pool = [s for t in corpus_passages(args.corpus, 200) for s in t.split(". ") if len(s) > 20]
 
     dim = len(embedder.embed_query("dimension"))
-    synth_settings = Settings(
-        data_dir=args.synthetic_dir / embedder.name, models_dir=settings.models_dir
-    )
-    index = build_index(synth_settings)
     curve: dict[str, Any] = {}
     for size in sorted(args.curve):
+        # Each size in its own index: a point of the curve is an index of that size (a small
+        # collection beside a large one is another case, covered by the tests of the store).
+        synth_settings = Settings(
+            data_dir=args.synthetic_dir / embedder.name / str(size),
+            models_dir=settings.models_dir,
+        )
+        index = build_index(synth_settings)
         name = f"synthetic-{size}"
-        built = build_synthetic(index, name, size, dim, pool, budget)
+        built = build_synthetic(index, name, size, dim, pool, budget, embedder.identity)
         if built["passages"] < size:
             curve[str(size)] = {
                 "skipped": f"not built within the time budget ({built['passages']} of {size}; "
                 f"{built['built_s']} s spent, resumes next run)"
             }
+            index.close()
             continue
         curve[str(size)] = {**measure(index, name), "build_s": built["built_s"]}
-    index.close()
+        index.close()
     section["curve"] = curve
     at_100k = curve.get("100000", {})
     section["p95_ms_100k"] = at_100k.get("p95_ms")

@@ -202,7 +202,7 @@ def test_corrupt_lexical_file_gives_a_french_fix(tmp_path: Path) -> None:
 def _join_form(index: Index, collections: list[str], query: str, k: int, where: dict | None):
     """The former lexical query (bm25 over the join, one statement): the reference."""
     from assistant.store import BM25_WEIGHTS, _sql_where
-    from assistant.textnorm import match_query
+    from assistant.textnorm import match_terms, query_terms
 
     extra, params = _sql_where(where)
     marks = ",".join("?" * len(collections))
@@ -213,7 +213,10 @@ def _join_form(index: Index, collections: list[str], query: str, k: int, where: 
         f"AND d.status = 'ready' WHERE chunks_fts MATCH ? AND c.collection IN ({marks}){extra} "
         "ORDER BY rank, c.rowid LIMIT ?"
     )
-    rows = index._query(sql, [*BM25_WEIGHTS, match_query(query), *collections, *params, k])
+    # Same expression as lexical_search: the terms found in more than half the passages are
+    # left out (see test_terms_in_most_passages_are_left_out_of_the_match).
+    expression = match_terms(index._informative_terms(query_terms(query)))
+    rows = index._query(sql, [*BM25_WEIGHTS, expression, *collections, *params, k])
     return [(r["id"], -r["rank"]) for r in rows]
 
 
@@ -253,3 +256,36 @@ def test_lexical_search_returns_what_the_join_form_returned(
             assert {i for i, s in new if s > last + 1e-9} == {i for i, s in old if s > last + 1e-9}
             if where and where.get("source") == "doc4.md":
                 assert new == []
+
+
+def test_terms_in_most_passages_are_left_out_of_the_match(
+    index: Index, emb: FakeEmbedder
+) -> None:
+    """A term found in more than half the passages has a bm25 IDF of ~0: it is not scored (the
+    slow part at 100,000 passages), the order of the hits stays that of the full query, and
+    the counts follow the index as it changes."""
+    from assistant.store import BM25_WEIGHTS
+    from assistant.textnorm import match_query, query_terms
+
+    texts = [f"La commune gère le service numéro {i}." for i in range(10)]
+    texts[3] = "La commune fait enlever le véhicule : mise en fourrière et frais de garde."
+    texts[7] = "La commune fixe le tarif de la fourrière, la fourrière municipale."
+    put(index, emb, "mairie", "a.md", texts, "a" * 64)
+    terms = query_terms("commune fourrière")
+    assert terms[0] == "commun" and len(terms) == 2
+    assert index._informative_terms(terms) == [terms[1]]
+    hits = index.lexical_search(["mairie"], "commune fourrière", 5)
+    full = index._query(
+        "SELECT c.id FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
+        "WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts, ?, ?) LIMIT 2",
+        [match_query("commune fourrière"), *BM25_WEIGHTS],
+    )
+    assert [h.id for h in hits] == [r["id"] for r in full]
+    # Every term that common: all are kept (nothing better to rank by).
+    both_common = query_terms("commune numéro")
+    assert len(both_common) == 2
+    assert index._informative_terms(both_common) == both_common
+    # The index changes (a new generation): "commune" is no longer in most passages.
+    others = [f"Le département gère la route {i}." for i in range(30)]
+    put(index, emb, "mairie", "b.md", others, "b" * 64)
+    assert index._informative_terms(terms) == terms
