@@ -152,6 +152,7 @@ class Draft:
     # as "[À VÉRIFIER : reason]": {"partie": index, "type": kind, "detail": French reason}.
     checks: list[dict[str, Any]] = field(default_factory=list)
     structured: bool = False  # the model's part was generated under the JSON schema
+    schema: dict[str, Any] | None = None  # that schema, as given to the engine (None: free text)
 
     @property
     def sources(self) -> list[Citation]:
@@ -1167,6 +1168,7 @@ class DraftingService:
             footer=plan.footer,
             checks=checks,
             structured=structured,
+            schema=plan.schema,
         )
 
     def _preview(self, plan: _Plan, raw: str) -> str:

@@ -529,10 +529,17 @@ def cold(service: Any) -> None:
     llama.set_cache(LlamaRAMCache(capacity_bytes=1 << 30))
 
 
-def bare_completion(service: Any, messages: list[dict[str, str]], max_tokens: int) -> dict:
-    """llama-cpp-python alone on the same messages, same sampling as LocalChatModel."""
+def bare_completion(
+    service: Any,
+    messages: list[dict[str, str]],
+    max_tokens: int,
+    schema: dict[str, Any] | None = None,
+) -> dict:
+    """llama-cpp-python alone on the same messages, same sampling as LocalChatModel, and the
+    same JSON schema (grammar) when the draft was generated under one."""
     llama = service.chat_model.llama
     settings = service.settings
+    fmt = None if schema is None else {"type": "json_object", "schema": schema}
     t0 = time.perf_counter()
     first = None
     n = 0
@@ -544,6 +551,7 @@ def bare_completion(service: Any, messages: list[dict[str, str]], max_tokens: in
         repeat_penalty=1.1,
         seed=settings.seed,
         stream=True,
+        response_format=fmt,
     ):
         if chunk["choices"][0].get("delta", {}).get("content"):
             n += 1
@@ -578,7 +586,7 @@ def bench_drafting(
             full_first = float(draft.timings["first_token_s"] or 0.0)
             tokens = int(draft.timings["completion_tokens"] or 1)
             cold(service)
-            bare = bare_completion(service, draft.prompt, tokens)
+            bare = bare_completion(service, draft.prompt, tokens, draft.schema)
             ratios_total.append(full_total / bare["total_s"])
             ratios_first.append(full_first / bare["first_token_s"])
             rows.append(
