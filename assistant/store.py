@@ -940,10 +940,29 @@ class Index:
         Measured at 100,000 synthetic passages beside 10,000 others (scripts/bench.py): lexical
         p95 142 ms against 329 for the join form, same run, load average 2.7.
         The bm25 scoring of every matching row remains (about 1 µs a row here): it is what
-        grows with the index.
+        grows with the index; terms found in most passages are left out of it
+        (:meth:`_informative_terms`). A passage holding none of the other terms would score
+        about 0 and is then not returned; if that leaves no hit at all (a small index, or
+        collections where only those terms occur), every term is searched.
         """
-        expression = match_terms(self._informative_terms(query_terms(query)))
-        if not expression or not collections:
+        if not collections:
+            return []
+        terms = query_terms(query)
+        kept = self._informative_terms(terms)
+        hits = self._lexical(collections, match_terms(kept), k, where)
+        if not hits and len(kept) < len(terms):
+            hits = self._lexical(collections, match_terms(terms), k, where)
+        return hits
+
+    def _lexical(
+        self,
+        collections: Sequence[str],
+        expression: str,
+        k: int,
+        where: dict[str, Any] | None,
+    ) -> list[Hit]:
+        """:meth:`lexical_search` for one FTS5 MATCH expression."""
+        if not expression:
             return []
         extra, params = _sql_where(where)
         marks = ",".join("?" * len(collections))

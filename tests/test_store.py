@@ -215,8 +215,11 @@ def _join_form(index: Index, collections: list[str], query: str, k: int, where: 
     )
     # Same expression as lexical_search: the terms found in more than half the passages are
     # left out (see test_terms_in_most_passages_are_left_out_of_the_match).
-    expression = match_terms(index._informative_terms(query_terms(query)))
-    rows = index._query(sql, [*BM25_WEIGHTS, expression, *collections, *params, k])
+    terms = query_terms(query)
+    kept = index._informative_terms(terms)
+    rows = index._query(sql, [*BM25_WEIGHTS, match_terms(kept), *collections, *params, k])
+    if not rows and kept != terms:  # nothing: every term (as lexical_search does)
+        rows = index._query(sql, [*BM25_WEIGHTS, match_terms(terms), *collections, *params, k])
     return [(r["id"], -r["rank"]) for r in rows]
 
 
@@ -274,13 +277,21 @@ def test_terms_in_most_passages_are_left_out_of_the_match(
     terms = query_terms("commune fourrière")
     assert terms[0] == "commun" and len(terms) == 2
     assert index._informative_terms(terms) == [terms[1]]
-    hits = index.lexical_search(["mairie"], "commune fourrière", 5)
-    full = index._query(
-        "SELECT c.id FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
-        "WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts, ?, ?) LIMIT 2",
-        [match_query("commune fourrière"), *BM25_WEIGHTS],
-    )
-    assert [h.id for h in hits] == [r["id"] for r in full]
+    def full_query(k: int) -> list[str]:
+        rows = index._query(
+            "SELECT c.id FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
+            "WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts, ?, ?), c.rowid LIMIT ?",
+            [match_query("commune fourrière"), *BM25_WEIGHTS, k],
+        )
+        return [r["id"] for r in rows]
+
+    hits = index.lexical_search(["mairie"], "commune fourrière", 2)
+    assert [h.id for h in hits] == full_query(2)
+    # The passages holding only "commune" (IDF ~0) are not returned beside those...
+    assert len(index.lexical_search(["mairie"], "commune fourrière", 5)) == 2
+    # ...but when nothing else matches, every term is searched.
+    only_common = index.lexical_search(["mairie"], "commune numérotée", 3)
+    assert len(only_common) == 3
     # Every term that common: all are kept (nothing better to rank by).
     both_common = query_terms("commune numéro")
     assert len(both_common) == 2
