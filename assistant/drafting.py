@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from assistant.errors import DraftingError
-from assistant.evidence import evidence_text, questions_of
+from assistant.evidence import evidence_query, evidence_text, questions_of
 from assistant.llm import ChatModel, GenerationStats, Message
 from assistant.prompts import (
     CommonText,
@@ -50,6 +50,7 @@ from assistant.schema import Hit
 from assistant.structure import (
     Structure,
     considerant_line,
+    drop_repeats,
     is_legal_text,
     parse_partial,
     render,
@@ -60,7 +61,7 @@ from assistant.structure import (
 )
 from assistant.textnorm import fold, lexical_terms
 from assistant.verify import apply as apply_issues
-from assistant.verify import check_paragraph
+from assistant.verify import check_paragraph, missing_sources
 
 if TYPE_CHECKING:
     from assistant.audit import AuditLog
@@ -76,6 +77,8 @@ CONTEXT_MARGIN = 48
 STOP_JOIN_S = 5.0
 # Used when neither the settings nor the retriever give a calibrated threshold.
 DEFAULT_ABSTAIN_THRESHOLD = 0.35
+# The fields that say what a request is about (the others address or frame the document).
+TOPIC_FIELDS = ("objet", "sujet")
 # A refusal names the request, cut to this many characters (never a pasted letter).
 ABSTENTION_ECHO_CHARS = 160
 
@@ -321,7 +324,7 @@ def search_queries(request: DraftRequest) -> list[str]:
     ``objet`` alone, then, with a pasted letter, each of the letter's questions
     (:func:`questions_of`). The hits are merged, each passage keeping its best relevance."""
     subject = " ".join(
-        request.fields.get(name, "") for name in ("objet", "sujet") if request.fields.get(name)
+        request.fields.get(name, "") for name in TOPIC_FIELDS if request.fields.get(name)
     )
     queries = [f"{request.request} {subject}".strip()]
     if subject:  # the topic alone: the request's own words ("Répondre à M. X qui…") are noise
@@ -762,7 +765,9 @@ class DraftingService:
         common = self.templates.common
         system, max_tokens, budget = self._fixed_and_limits(template)
         questions = questions_of(request.letter) if request.letter.strip() else []
-        query = " ".join([request.request, *request.fields.values(), *questions])
+        topic = " ".join(request.fields.get(n, "") for n in TOPIC_FIELDS).strip()
+        addressing = [v for k, v in request.fields.items() if k not in TOPIC_FIELDS]
+        query = evidence_query(request.request, topic, addressing, questions)
         warnings: list[str] = []
 
         def messages_for(blocks: list[SourceBlock]) -> list[Message]:
@@ -1097,6 +1102,7 @@ class DraftingService:
         if structured:
             assert data is not None and plan.template is not None
             structure = structure_of(data, _form(plan.template), [c.n for c in plan.sources])
+            structure = drop_repeats(structure)
             parts = structure.parts()
             phrase = fold(common.phrase_abstention)
             if parts and all(phrase in fold(p.text) for p in parts):
@@ -1214,20 +1220,19 @@ class DraftingService:
 
     def _visa_lines(self, plan: _Plan, structure: Structure, *, fallback: bool = True) -> list[str]:
         """The visas of an act, written from the cited legal texts: the sources the model named
-        as visas, else (``fallback``) the legal texts its considérants and articles cite, else
-        one visa to complete."""
+        as visas and (``fallback``) the legal texts its considérants and articles cite, each
+        only when its title names the text; else one visa to complete, tied to no source."""
         by_n = {c.n: c for c in plan.sources}
         numbers = list(structure.visas)
-        legal = [n for n in numbers if n in by_n and is_legal_text(by_n[n].title, by_n[n].source)]
-        if not legal and fallback:
-            numbers = [n for p in structure.parts() for n in p.sources]
+        if fallback:  # the legal texts the considérants and articles rest on are visas too
+            numbers += [n for p in structure.parts() for n in p.sources]
         lines: list[str] = []
         for n in dict.fromkeys(numbers):
             c = by_n.get(n)
             if c is None or not is_legal_text(c.title, c.source):
                 continue
             line = visa_line(c.title, c.text, n)
-            if line not in lines:
+            if line and line not in lines:
                 lines.append(line)
         if not lines and fallback:
             return ["Vu [À COMPLÉTER : texte visé] ;"]
@@ -1244,7 +1249,10 @@ class DraftingService:
         request = plan.request
         agent = [request.request, request.letter, *request.fields.values()]
         checks: list[dict[str, Any]] = []
+        texts = {n: c.text for n, c in by_n.items()}
         for index, part in enumerate(structure.parts(), start=1):
+            # A figure taken from another shown source: that source is cited too.
+            part.sources += missing_sources(part.text, part.sources, texts, agent)
             cited_texts = [by_n[n].text for n in part.sources if n in by_n]
             issues = check_paragraph(part.text, cited_texts, shown, agent)
             part.text = apply_issues(part.text, issues)

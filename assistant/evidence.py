@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from assistant.textnorm import fold, lexical_terms
@@ -93,14 +94,92 @@ def clean_lines(text: str, heading: str = "") -> list[Line]:
     return out
 
 
-def _score(line: Line, terms: set[str]) -> float:
+# What a request asks for, by its words, and the figures that answer it. A line holding the
+# kind of figure asked (a delay for "délai", an amount for "combien coûte") ranks first: the
+# small model states what its evidence puts in front of it, and drops the rest.
+_ASKED = {
+    "delay": re.compile(
+        r"\b(?:d[ée]lais?|dur[ée]es?|combien de temps|quand|avant|validit[ée]|date|p[ée]riode|"
+        r"convoc\w*|pr[ée]avis|renouvel\w*)\b",
+        re.IGNORECASE,
+    ),
+    "amount": re.compile(
+        r"\b(?:montants?|co[uû]ts?|co[uû]te|prix|tarifs?|frais|combien|seuils?|redevances?|"
+        r"taux|subventions?|indemnit[ée]s?|somme|payer|euros?)\b",
+        re.IGNORECASE,
+    ),
+    "count": re.compile(
+        r"\b(?:nombre|combien|quorum|majorit[ée]|fois|limite|maximum|minimum|au plus|au moins)\b",
+        re.IGNORECASE,
+    ),
+}
+_FIGURE_OF = {
+    "delay": re.compile(
+        r"\b(?:\d+|un|une|deux|trois|quatre|cinq|six|huit|dix|quinze|trente)\s+"
+        r"(?:jours?|mois|ans?|années?|semaines?|heures?)\b|\bjours? francs\b",
+        re.IGNORECASE,
+    ),
+    "amount": re.compile(r"\d[\d\s\u00a0\u202f.,]*\s?(?:€|euros?\b|%)", re.IGNORECASE),
+    "count": re.compile(
+        r"\b\d+\s?%|\b(?:majorit[ée]|tiers|moiti[ée]|quart)\b|\b\d+\s+(?:fois|membres|"
+        r"conseillers|adjoints|autorisations)\b",
+        re.IGNORECASE,
+    ),
+}
+# Bonus of a line holding a figure of the kind asked (about two matching words), and of any
+# other figure (an amount, a delay, a rate: the facts a clerk checks).
+ASKED_FIGURE_BONUS = 2.0
+FIGURE_BONUS = 0.75
+
+
+def asked_kinds(query: str) -> set[str]:
+    """The kinds of figure ``query`` asks for: ``delay``, ``amount``, ``count``."""
+    return {kind for kind, rx in _ASKED.items() if rx.search(query)}
+
+
+def _score(line: Line, terms: set[str], kinds: AbstractSet[str] = frozenset()) -> float:
     words = set(lexical_terms(line.text))
     if line.article:
         words.update(lexical_terms(line.article))
     overlap = len(terms & words)
     if not overlap:
         return 0.0
-    return overlap + (0.5 if _HAS_FIGURE.search(line.text) else 0.0) - len(line.text) / 2000
+    bonus = 0.0
+    if any(_FIGURE_OF[k].search(line.text) for k in kinds):
+        bonus = ASKED_FIGURE_BONUS
+    elif any(rx.search(line.text) for rx in _FIGURE_OF.values()):
+        bonus = FIGURE_BONUS
+    elif _HAS_FIGURE.search(line.text):
+        bonus = 0.25
+    return overlap + bonus - len(line.text) / 2000
+
+
+# Words of a drafting request that say what to write, not what it is about.
+_TASK_WORDS = frozenset(
+    lexical_terms(
+        "répondre réponse rappeler informer indiquer expliquer préciser rédiger courrier lettre "
+        "note délibération arrêté projet habitant habitante usager administré famille"
+    )
+)
+
+
+def evidence_query(
+    request: str, topic: str = "", addressing: Sequence[str] = (), questions: Sequence[str] = ()
+) -> str:
+    """What the evidence is chosen for: the request, its topic (``objet``) and the resident's
+    questions, without the words that only address or frame it: the recipient's name and
+    title ("Monsieur le Président de l'association des commerçants": a sentence about
+    associations is not evidence about terraces) and the task's own verbs ("Répondre à…").
+    A word of the topic is always kept."""
+    keep = set(lexical_terms(topic))
+    drop = {t for text in addressing for t in lexical_terms(text)} | _TASK_WORDS
+    drop -= keep
+
+    def cleaned(text: str) -> str:
+        words = text.split()
+        return " ".join(w for w in words if not (set(lexical_terms(w)) & drop))
+
+    return " ".join(p for p in (cleaned(request), topic, *map(cleaned, questions)) if p.strip())
 
 
 def select_lines(lines: Sequence[Line], query: str, limit: int) -> list[int]:
@@ -109,8 +188,9 @@ def select_lines(lines: Sequence[Line], query: str, limit: int) -> list[int]:
     introduction. The first lines are kept when nothing matches (the passage was retrieved for a
     reason the words do not show, e.g. by meaning)."""
     terms = set(lexical_terms(query))
+    kinds = asked_kinds(query)
     scored = sorted(
-        ((s, i) for i, line in enumerate(lines) if (s := _score(line, terms)) > 0),
+        ((s, i) for i, line in enumerate(lines) if (s := _score(line, terms, kinds)) > 0),
         key=lambda x: (-x[0], x[1]),
     )
     chosen: set[int] = set()

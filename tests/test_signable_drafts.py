@@ -1,0 +1,177 @@
+"""What a town clerk checks before signing a draft (issue 10, second pass): the salutation and the
+closing formula follow the recipient, figures are matched whatever their spelling and re-attached
+to the shown source that holds them, an act does not repeat itself, visas name their texts or are
+left out, and the evidence puts the figures a request asks for in front of the model.
+
+Pure functions beside the real templates (prompts/) and the service with the fakes of
+tests/fakes.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from assistant.config import Settings
+from assistant.drafting import DraftingService, DraftRequest
+from assistant.evidence import asked_kinds, clean_lines, evidence_query, select_lines
+from assistant.prompts import Templates, load_templates, render_footer, render_header, salutation_of
+from assistant.structure import Part, Structure, drop_repeats, visa_line
+from assistant.verify import check_paragraph, figures, missing_sources
+from tests.fakes import FakeChatModel, FakeRetriever, make_hit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def templates() -> Templates:
+    return load_templates(ROOT / "prompts")
+
+
+# --- salutation -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("recipient", "salutation"),
+    [
+        ("Monsieur le Président de l'association des commerçants du centre", "Monsieur le Président,"),
+        ("Madame la Présidente du comité de quartier Est", "Madame la Présidente,"),
+        ("M. le Directeur général des services", "Monsieur le Directeur général,"),
+        ("Madame Lefèvre", "Madame,"),  # "Le…" of a name is not an article
+        ("Mme Jeanne Martin, 12 rue des Lilas", "Madame,"),
+        ("Madame et Monsieur Durand", "Madame, Monsieur,"),
+        ("M. et Mme Durand", "Madame, Monsieur,"),
+        ("Monsieur l'Inspecteur d'académie", "Monsieur l'Inspecteur,"),
+        ("Association Les Amis du quartier", ""),
+        ("", ""),
+    ],
+)
+def test_the_salutation_follows_the_recipient(recipient: str, salutation: str) -> None:
+    assert salutation_of(recipient) == salutation
+
+
+def test_a_letter_opens_and_closes_on_the_recipients_title(templates: Templates) -> None:
+    courrier = templates.get("courrier")
+    fields = {"destinataire": "Monsieur le Président du club de football", "objet": "Buvette"}
+    header, footer = render_header(courrier, fields), render_footer(courrier, fields)
+    assert "\n\nMonsieur le Président,\n\n" in header and "Madame, Monsieur" not in header
+    assert "Je vous prie d'agréer, Monsieur le Président, l'expression" in footer
+    # Unknown recipient: the neutral formula; the agent's own salutation always wins.
+    assert "\n\nMadame, Monsieur,\n\n" in render_header(courrier, {"destinataire": "Mairie"})
+    mine = {"destinataire": "Monsieur le Président", "appel": "Cher Président,"}
+    assert "agréer, Cher Président, l'expression" in render_footer(courrier, mine)
+    usager = templates.get("reponse_usager")
+    fields = {"usager": "Madame Lefèvre", "objet": "Attestation"}
+    assert "\n\nMadame,\n\n" in render_header(usager, fields)
+    assert "Nous vous prions d'agréer, Madame, l'expression" in render_footer(usager, fields)
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "source"),
+    [
+        ("30 %", "sans excéder 30\u00a0% de l'effectif"),
+        ("30 %", "dans la limite de 30% de l'effectif"),
+        ("30 %", "trente pour cent de l'effectif"),
+        ("23 000 €", "au-delà de 23.000 euros"),
+        ("23000 euros", "au-delà de 23\u202f000 €"),
+        ("18 mois", "valable dix-huit mois"),
+    ],
+)
+def test_a_figure_matches_its_source_whatever_the_spelling(written: str, source: str) -> None:
+    assert check_paragraph(f"Le seuil est de {written}.", [source], [source], []) == []
+
+
+def test_decimals_and_percent_words_are_not_confused() -> None:
+    assert {k for _, k in figures("un taux de 2.30 % ou 0,18 €")} == {"n:2.3", "n:0.18"}
+    assert {k for _, k in figures("trente pour cent")} == {"n:30"}  # not 30 and 100
+
+
+def test_a_figure_from_another_shown_source_cites_that_source() -> None:
+    shown = {1: "Le conseil fixe le nombre des adjoints.", 2: "Au plus 30 % de l'effectif.", 3: "x"}
+    assert missing_sources("Au plus 30 % de l'effectif.", [1], shown, []) == [2]
+    assert missing_sources("Au plus 30 % de l'effectif.", [2], shown, []) == []
+    assert missing_sources("Au plus 45 % de l'effectif.", [1], shown, []) == []  # no source
+
+
+# --- acts -----------------------------------------------------------------------------------
+
+
+def test_an_act_does_not_repeat_itself() -> None:
+    same = "le conseil municipal détermine le nombre des adjoints sans excéder 30 % de l'effectif"
+    act = Structure(
+        "acte",
+        considerants=[Part(same, [3]), Part(same.replace("adjoints", "Adjoints"), [4])],
+        articles=[Part("Le conseil municipal détermine le nombre des adjoints dans la limite "
+                       "de 30 % de l'effectif.", [1])],
+    )
+    out = drop_repeats(act)
+    assert len(out.considerants) == 1 and out.considerants[0].sources == [3, 4, 1]
+    assert [a.text for a in out.articles] == ["[À COMPLÉTER : décision]"]
+    kept = Structure(
+        "acte",
+        considerants=[Part(same, [1])],
+        articles=[Part("Le nombre des adjoints au maire est fixé à [À COMPLÉTER : nombre].", [])],
+    )
+    assert drop_repeats(kept).articles == kept.articles
+    prose = Structure("prose", paragraphs=[Part("Une AOT est requise.", [1]),
+                                           Part("Une AOT est requise.", [2])])
+    assert [p.sources for p in drop_repeats(prose).paragraphs] == [[1, 2]]
+
+
+def test_a_visa_names_its_text_or_is_left_out(settings: Settings, templates: Templates) -> None:
+    assert visa_line("Montpellier delib 2014-04-05 n2014-131 nombre adjoints", "x", 1) == ""
+    cgct = make_hit(1, "**Article L2122-2**\n\nAu plus 30 % de l'effectif légal.", source="cgct.md")
+    cgct.title = "Code général des collectivités territoriales — Le maire et les adjoints"
+    delib = make_hit(2, "Le conseil fixe à 20 le nombre des adjoints.", source="delib_2014.pdf")
+    delib.title = "Montpellier delib 2014-04-05 n2014-131 nombre adjoints au maire"
+    reply = json.dumps(
+        {
+            "visas": [2],
+            "considerants": [{"sources": [2], "texte": "le nombre ne peut excéder 30 % de "
+                              "l'effectif légal"}],
+            "articles": [{"sources": [], "texte": "Le nombre des adjoints est fixé à 20."}],
+        },
+        ensure_ascii=False,
+    )
+    svc = DraftingService(
+        settings, FakeChatModel(reply), FakeRetriever([cgct, delib]), templates, None
+    )
+    draft = svc.draft(DraftRequest("Adjoints", "deliberation", fields={"objet": "Adjoints"}))
+    body = draft.answer
+    assert "Vu [À COMPLÉTER : texte visé] [" not in body
+    # The 30 % came from source 1: the considérant cites it, and source 1 gives the visa.
+    assert "Vu le code général des collectivités territoriales" in body
+    assert "30 % de l'effectif légal [2][1] ;" in body
+    assert not [c for c in draft.checks if "30" in c["detail"]]
+
+
+# --- evidence -------------------------------------------------------------------------------
+
+
+def test_the_evidence_query_drops_the_recipient_and_the_task_words() -> None:
+    query = evidence_query(
+        "Répondre au président de l'association des commerçants qui demande les conditions "
+        "pour installer des terrasses.",
+        "Installation de terrasses",
+        ["Monsieur le Président de l'association des commerçants du centre"],
+    )
+    assert "terrasses" in query and "conditions" in query
+    assert not {"Répondre", "président", "l'association", "commerçants"} & set(query.split())
+
+
+def test_a_line_holding_the_figure_asked_comes_first() -> None:
+    text = (
+        "L'association organise une buvette temporaire lors de sa manifestation sportive "
+        "annuelle avec l'accord de la fédération.\n"
+        "La demande d'autorisation de buvette est adressée au maire 3 mois avant la manifestation.\n"
+        "La buvette temporaire de l'association respecte les règles d'hygiène de la manifestation."
+    )
+    lines = clean_lines(text)
+    query = "buvette de l'association : délai de la demande"
+    assert asked_kinds(query) == {"delay"}
+    best = select_lines(lines, query, 1)
+    assert "3 mois" in lines[best[0]].text
