@@ -61,7 +61,7 @@ from assistant.structure import (
 )
 from assistant.textnorm import fold, lexical_terms
 from assistant.verify import apply as apply_issues
-from assistant.verify import check_paragraph, missing_sources
+from assistant.verify import check_paragraph, missing_sources, quote_copy
 
 if TYPE_CHECKING:
     from assistant.audit import AuditLog
@@ -1254,6 +1254,7 @@ class DraftingService:
             # A figure taken from another shown source: that source is cited too.
             part.sources += missing_sources(part.text, part.sources, texts, agent)
             cited_texts = [by_n[n].text for n in part.sources if n in by_n]
+            part.text = quote_copy(part.text, cited_texts or shown)
             issues = check_paragraph(part.text, cited_texts, shown, agent)
             part.text = apply_issues(part.text, issues)
             checks.extend(

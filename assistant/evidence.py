@@ -246,7 +246,7 @@ def evidence_text(
     lines = clean_lines(text, heading)
     if not lines:
         return ""
-    limit = 8
+    limit = 6
     while limit > 0:
         keep = select_lines(lines, query, limit)
         rendered = render_lines(lines, keep)

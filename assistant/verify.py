@@ -192,6 +192,46 @@ def longest_copy(text: str, sources: Sequence[str]) -> int:
     return best
 
 
+# A verbatim run is made a quotation only when the paragraph has at least this share of its own
+# words besides it: a paragraph that is a pasted extract stays marked « à reformuler ».
+OWN_WORDS_SHARE = 0.4
+
+
+def quote_copy(text: str, sources: Sequence[str]) -> str:
+    """``text`` with its longest verbatim run from ``sources`` put between « » when it may be
+    a quotation: more than :data:`COPY_WORDS` and at most :data:`QUOTE_MAX_WORDS` words, in a
+    paragraph whose other words make at least :data:`OWN_WORDS_SHARE` of it, and no quotation
+    marks already there. The words are the source's: a reader must see that they are quoted
+    (what the issue allows, "a marked quotation of at most a sentence or two"). Otherwise the
+    text is returned unchanged and :func:`check_paragraph` marks the copy."""
+    if "«" in text or "»" in text:
+        return text
+    spans = list(_WORD.finditer(text))
+    words = [_fold(m.group(0)) for m in spans]
+    size = 6
+    if len(words) < size:
+        return text
+    grams: set[tuple[str, ...]] = set()
+    for source in sources:
+        sw = _words(source)
+        grams.update(tuple(sw[i : i + size]) for i in range(len(sw) - size + 1))
+    best = (0, 0)  # [start, end) word indices of the longest run
+    start = end = -1
+    for i in range(len(words) - size + 1):
+        if tuple(words[i : i + size]) in grams:
+            if end >= i + size - 2 and start >= 0:
+                end = i + size
+            else:
+                start, end = i, i + size
+            if end - start > best[1] - best[0]:
+                best = (start, end)
+    run = best[1] - best[0]
+    if run <= COPY_WORDS or run > QUOTE_MAX_WORDS or run > (1 - OWN_WORDS_SHARE) * len(words):
+        return text
+    a, b = spans[best[0]].start(), spans[best[1] - 1].end()
+    return f"{text[:a]}« {text[a:b]} »{text[b:]}"
+
+
 def copied_share(text: str, sources: Sequence[str], size: int = 8) -> float:
     """Share of the words of ``text`` (quotations « » excluded) that sit in a run of ``size``
     words or more found verbatim in ``sources``: 0.0 (all own words) to 1.0 (all copied)."""

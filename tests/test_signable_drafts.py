@@ -18,7 +18,7 @@ from assistant.drafting import DraftingService, DraftRequest
 from assistant.evidence import asked_kinds, clean_lines, evidence_query, select_lines
 from assistant.prompts import Templates, load_templates, render_footer, render_header, salutation_of
 from assistant.structure import Part, Structure, drop_repeats, visa_line
-from assistant.verify import check_paragraph, figures, missing_sources
+from assistant.verify import check_paragraph, figures, missing_sources, quote_copy
 from tests.fakes import FakeChatModel, FakeRetriever, make_hit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +35,10 @@ def templates() -> Templates:
 @pytest.mark.parametrize(
     ("recipient", "salutation"),
     [
-        ("Monsieur le Président de l'association des commerçants du centre", "Monsieur le Président,"),
+        (
+            "Monsieur le Président de l'association des commerçants du centre",
+            "Monsieur le Président,",
+        ),
         ("Madame la Présidente du comité de quartier Est", "Madame la Présidente,"),
         ("M. le Directeur général des services", "Monsieur le Directeur général,"),
         ("Madame Lefèvre", "Madame,"),  # "Le…" of a name is not an article
@@ -105,8 +108,13 @@ def test_an_act_does_not_repeat_itself() -> None:
     act = Structure(
         "acte",
         considerants=[Part(same, [3]), Part(same.replace("adjoints", "Adjoints"), [4])],
-        articles=[Part("Le conseil municipal détermine le nombre des adjoints dans la limite "
-                       "de 30 % de l'effectif.", [1])],
+        articles=[
+            Part(
+                "Le conseil municipal détermine le nombre des adjoints dans la limite "
+                "de 30 % de l'effectif.",
+                [1],
+            )
+        ],
     )
     out = drop_repeats(act)
     assert len(out.considerants) == 1 and out.considerants[0].sources == [3, 4, 1]
@@ -117,8 +125,9 @@ def test_an_act_does_not_repeat_itself() -> None:
         articles=[Part("Le nombre des adjoints au maire est fixé à [À COMPLÉTER : nombre].", [])],
     )
     assert drop_repeats(kept).articles == kept.articles
-    prose = Structure("prose", paragraphs=[Part("Une AOT est requise.", [1]),
-                                           Part("Une AOT est requise.", [2])])
+    prose = Structure(
+        "prose", paragraphs=[Part("Une AOT est requise.", [1]), Part("Une AOT est requise.", [2])]
+    )
     assert [p.sources for p in drop_repeats(prose).paragraphs] == [[1, 2]]
 
 
@@ -131,8 +140,9 @@ def test_a_visa_names_its_text_or_is_left_out(settings: Settings, templates: Tem
     reply = json.dumps(
         {
             "visas": [2],
-            "considerants": [{"sources": [2], "texte": "le nombre ne peut excéder 30 % de "
-                              "l'effectif légal"}],
+            "considerants": [
+                {"sources": [2], "texte": "le nombre ne peut excéder 30 % de l'effectif légal"}
+            ],
             "articles": [{"sources": [], "texte": "Le nombre des adjoints est fixé à 20."}],
         },
         ensure_ascii=False,
@@ -167,7 +177,7 @@ def test_a_line_holding_the_figure_asked_comes_first() -> None:
     text = (
         "L'association organise une buvette temporaire lors de sa manifestation sportive "
         "annuelle avec l'accord de la fédération.\n"
-        "La demande d'autorisation de buvette est adressée au maire 3 mois avant la manifestation.\n"
+        "La demande d'autorisation de buvette est adressée au maire 3 mois avant.\n"
         "La buvette temporaire de l'association respecte les règles d'hygiène de la manifestation."
     )
     lines = clean_lines(text)
@@ -175,3 +185,18 @@ def test_a_line_holding_the_figure_asked_comes_first() -> None:
     assert asked_kinds(query) == {"delay"}
     best = select_lines(lines, query, 1)
     assert "3 mois" in lines[best[0]].text
+
+
+def test_a_short_verbatim_run_becomes_a_quotation_a_pasted_paragraph_stays_marked() -> None:
+    source = " ".join(f"mot{i}" for i in range(80))
+    run = " ".join(f"mot{i}" for i in range(5, 30))  # 25 words, over COPY_WORDS
+    own = (
+        "Nous restons à votre disposition pour toute question sur ce point et pour vous "
+        "accompagner dans vos démarches auprès du service concerné de la commune."
+    )
+    quoted = quote_copy(f"Le texte prévoit que {run}. {own}", [source])
+    assert f"« {run} »" in quoted
+    assert check_paragraph(quoted, [source], [source], []) == []
+    pasted = " ".join(f"mot{i}" for i in range(5, 40))  # the whole paragraph is the source's
+    assert quote_copy(pasted, [source]) == pasted
+    assert [i.kind for i in check_paragraph(pasted, [source], [source], [])] == ["copie"]
