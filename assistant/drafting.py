@@ -832,6 +832,7 @@ class DraftingService:
         long_cap = room if naive else max(MIN_SOURCE_TOKENS, room // 3)
         chosen: list[Citation] = []
         used = 0
+        seen: set[str] = set()  # evidence lines already shown (overlapping passages)
         for hit in hits:
             remaining = room - used
             if remaining < MIN_SOURCE_TOKENS:
@@ -848,7 +849,7 @@ class DraftingService:
             text = (
                 trim_passage(clean, query, cap, self._count)
                 if naive
-                else evidence_text(clean, query, cap, self._count, hit.heading)
+                else evidence_text(clean, query, cap, self._count, hit.heading, seen)
             )
             if not text.strip():
                 continue

@@ -50,6 +50,31 @@ class Line:
     intro: bool = False  # ends with ":" (introduces what follows)
 
 
+_OPEN_END = re.compile(r"[^.!?:;»)\]]$")
+_CONTINUES = re.compile(r"^[a-zà-ÿœæ(]")
+
+
+def _unwrap(raw: Sequence[str]) -> list[str]:
+    """Lines of a PDF page joined where the page, not the text, broke them: a line that does
+    not end a sentence followed by one that starts in lower case ("… (Communauté" + "d'agglo…").
+    A Markdown fiche (one paragraph a line, headings, items) is left as it is."""
+    out: list[str] = []
+    for line in raw:
+        stripped = line.strip()
+        prev = out[-1].rstrip() if out else ""
+        if (
+            prev
+            and stripped
+            and _OPEN_END.search(prev)
+            and _CONTINUES.match(stripped)
+            and not prev.lstrip().startswith(("#", "|"))
+        ):
+            out[-1] = f"{prev} {stripped}"
+        else:
+            out.append(line)
+    return out
+
+
 def clean_lines(text: str, heading: str = "") -> list[Line]:
     """The content of a passage as sentences and list items, without noise.
 
@@ -60,7 +85,7 @@ def clean_lines(text: str, heading: str = "") -> list[Line]:
     if m:
         article = m.group(0)
     out: list[Line] = []
-    for raw in text.splitlines():
+    for raw in _unwrap(text.splitlines()):
         line = raw.strip()
         if not line or _NOISE_LINE.match(line):
             continue
@@ -240,10 +265,15 @@ def evidence_text(
     max_tokens: int,
     count: Callable[[str], int],
     heading: str = "",
+    seen: set[str] | None = None,
 ) -> str:
     """The evidence of one passage for ``query`` within ``max_tokens`` (``count`` measures).
-    Empty when nothing fits."""
+    Empty when nothing fits. ``seen``: folded lines already shown from other passages (the
+    chunks of a document overlap); they are not shown twice, and the lines shown here are
+    added to it."""
     lines = clean_lines(text, heading)
+    if seen is not None:  # lines another source already shows (overlapping passages)
+        lines = [line for line in lines if fold(line.text) not in seen]
     if not lines:
         return ""
     limit = 6
@@ -251,6 +281,8 @@ def evidence_text(
         keep = select_lines(lines, query, limit)
         rendered = render_lines(lines, keep)
         if count(rendered) <= max_tokens:
+            if seen is not None:
+                seen.update(fold(lines[i].text) for i in keep)
             return rendered
         limit -= 1 if limit <= 4 else 2
     # Nothing fits whole: the best line alone, cut to whole words.
@@ -259,6 +291,8 @@ def evidence_text(
         if lines[i].text and not lines[i].intro:
             best = lines[i]
             break
+    if seen is not None:
+        seen.add(fold(best.text))
     words = best.text.split()
     while words and count(" ".join(words) + " […]") > max_tokens:
         words = words[: len(words) * 3 // 4]

@@ -226,7 +226,7 @@ def test_short_best_sources_are_kept_whole(settings: Settings, templates: Templa
 
 def test_each_type_has_its_own_budget(settings: Settings, templates: Templates) -> None:
     svc, _ = service(settings, templates, FakeChatModel("x"))
-    assert svc.budget_for(templates.get("question")) == settings.context_budget == 800
+    assert svc.budget_for(templates.get("question")) == settings.context_budget == 500
     assert (
         svc.budget_for(templates.get("deliberation")) == templates.get("deliberation").budget_tokens
     )

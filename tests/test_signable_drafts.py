@@ -15,7 +15,13 @@ import pytest
 
 from assistant.config import Settings
 from assistant.drafting import DraftingService, DraftRequest
-from assistant.evidence import asked_kinds, clean_lines, evidence_query, select_lines
+from assistant.evidence import (
+    asked_kinds,
+    clean_lines,
+    evidence_query,
+    evidence_text,
+    select_lines,
+)
 from assistant.prompts import Templates, load_templates, render_footer, render_header, salutation_of
 from assistant.structure import Part, Structure, drop_repeats, visa_line
 from assistant.verify import check_paragraph, figures, missing_sources, quote_copy
@@ -200,3 +206,21 @@ def test_a_short_verbatim_run_becomes_a_quotation_a_pasted_paragraph_stays_marke
     pasted = " ".join(f"mot{i}" for i in range(5, 40))  # the whole paragraph is the source's
     assert quote_copy(pasted, [source]) == pasted
     assert [i.kind for i in check_paragraph(pasted, [source], [source], [])] == ["copie"]
+
+
+def test_a_pdf_line_break_does_not_cut_a_sentence_and_no_line_is_shown_twice() -> None:
+    page = (
+        "Les occupations du domaine public à des fins d'utilité publique (Communauté\n"
+        "d'agglomération, Département) sont gratuites.\n"
+        "Convention\n"
+        "Lorsque la subvention dépasse 23 000 €, une convention est conclue."
+    )
+    texts = [line.text for line in clean_lines(page)]
+    assert texts[0].endswith("(Communauté d'agglomération, Département) sont gratuites.")
+    assert "Convention" in texts  # a title line is not glued to the next sentence
+    count = lambda s: len(s) // 3  # noqa: E731
+    seen: set[str] = set()
+    first = evidence_text(page, "subvention convention", 200, count, seen=seen)
+    assert "23 000" in first
+    again = evidence_text(page, "subvention convention", 200, count, seen=seen)
+    assert "23 000" not in again
