@@ -334,6 +334,30 @@ def search_queries(request: DraftRequest) -> list[str]:
     return [q for q in dict.fromkeys(queries) if q]
 
 
+def merge_passages(hits: Sequence[Hit]) -> list[Hit]:
+    """The hits of one document page as one passage: their texts joined in the document's order
+    (``chunk_index``), placed where its best hit ranked. The evidence is then chosen across
+    the page's retrieved chunks at once (the key sentence of a fiche is often in another chunk
+    than the one that ranked first), each document costs one source header, and it gets one
+    number."""
+    groups: dict[tuple[str, str, int | None], list[Hit]] = {}
+    for hit in hits:
+        groups.setdefault((hit.collection, hit.source, hit.page), []).append(hit)
+    merged: list[Hit] = []
+    for group in groups.values():
+        if len(group) == 1:
+            merged.append(group[0])
+            continue
+
+        def order(h: Hit) -> int:
+            value = h.metadata.get("chunk_index")
+            return int(value) if isinstance(value, int) else 1 << 30
+
+        ordered = sorted(group, key=order)
+        merged.append(replace(group[0], text="\n".join(h.text for h in ordered)))
+    return merged
+
+
 def _form(template: Template) -> str:
     return "acte" if template.form == "acte" else "prose"
 
@@ -830,6 +854,8 @@ class DraftingService:
             hits = hits[:NAIVE_TOP_K]
             room = 1 << 30
         long_cap = room if naive else max(MIN_SOURCE_TOKENS, room // 3)
+        if not naive:
+            hits = merge_passages(hits)
         chosen: list[Citation] = []
         used = 0
         seen: set[str] = set()  # evidence lines already shown (overlapping passages)

@@ -416,12 +416,13 @@ class SourceBlock:
 
 
 def source_header(block: SourceBlock) -> str:
-    where = escape_data(block.source)
+    """ "<<SOURCE 2 — Code général des collectivités territoriales — …, page 3>>": the text's
+    name when it has one (the file's path then says nothing more to the model and costs some
+    twenty tokens a source), else its path."""
+    title = " ".join(block.title.split())
+    where = escape_data(title) if title else escape_data(block.source)
     if block.page is not None:
         where += f", page {block.page}"
-    title = " ".join(block.title.split())
-    if title:  # the text's name ("Code général des collectivités territoriales…"), for visas
-        where += f" — {escape_data(title)}"
     return f"<<SOURCE {block.n} — {where}>>"
 
 

@@ -214,7 +214,7 @@ def test_the_variable_part_never_exceeds_the_budget(
     # Long passages are trimmed to the sentences around the match; the page is kept.
     first = draft.sources[0]
     assert QUORUM in first.text and "[…]" in first.text and first.page == 5
-    assert "<<SOURCE 1 — doc1.pdf, page 5 — Document 1>>" in user  # the title names the text
+    assert "<<SOURCE 1 — Document 1, page 5>>" in user  # the title names the text
 
 
 def test_short_best_sources_are_kept_whole(settings: Settings, templates: Templates) -> None:

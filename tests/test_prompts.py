@@ -152,7 +152,9 @@ def test_user_part_puts_the_request_after_the_data(templates: Templates) -> None
     block = SourceBlock(1, "deliberations/a.pdf", 3, "A", "Texte de la source.")
     user = render_user(t, templates.common, [block], "Répondre à Mme X", {"objet": "Salle"})
     assert user.index("<<FIN SOURCE 1>>") < user.index("Répondre à Mme X")
-    assert "deliberations/a.pdf, page 3" in user
+    assert "<<SOURCE 1 — A, page 3>>" in user  # the text's name, not its file path
+    untitled = SourceBlock(1, "deliberations/a.pdf", 3, "", "Texte.")
+    assert "deliberations/a.pdf, page 3" in render_user(t, templates.common, [untitled], "x", {})
     assert "- Objet : Salle" in user
     assert "- Destinataire : [À COMPLÉTER]" in user  # required and missing
     assert user.index(templates.common.rappel) < user.index("- Objet : Salle")

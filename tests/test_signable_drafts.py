@@ -224,3 +224,17 @@ def test_a_pdf_line_break_does_not_cut_a_sentence_and_no_line_is_shown_twice() -
     assert "23 000" in first
     again = evidence_text(page, "subvention convention", 200, count, seen=seen)
     assert "23 000" not in again
+
+
+def test_the_chunks_of_one_page_are_one_source() -> None:
+    from assistant.drafting import merge_passages
+
+    a = make_hit(1, "Deuxième partie : la redevance.", source="f.md", page=None)
+    b = make_hit(2, "Autre document.", source="g.md", page=None)
+    c = make_hit(3, "Première partie : une AOT est requise.", source="f.md", page=None)
+    a.metadata["chunk_index"], c.metadata["chunk_index"] = 5, 2
+    merged = merge_passages([a, b, c])
+    assert [h.source for h in merged] == ["f.md", "g.md"]  # where its best chunk ranked
+    assert (
+        merged[0].text == "Première partie : une AOT est requise.\nDeuxième partie : la redevance."
+    )
