@@ -336,26 +336,40 @@ def search_queries(request: DraftRequest) -> list[str]:
 
 def merge_passages(hits: Sequence[Hit]) -> list[Hit]:
     """The hits of one document page as one passage: their texts joined in the document's order
-    (``chunk_index``), placed where its best hit ranked. The evidence is then chosen across
-    the page's retrieved chunks at once (the key sentence of a fiche is often in another chunk
+    (``chunk_index``, a text given twice kept once), placed where its best hit ranked. The
+    evidence is then chosen across the page's retrieved chunks at once (the key sentence of a fiche is often in another chunk
     than the one that ranked first), each document costs one source header, and it gets one
     number."""
     groups: dict[tuple[str, str, int | None], list[Hit]] = {}
     for hit in hits:
         groups.setdefault((hit.collection, hit.source, hit.page), []).append(hit)
     merged: list[Hit] = []
+
+    def order(h: Hit) -> int:
+        value = h.metadata.get("chunk_index")
+        return int(value) if isinstance(value, int) else 1 << 30
+
     for group in groups.values():
-        if len(group) == 1:
-            merged.append(group[0])
-            continue
-
-        def order(h: Hit) -> int:
-            value = h.metadata.get("chunk_index")
-            return int(value) if isinstance(value, int) else 1 << 30
-
-        ordered = sorted(group, key=order)
-        merged.append(replace(group[0], text="\n".join(h.text for h in ordered)))
+        seen: set[str] = set()
+        texts: list[str] = []
+        for h in sorted(group, key=order):
+            if h.text in seen:
+                continue
+            seen.add(h.text)
+            text = h.text
+            first = text.split("\n", 1)[0].strip()
+            # A chunk opens with its section's title as a plain line: marked as a title, so
+            # that the evidence counts its words for the lines under it and does not show it.
+            if first and h.heading and h.heading.strip().endswith(first) and len(first) < 120:
+                text = "### " + text
+            texts.append(text)
+        merged.append(replace(group[0], text="\n".join(texts)))
     return merged
+
+
+# Neighbouring chunks read around each retrieved one (see DraftingService._with_neighbours).
+NEIGHBOUR_SPAN = 2
+NEIGHBOUR_DOCUMENTS = 3
 
 
 def _form(template: Template) -> str:
@@ -709,6 +723,8 @@ class DraftingService:
                 self._record(draft)
                 yield DraftEvent("done", text=draft.answer, draft=draft)
                 return
+            if self.budget_for(template):
+                relevant = self._with_neighbours(relevant)
             # The naive context (no budget) takes the first passages as retrieved, unfiltered.
             plan = self._plan_fresh(
                 request, template, relevant if self.budget_for(template) else hits
@@ -763,6 +779,42 @@ class DraftingService:
                     best[key] = hit
         hits = sorted(best.values(), key=_relevance, reverse=True)
         return hits, time.monotonic() - t0
+
+    def _with_neighbours(self, hits: list[Hit]) -> list[Hit]:
+        """``hits`` with, for the passages of the first :data:`NEIGHBOUR_DOCUMENTS` documents,
+        the chunks around them on the same page (:data:`NEIGHBOUR_SPAN` each side), at the
+        relevance of the passage they surround. A fiche's answer often sits in the section next
+        to the one that matched ("Durée de la concession" beside "Qu'est-ce qu'une
+        concession"); the evidence (assistant.evidence) then picks the lines across them, so the
+        prompt does not grow. Only with an index that gives neighbours (the local store)."""
+        index = getattr(self.retriever, "index", None)
+        fetch = getattr(index, "neighbours", None)
+        if fetch is None:
+            return hits
+        out = list(hits)
+        known = {h.id for h in hits}
+        documents: list[tuple[str, str]] = []
+        for hit in hits:
+            key = (hit.collection, hit.source)
+            if key not in documents:
+                if len(documents) >= NEIGHBOUR_DOCUMENTS:
+                    continue
+                documents.append(key)
+            centre = hit.metadata.get("chunk_index")
+            if not isinstance(centre, int):
+                continue
+            try:
+                around = fetch(hit.collection, hit.source, centre, NEIGHBOUR_SPAN)
+            except Exception:  # the neighbours are a bonus: without them, the hits as retrieved
+                return hits
+            for near in around:
+                if near.id in known or near.page != hit.page:
+                    continue
+                known.add(near.id)
+                near.metadata.setdefault("relevance", _relevance(hit))
+                near.score = hit.score
+                out.append(near)
+        return out
 
     def _fixed_and_limits(self, template: Template) -> tuple[str, int, int]:
         """The fixed system text, the answer's max tokens, and the bound of the variable part:
@@ -853,9 +905,11 @@ class DraftingService:
         if naive:
             hits = hits[:NAIVE_TOP_K]
             room = 1 << 30
-        long_cap = room if naive else max(MIN_SOURCE_TOKENS, room // 3)
         if not naive:
             hits = merge_passages(hits)
+        # A source takes at most a third of the room, or all of it when it is the only one
+        # (the chunks of one document are one source now).
+        long_cap = room if naive else max(MIN_SOURCE_TOKENS, room // min(3, max(1, len(hits))))
         chosen: list[Citation] = []
         used = 0
         seen: set[str] = set()  # evidence lines already shown (overlapping passages)

@@ -29,6 +29,18 @@ _NOISE_LINE = re.compile(
     r"\[?cerfa|formulaire\s*$)",
     re.IGNORECASE,
 )
+# Sections of a fiche that list references, links or online services, not rules.
+_NOISE_SECTION = re.compile(
+    r"^\s*(?:r[ée]f[ée]rences?|textes? de r[ée]f[ée]rence|pour en savoir plus|voir aussi|"
+    r"services? en ligne|sites? (?:internet|utiles)|questions? r[ée]ponses?|o[uù] s'adresser)\b",
+    re.IGNORECASE,
+)
+# A sentence that leans on the one before it ("Elle nécessite…", "Toutefois…").
+_LEANS_BACK = re.compile(
+    r"^(?:elle|elles|il|ils|celle-ci|celui-ci|ceux-ci|cette|ce|ces|cela|ceci|toutefois|"
+    r"cependant|dans ce cas|en revanche|mais|sauf|de plus|en outre)\b",
+    re.IGNORECASE,
+)
 _URL = re.compile(r"\(?\bhttps?://[^\s)]+\)?|\bwww\.[^\s)]+")
 _MD_HEADING = re.compile(r"^\s*#{1,6}\s*")
 _MD_EMPH = re.compile(r"(\*\*|__)(.+?)\1")
@@ -48,6 +60,7 @@ class Line:
     article: str = ""  # the code article it belongs to ("Article L2121-17"), when known
     bullet: bool = False
     intro: bool = False  # ends with ":" (introduces what follows)
+    section: str = ""  # the Markdown heading the line sits under ("Durée de la concession")
 
 
 _OPEN_END = re.compile(r"[^.!?:;»)\]]$")
@@ -85,6 +98,7 @@ def clean_lines(text: str, heading: str = "") -> list[Line]:
     if m:
         article = m.group(0)
     out: list[Line] = []
+    section = ""
     for raw in _unwrap(text.splitlines()):
         line = raw.strip()
         if not line or _NOISE_LINE.match(line):
@@ -94,7 +108,12 @@ def clean_lines(text: str, heading: str = "") -> list[Line]:
             article = head.group(1).strip()
             continue
         if line.startswith("#"):
-            continue  # a section title: its words are in the heading path already
+            # A section title is not shown; its words count for the lines under it ("Durée de
+            # la concession" over "- Concession trentenaire : 30 ans").
+            section = line.lstrip("#").strip()
+            continue
+        if _NOISE_SECTION.match(section):
+            continue  # the references, links and services of a fiche: not evidence
         line = _URL.sub("", line)
         line = (
             _MD_EMPH.sub(r"\2", line).replace("> ", "", 1)
@@ -115,7 +134,9 @@ def clean_lines(text: str, heading: str = "") -> list[Line]:
         for piece in pieces:
             piece = piece.strip()
             if len(piece) >= 3:
-                out.append(Line(piece, article, bullet=bullet, intro=piece.rstrip().endswith(":")))
+                out.append(
+                    Line(piece, article, bullet, piece.rstrip().endswith(":"), section)
+                )
     return out
 
 
@@ -166,6 +187,8 @@ def _score(line: Line, terms: set[str], kinds: AbstractSet[str] = frozenset()) -
     words = set(lexical_terms(line.text))
     if line.article:
         words.update(lexical_terms(line.article))
+    if line.section:
+        words.update(lexical_terms(line.section))
     overlap = len(terms & words)
     if not overlap:
         return 0.0
@@ -230,6 +253,11 @@ def select_lines(lines: Sequence[Line], query: str, limit: int) -> list[int]:
             if j >= 0 and lines[j].intro:
                 chosen.add(j)
         if lines[i].intro and i + 1 < len(lines):
+            chosen.add(i + 1)
+        # A sentence is shown with the one it leans on, and with the one that leans on it.
+        if i > 0 and not lines[i].bullet and _LEANS_BACK.match(lines[i].text):
+            chosen.add(i - 1)
+        if i + 1 < len(lines) and not lines[i + 1].bullet and _LEANS_BACK.match(lines[i + 1].text):
             chosen.add(i + 1)
     if not chosen:
         chosen = set(range(min(2, len(lines))))

@@ -238,3 +238,30 @@ def test_the_chunks_of_one_page_are_one_source() -> None:
     assert (
         merged[0].text == "Première partie : une AOT est requise.\nDeuxième partie : la redevance."
     )
+
+
+def test_a_section_title_counts_for_the_lines_under_it() -> None:
+    fiche = (
+        "### Qui peut acquérir une concession ?\n"
+        "Toute personne domiciliée dans la commune peut acquérir une concession funéraire.\n"
+        "### Durée de la concession\n"
+        "- Concession trentenaire : 30 ans\n"
+    )
+    lines = clean_lines(fiche)
+    assert [line.text for line in lines][-1] == "Concession trentenaire : 30 ans"
+    best = select_lines(lines, "durée possible d'une concession funéraire", 1)
+    assert lines[best[-1]].text == "Concession trentenaire : 30 ans"
+
+
+def test_a_sentence_comes_with_the_one_that_leans_on_it_and_references_are_not_evidence() -> None:
+    fiche = (
+        "L'occupation du trottoir par une terrasse doit répondre à des conditions fixées.\n"
+        "Elle nécessite une autorisation temporaire et entraîne le paiement d'une redevance.\n"
+        "Le marché hebdomadaire se tient le samedi.\n"
+        "### Références\n"
+        "- Code de la voirie : conditions d'occupation du trottoir par une terrasse\n"
+    )
+    lines = clean_lines(fiche)
+    assert not any("Code de la voirie" in line.text for line in lines)
+    kept = [lines[i].text for i in select_lines(lines, "conditions terrasse trottoir", 1)]
+    assert kept[-1].startswith("Elle nécessite") and len(kept) == 2
