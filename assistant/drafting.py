@@ -337,8 +337,9 @@ def search_queries(request: DraftRequest) -> list[str]:
 def merge_passages(hits: Sequence[Hit]) -> list[Hit]:
     """The hits of one document page as one passage: their texts joined in the document's order
     (``chunk_index``, a text given twice kept once), placed where its best hit ranked. The
-    evidence is then chosen across the page's retrieved chunks at once (the key sentence of a fiche is often in another chunk
-    than the one that ranked first), each document costs one source header, and it gets one
+    evidence is then chosen across the page's retrieved chunks at once (the key sentence of a
+    fiche is often in another chunk than the one that ranked first), each document costs one
+    source header, and it gets one
     number."""
     groups: dict[tuple[str, str, int | None], list[Hit]] = {}
     for hit in hits:
