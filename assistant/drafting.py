@@ -334,6 +334,9 @@ def search_queries(request: DraftRequest) -> list[str]:
     return [q for q in dict.fromkeys(queries) if q]
 
 
+_HEADING_ARTICLE = re.compile(r"Article\s+[LRD]\.?\s?\d+(?:-\d+)+")
+
+
 def merge_passages(hits: Sequence[Hit]) -> list[Hit]:
     """The hits of one document page as one passage: their texts joined in the document's order
     (``chunk_index``, a text given twice kept once), placed where its best hit ranked. The
@@ -363,6 +366,11 @@ def merge_passages(hits: Sequence[Hit]) -> list[Hit]:
             # that the evidence counts its words for the lines under it and does not show it.
             if first and h.heading and h.heading.strip().endswith(first) and len(first) < 120:
                 text = "### " + text
+            # A chunk cut inside a code article keeps its number (its heading holds it): without
+            # it, its lines would take the previous chunk's article once joined.
+            article = _HEADING_ARTICLE.search(h.heading or "")
+            if article and not re.match(r"\W*Article\b", text):
+                text = f"{article.group(0)}\n{text}"
             texts.append(text)
         merged.append(replace(group[0], text="\n".join(texts)))
     return merged

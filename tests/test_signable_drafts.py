@@ -265,3 +265,18 @@ def test_a_sentence_comes_with_the_one_that_leans_on_it_and_references_are_not_e
     assert not any("Code de la voirie" in line.text for line in lines)
     kept = [lines[i].text for i in select_lines(lines, "conditions terrasse trottoir", 1)]
     assert kept[-1].startswith("Elle nécessite") and len(kept) == 2
+
+
+def test_a_joined_chunk_keeps_its_own_article_number() -> None:
+    from assistant.drafting import merge_passages
+    from assistant.evidence import render_lines
+
+    a = make_hit(1, "**Article L2122-1**\n\nIl y a dans chaque commune un maire.", source="c.md")
+    b = make_hit(2, "Le conseil fixe le nombre des adjoints, au plus 30 %.", source="c.md")
+    a.metadata["chunk_index"], b.metadata["chunk_index"] = 1, 2
+    b.heading = "Chapitre II > Article L2122-2"
+    lines = clean_lines(merge_passages([a, b])[0].text)
+    text = render_lines(lines, list(range(len(lines))))
+    assert "Article L2122-2 : Le conseil fixe le nombre des adjoints" in text
+    assert "Article L2122-1 : Le conseil" not in text
+
