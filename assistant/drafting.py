@@ -364,7 +364,8 @@ def merge_passages(hits: Sequence[Hit]) -> list[Hit]:
             first = text.split("\n", 1)[0].strip()
             # A chunk opens with its section's title as a plain line: marked as a title, so
             # that the evidence counts its words for the lines under it and does not show it.
-            if first and h.heading and h.heading.strip().endswith(first) and len(first) < 120:
+            titled = first and h.heading and h.heading.strip().endswith(first)
+            if titled and len(first) < 120 and not _HEADING_ARTICLE.match(first):
                 text = "### " + text
             # A chunk cut inside a code article keeps its number (its heading holds it): without
             # it, its lines would take the previous chunk's article once joined.

@@ -103,7 +103,7 @@ def clean_lines(text: str, heading: str = "") -> list[Line]:
         line = raw.strip()
         if not line or _NOISE_LINE.match(line):
             continue
-        head = _ARTICLE_HEAD.match(line)
+        head = _ARTICLE_HEAD.match(line.lstrip("#"))
         if head:
             article = head.group(1).strip()
             continue

@@ -280,3 +280,16 @@ def test_a_joined_chunk_keeps_its_own_article_number() -> None:
     assert "Article L2122-2 : Le conseil fixe le nombre des adjoints" in text
     assert "Article L2122-1 : Le conseil" not in text
 
+
+def test_an_article_heading_chunk_is_labelled_by_its_own_number() -> None:
+    from assistant.drafting import merge_passages
+    from assistant.evidence import render_lines
+
+    a = make_hit(1, "CHAPITRE II\nArticle L2122-1\n\nIl y a un maire.", source="c.md")
+    b = make_hit(2, "Article L2122-2\nLe conseil fixe le nombre des adjoints.", source="c.md")
+    a.metadata["chunk_index"], b.metadata["chunk_index"] = 1, 3
+    a.heading, b.heading = "CHAPITRE II > Article L2122-1", "CHAPITRE II > Article L2122-2"
+    merged = merge_passages([b, a])[0]
+    lines = clean_lines(merged.text, merged.heading)
+    text = render_lines(lines, list(range(len(lines))))
+    assert "Article L2122-2 : Le conseil fixe" in text and text.startswith("Article L2122-1 : ")
