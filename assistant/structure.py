@@ -228,6 +228,8 @@ def structure_of(data: dict[str, Any], form: str, valid: Sequence[int]) -> Struc
 
 # Share of a part's terms found in an earlier part above which it says nothing new.
 REPEAT_SHARE = 0.8
+# Sentence ends inside a part (a quotation « … » is not cut).
+_SENTENCES = re.compile(r"(?<=[.!?])\s+(?=[A-ZÀ-Ý«])")
 
 
 def _terms(text: str) -> set[str]:
@@ -248,13 +250,28 @@ def _repeats(text: str, earlier: Sequence[set[str]]) -> int | None:
 def drop_repeats(structure: Structure) -> Structure:
     """The structure without the parts that repeat an earlier one: a considérant that restates a
     considérant, an article that restates a considérant or an article, a paragraph that restates
-    a paragraph (the small model writes the same sentence from two sources). The repeat's
-    sources go to the part it repeats. When every article of an act repeated a considérant, one
-    article is left for the agent to write (an act without a decision is not an act)."""
+    a paragraph (the small model writes the same sentence from two sources), and inside the
+    parts, a sentence said before. The repeat's sources go to the part it repeats. When every
+    article of an act repeated a considérant, one article is left for the agent to write (an
+    act without a decision is not an act)."""
 
     def keep(parts: list[Part], earlier: list[Part]) -> list[Part]:
         kept: list[Part] = []
+        said = [_terms(s) for p in earlier for s in _SENTENCES.split(p.text)]
         for part in parts:
+            # A sentence said before (in this part or an earlier one) goes; the part keeps
+            # what it adds.
+            sentences: list[str] = []
+            for sentence in _SENTENCES.split(part.text):
+                if sentence.strip() and _repeats(sentence, said) is None:
+                    sentences.append(sentence)
+                    said.append(_terms(sentence))
+            if not sentences:
+                into = [*earlier, *kept][-1] if [*earlier, *kept] else None
+                if into is not None:
+                    into.sources += [n for n in part.sources if n not in into.sources]
+                continue
+            part = replace(part, text=" ".join(sentences))
             target = _repeats(part.text, [_terms(p.text) for p in [*earlier, *kept]])
             if target is None:
                 kept.append(part)

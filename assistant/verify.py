@@ -62,6 +62,26 @@ _WORDS.update({"dix-sept": "17", "dix-huit": "18", "dix-neuf": "19"})
 _WORD_NUMBER = re.compile(
     r"\b(" + "|".join(sorted(_WORDS, key=len, reverse=True)) + r")\b", re.IGNORECASE
 )
+# The number of a list item written in a paragraph ("… étapes : 1. Consultez… 2. Contactez").
+_LIST_MARK = re.compile(r"(?:^|(?<=[\s:;]))\d{1,2}[.)°](?=\s+[A-ZÀ-Ý])")
+
+
+def _without_list_marks(text: str) -> str:
+    """``text`` without the numbers of a numbered list written inline: only a run 1, 2, 3…
+    in order counts as a list ("fixé à 21. Il…" keeps its 21)."""
+    marks = list(_LIST_MARK.finditer(text))
+    expected, drop = 1, []
+    for m in marks:
+        if int(m.group(0).rstrip(".)°")) == expected:
+            drop.append(m)
+            expected += 1
+    if len(drop) < 2:
+        return text
+    for m in reversed(drop):
+        text = text[: m.start()] + " " + text[m.end() :]
+    return text
+
+
 _PERCENT_WORDS = re.compile(r"\bpour\s?cent\b|\bp\.\s?100\b", re.IGNORECASE)
 # "23.000" / "1.500.000": thousands separated by points, as French texts and PDFs often write
 # them (a decimal point would not be followed by exactly three digits and then no digit).
@@ -117,6 +137,7 @@ def figures(text: str) -> list[tuple[str, str]]:
         out.append((m.group(0), f"art:{m.group(1).upper()}{number}"))
     text = _ARTICLE.sub(" ", text)
     text = _URL.sub(" ", _EMAIL.sub(" ", _PHONE.sub(" ", text)))
+    text = _without_list_marks(text)  # "1. Consultez… 2. Contactez…": item numbers
     text = _PERCENT_WORDS.sub("%", text)  # "trente pour cent" is 30 %, not 30 and 100
     text = _WORD_NUMBER.sub(lambda m: _WORDS[m.group(1).lower()], text)
     text = _DOTTED_THOUSANDS.sub(lambda m: m.group(1).replace(".", " "), text)

@@ -293,3 +293,19 @@ def test_an_article_heading_chunk_is_labelled_by_its_own_number() -> None:
     lines = clean_lines(merged.text, merged.heading)
     text = render_lines(lines, list(range(len(lines))))
     assert "Article L2122-2 : Le conseil fixe" in text and text.startswith("Article L2122-1 : ")
+
+
+def test_list_numbers_are_not_figures_a_figure_ending_a_sentence_is() -> None:
+    listed = "Les étapes : 1. Consultez le registre. 2. Écrivez au maire sous 2 mois."
+    assert [k for _, k in figures(listed)] == ["n:2"]  # the delay, not the item numbers
+    assert [k for _, k in figures("Le nombre est fixé à 21. Il prend effet.")] == ["n:21"]
+
+
+def test_a_sentence_said_twice_is_said_once() -> None:
+    twice = "Une convention est conclue au-delà de 23 000 €."
+    prose = Structure(
+        "prose",
+        paragraphs=[Part(f"La demande est recevable. {twice}", [1]), Part(f"{twice} Merci.", [2])],
+    )
+    out = drop_repeats(prose).paragraphs
+    assert [p.text for p in out] == [f"La demande est recevable. {twice}", "Merci."]
