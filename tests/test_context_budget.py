@@ -240,8 +240,10 @@ def test_real_model_evaluates_no_more_than_the_budget(
     svc.draft(DraftRequest("Quel est le quorum du conseil municipal ?"))
     retriever.hits = long_hits(first=20)  # other passages: the variable part is all new
     draft = svc.draft(DraftRequest("Quand le conseil municipal délibère-t-il valablement ?"))
-    assert draft.sources and all(QUORUM in c.text for c in draft.sources)
-    assert budget * 0.6 < uncached(draft) <= draft.timings["context_tokens"] <= budget, (
+    # The quorum sentence, in every passage, is shown once (the first source).
+    assert draft.sources and QUORUM in draft.sources[0].text
+    # (The other passages repeat it: their evidence is short, the budget need not be filled.)
+    assert 0 < uncached(draft) <= draft.timings["context_tokens"] <= budget, (
         draft.timings
     )
     # Switching type and back: the question's fixed part comes from the state cache.
