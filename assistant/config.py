@@ -117,8 +117,10 @@ class Settings(BaseSettings):
     # --- retrieval and drafting -----------------------------------------------------------------
     default_collection: str = Field("exemple", description="Collection used when none is given.")
     top_k: int = Field(6, ge=1, le=100, description="Passages retrieved per request.")
+    # 500: ~5 s of prompt evaluation at the default model's ~103 tokens/s on 2 cores, for a
+    # first word within 10 s (issue 10); the evidence lines (assistant.evidence) fit in it.
     context_budget: int = Field(
-        800,
+        500,
         ge=0,
         le=200000,
         description="Max uncached prompt tokens for the 'question' type (other types declare "

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from assistant.errors import DraftingError
-from assistant.evidence import evidence_text, questions_of
+from assistant.evidence import evidence_query, evidence_text, questions_of
 from assistant.llm import ChatModel, GenerationStats, Message
 from assistant.prompts import (
     CommonText,
@@ -50,6 +50,7 @@ from assistant.schema import Hit
 from assistant.structure import (
     Structure,
     considerant_line,
+    drop_repeats,
     is_legal_text,
     parse_partial,
     render,
@@ -60,7 +61,7 @@ from assistant.structure import (
 )
 from assistant.textnorm import fold, lexical_terms
 from assistant.verify import apply as apply_issues
-from assistant.verify import check_paragraph
+from assistant.verify import check_paragraph, missing_sources, quote_copy
 
 if TYPE_CHECKING:
     from assistant.audit import AuditLog
@@ -76,6 +77,8 @@ CONTEXT_MARGIN = 48
 STOP_JOIN_S = 5.0
 # Used when neither the settings nor the retriever give a calibrated threshold.
 DEFAULT_ABSTAIN_THRESHOLD = 0.35
+# The fields that say what a request is about (the others address or frame the document).
+TOPIC_FIELDS = ("objet", "sujet")
 # A refusal names the request, cut to this many characters (never a pasted letter).
 ABSTENTION_ECHO_CHARS = 160
 
@@ -321,7 +324,7 @@ def search_queries(request: DraftRequest) -> list[str]:
     ``objet`` alone, then, with a pasted letter, each of the letter's questions
     (:func:`questions_of`). The hits are merged, each passage keeping its best relevance."""
     subject = " ".join(
-        request.fields.get(name, "") for name in ("objet", "sujet") if request.fields.get(name)
+        request.fields.get(name, "") for name in TOPIC_FIELDS if request.fields.get(name)
     )
     queries = [f"{request.request} {subject}".strip()]
     if subject:  # the topic alone: the request's own words ("Répondre à M. X qui…") are noise
@@ -329,6 +332,54 @@ def search_queries(request: DraftRequest) -> list[str]:
     if request.letter.strip():
         queries += [f"{q} {subject}".strip() for q in questions_of(request.letter)]
     return [q for q in dict.fromkeys(queries) if q]
+
+
+_HEADING_ARTICLE = re.compile(r"Article\s+[LRD]\.?\s?\d+(?:-\d+)+")
+
+
+def merge_passages(hits: Sequence[Hit]) -> list[Hit]:
+    """The hits of one document page as one passage: their texts joined in the document's order
+    (``chunk_index``, a text given twice kept once), placed where its best hit ranked. The
+    evidence is then chosen across the page's retrieved chunks at once (the key sentence of a
+    fiche is often in another chunk than the one that ranked first), each document costs one
+    source header, and it gets one
+    number."""
+    groups: dict[tuple[str, str, int | None], list[Hit]] = {}
+    for hit in hits:
+        groups.setdefault((hit.collection, hit.source, hit.page), []).append(hit)
+    merged: list[Hit] = []
+
+    def order(h: Hit) -> int:
+        value = h.metadata.get("chunk_index")
+        return int(value) if isinstance(value, int) else 1 << 30
+
+    for group in groups.values():
+        seen: set[str] = set()
+        texts: list[str] = []
+        for h in sorted(group, key=order):
+            if h.text in seen:
+                continue
+            seen.add(h.text)
+            text = h.text
+            first = text.split("\n", 1)[0].strip()
+            # A chunk opens with its section's title as a plain line: marked as a title, so
+            # that the evidence counts its words for the lines under it and does not show it.
+            titled = first and h.heading and h.heading.strip().endswith(first)
+            if titled and len(first) < 120 and not _HEADING_ARTICLE.match(first):
+                text = "### " + text
+            # A chunk cut inside a code article keeps its number (its heading holds it): without
+            # it, its lines would take the previous chunk's article once joined.
+            article = _HEADING_ARTICLE.search(h.heading or "")
+            if article and not re.match(r"\W*Article\b", text):
+                text = f"{article.group(0)}\n{text}"
+            texts.append(text)
+        merged.append(replace(group[0], text="\n".join(texts)))
+    return merged
+
+
+# Neighbouring chunks read around each retrieved one (see DraftingService._with_neighbours).
+NEIGHBOUR_SPAN = 2
+NEIGHBOUR_DOCUMENTS = 3
 
 
 def _form(template: Template) -> str:
@@ -682,6 +733,8 @@ class DraftingService:
                 self._record(draft)
                 yield DraftEvent("done", text=draft.answer, draft=draft)
                 return
+            if self.budget_for(template):
+                relevant = self._with_neighbours(relevant)
             # The naive context (no budget) takes the first passages as retrieved, unfiltered.
             plan = self._plan_fresh(
                 request, template, relevant if self.budget_for(template) else hits
@@ -737,6 +790,42 @@ class DraftingService:
         hits = sorted(best.values(), key=_relevance, reverse=True)
         return hits, time.monotonic() - t0
 
+    def _with_neighbours(self, hits: list[Hit]) -> list[Hit]:
+        """``hits`` with, for the passages of the first :data:`NEIGHBOUR_DOCUMENTS` documents,
+        the chunks around them on the same page (:data:`NEIGHBOUR_SPAN` each side), at the
+        relevance of the passage they surround. A fiche's answer often sits in the section next
+        to the one that matched ("Durée de la concession" beside "Qu'est-ce qu'une
+        concession"); the evidence (assistant.evidence) then picks the lines across them, so the
+        prompt does not grow. Only with an index that gives neighbours (the local store)."""
+        index = getattr(self.retriever, "index", None)
+        fetch = getattr(index, "neighbours", None)
+        if fetch is None:
+            return hits
+        out = list(hits)
+        known = {h.id for h in hits}
+        documents: list[tuple[str, str]] = []
+        for hit in hits:
+            key = (hit.collection, hit.source)
+            if key not in documents:
+                if len(documents) >= NEIGHBOUR_DOCUMENTS:
+                    continue
+                documents.append(key)
+            centre = hit.metadata.get("chunk_index")
+            if not isinstance(centre, int):
+                continue
+            try:
+                around = fetch(hit.collection, hit.source, centre, NEIGHBOUR_SPAN)
+            except Exception:  # the neighbours are a bonus: without them, the hits as retrieved
+                return hits
+            for near in around:
+                if near.id in known or near.page != hit.page:
+                    continue
+                known.add(near.id)
+                near.metadata.setdefault("relevance", _relevance(hit))
+                near.score = hit.score
+                out.append(near)
+        return out
+
     def _fixed_and_limits(self, template: Template) -> tuple[str, int, int]:
         """The fixed system text, the answer's max tokens, and the bound of the variable part:
         the template's budget, or the context window's room when there is no budget."""
@@ -762,7 +851,9 @@ class DraftingService:
         common = self.templates.common
         system, max_tokens, budget = self._fixed_and_limits(template)
         questions = questions_of(request.letter) if request.letter.strip() else []
-        query = " ".join([request.request, *request.fields.values(), *questions])
+        topic = " ".join(request.fields.get(n, "") for n in TOPIC_FIELDS).strip()
+        addressing = [v for k, v in request.fields.items() if k not in TOPIC_FIELDS]
+        query = evidence_query(request.request, topic, addressing, questions)
         warnings: list[str] = []
 
         def messages_for(blocks: list[SourceBlock]) -> list[Message]:
@@ -824,9 +915,14 @@ class DraftingService:
         if naive:
             hits = hits[:NAIVE_TOP_K]
             room = 1 << 30
-        long_cap = room if naive else max(MIN_SOURCE_TOKENS, room // 3)
+        if not naive:
+            hits = merge_passages(hits)
+        # A source takes at most a third of the room, or all of it when it is the only one
+        # (the chunks of one document are one source now).
+        long_cap = room if naive else max(MIN_SOURCE_TOKENS, room // min(3, max(1, len(hits))))
         chosen: list[Citation] = []
         used = 0
+        seen: set[str] = set()  # evidence lines already shown (overlapping passages)
         for hit in hits:
             remaining = room - used
             if remaining < MIN_SOURCE_TOKENS:
@@ -843,7 +939,7 @@ class DraftingService:
             text = (
                 trim_passage(clean, query, cap, self._count)
                 if naive
-                else evidence_text(clean, query, cap, self._count, hit.heading)
+                else evidence_text(clean, query, cap, self._count, hit.heading, seen)
             )
             if not text.strip():
                 continue
@@ -1097,6 +1193,7 @@ class DraftingService:
         if structured:
             assert data is not None and plan.template is not None
             structure = structure_of(data, _form(plan.template), [c.n for c in plan.sources])
+            structure = drop_repeats(structure)
             parts = structure.parts()
             phrase = fold(common.phrase_abstention)
             if parts and all(phrase in fold(p.text) for p in parts):
@@ -1214,20 +1311,19 @@ class DraftingService:
 
     def _visa_lines(self, plan: _Plan, structure: Structure, *, fallback: bool = True) -> list[str]:
         """The visas of an act, written from the cited legal texts: the sources the model named
-        as visas, else (``fallback``) the legal texts its considérants and articles cite, else
-        one visa to complete."""
+        as visas and (``fallback``) the legal texts its considérants and articles cite, each
+        only when its title names the text; else one visa to complete, tied to no source."""
         by_n = {c.n: c for c in plan.sources}
         numbers = list(structure.visas)
-        legal = [n for n in numbers if n in by_n and is_legal_text(by_n[n].title, by_n[n].source)]
-        if not legal and fallback:
-            numbers = [n for p in structure.parts() for n in p.sources]
+        if fallback:  # the legal texts the considérants and articles rest on are visas too
+            numbers += [n for p in structure.parts() for n in p.sources]
         lines: list[str] = []
         for n in dict.fromkeys(numbers):
             c = by_n.get(n)
             if c is None or not is_legal_text(c.title, c.source):
                 continue
             line = visa_line(c.title, c.text, n)
-            if line not in lines:
+            if line and line not in lines:
                 lines.append(line)
         if not lines and fallback:
             return ["Vu [À COMPLÉTER : texte visé] ;"]
@@ -1244,8 +1340,12 @@ class DraftingService:
         request = plan.request
         agent = [request.request, request.letter, *request.fields.values()]
         checks: list[dict[str, Any]] = []
+        texts = {n: c.text for n, c in by_n.items()}
         for index, part in enumerate(structure.parts(), start=1):
+            # A figure taken from another shown source: that source is cited too.
+            part.sources += missing_sources(part.text, part.sources, texts, agent)
             cited_texts = [by_n[n].text for n in part.sources if n in by_n]
+            part.text = quote_copy(part.text, cited_texts or shown)
             issues = check_paragraph(part.text, cited_texts, shown, agent)
             part.text = apply_issues(part.text, issues)
             checks.extend(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from assistant.textnorm import fold, lexical_terms
@@ -26,6 +27,18 @@ _NOISE_LINE = re.compile(
     r"direction de l'information légale|voir aussi|textes? de référence|services? en ligne|"
     r"pour en savoir plus|sommaire|imprimer|partager|accueil\s*[>›]|---+|\|?\s*-{3,}|"
     r"\[?cerfa|formulaire\s*$)",
+    re.IGNORECASE,
+)
+# Sections of a fiche that list references, links or online services, not rules.
+_NOISE_SECTION = re.compile(
+    r"^\s*(?:r[ée]f[ée]rences?|textes? de r[ée]f[ée]rence|pour en savoir plus|voir aussi|"
+    r"services? en ligne|sites? (?:internet|utiles)|questions? r[ée]ponses?|o[uù] s'adresser)\b",
+    re.IGNORECASE,
+)
+# A sentence that leans on the one before it ("Elle nécessite…", "Toutefois…").
+_LEANS_BACK = re.compile(
+    r"^(?:elle|elles|il|ils|celle-ci|celui-ci|ceux-ci|cette|ce|ces|cela|ceci|toutefois|"
+    r"cependant|dans ce cas|en revanche|mais|sauf|de plus|en outre)\b",
     re.IGNORECASE,
 )
 _URL = re.compile(r"\(?\bhttps?://[^\s)]+\)?|\bwww\.[^\s)]+")
@@ -47,6 +60,32 @@ class Line:
     article: str = ""  # the code article it belongs to ("Article L2121-17"), when known
     bullet: bool = False
     intro: bool = False  # ends with ":" (introduces what follows)
+    section: str = ""  # the Markdown heading the line sits under ("Durée de la concession")
+
+
+_OPEN_END = re.compile(r"[^.!?:;»)\]]$")
+_CONTINUES = re.compile(r"^[a-zà-ÿœæ(]")
+
+
+def _unwrap(raw: Sequence[str]) -> list[str]:
+    """Lines of a PDF page joined where the page, not the text, broke them: a line that does
+    not end a sentence followed by one that starts in lower case ("… (Communauté" + "d'agglo…").
+    A Markdown fiche (one paragraph a line, headings, items) is left as it is."""
+    out: list[str] = []
+    for line in raw:
+        stripped = line.strip()
+        prev = out[-1].rstrip() if out else ""
+        if (
+            prev
+            and stripped
+            and _OPEN_END.search(prev)
+            and _CONTINUES.match(stripped)
+            and not prev.lstrip().startswith(("#", "|"))
+        ):
+            out[-1] = f"{prev} {stripped}"
+        else:
+            out.append(line)
+    return out
 
 
 def clean_lines(text: str, heading: str = "") -> list[Line]:
@@ -59,16 +98,22 @@ def clean_lines(text: str, heading: str = "") -> list[Line]:
     if m:
         article = m.group(0)
     out: list[Line] = []
-    for raw in text.splitlines():
+    section = ""
+    for raw in _unwrap(text.splitlines()):
         line = raw.strip()
         if not line or _NOISE_LINE.match(line):
             continue
-        head = _ARTICLE_HEAD.match(line)
+        head = _ARTICLE_HEAD.match(line.lstrip("#"))
         if head:
             article = head.group(1).strip()
             continue
         if line.startswith("#"):
-            continue  # a section title: its words are in the heading path already
+            # A section title is not shown; its words count for the lines under it ("Durée de
+            # la concession" over "- Concession trentenaire : 30 ans").
+            section = line.lstrip("#").strip()
+            continue
+        if _NOISE_SECTION.match(section):
+            continue  # the references, links and services of a fiche: not evidence
         line = _URL.sub("", line)
         line = (
             _MD_EMPH.sub(r"\2", line).replace("> ", "", 1)
@@ -89,18 +134,100 @@ def clean_lines(text: str, heading: str = "") -> list[Line]:
         for piece in pieces:
             piece = piece.strip()
             if len(piece) >= 3:
-                out.append(Line(piece, article, bullet=bullet, intro=piece.rstrip().endswith(":")))
+                out.append(
+                    Line(piece, article, bullet, piece.rstrip().endswith(":"), section)
+                )
     return out
 
 
-def _score(line: Line, terms: set[str]) -> float:
+# What a request asks for, by its words, and the figures that answer it. A line holding the
+# kind of figure asked (a delay for "délai", an amount for "combien coûte") ranks first: the
+# small model states what its evidence puts in front of it, and drops the rest.
+_ASKED = {
+    "delay": re.compile(
+        r"\b(?:d[ée]lais?|dur[ée]es?|combien de temps|quand|avant|validit[ée]|date|p[ée]riode|"
+        r"convoc\w*|pr[ée]avis|renouvel\w*)\b",
+        re.IGNORECASE,
+    ),
+    "amount": re.compile(
+        r"\b(?:montants?|co[uû]ts?|co[uû]te|prix|tarifs?|frais|combien|seuils?|redevances?|"
+        r"taux|subventions?|indemnit[ée]s?|somme|payer|euros?)\b",
+        re.IGNORECASE,
+    ),
+    "count": re.compile(
+        r"\b(?:nombre|combien|quorum|majorit[ée]|fois|limite|maximum|minimum|au plus|au moins)\b",
+        re.IGNORECASE,
+    ),
+}
+_FIGURE_OF = {
+    "delay": re.compile(
+        r"\b(?:\d+|un|une|deux|trois|quatre|cinq|six|huit|dix|quinze|trente)\s+"
+        r"(?:jours?|mois|ans?|années?|semaines?|heures?)\b|\bjours? francs\b",
+        re.IGNORECASE,
+    ),
+    "amount": re.compile(r"\d[\d\s\u00a0\u202f.,]*\s?(?:€|euros?\b|%)", re.IGNORECASE),
+    "count": re.compile(
+        r"\b\d+\s?%|\b(?:majorit[ée]|tiers|moiti[ée]|quart)\b|\b\d+\s+(?:fois|membres|"
+        r"conseillers|adjoints|autorisations)\b",
+        re.IGNORECASE,
+    ),
+}
+# Bonus of a line holding a figure of the kind asked (about two matching words), and of any
+# other figure (an amount, a delay, a rate: the facts a clerk checks).
+ASKED_FIGURE_BONUS = 2.0
+FIGURE_BONUS = 0.75
+
+
+def asked_kinds(query: str) -> set[str]:
+    """The kinds of figure ``query`` asks for: ``delay``, ``amount``, ``count``."""
+    return {kind for kind, rx in _ASKED.items() if rx.search(query)}
+
+
+def _score(line: Line, terms: set[str], kinds: AbstractSet[str] = frozenset()) -> float:
     words = set(lexical_terms(line.text))
     if line.article:
         words.update(lexical_terms(line.article))
+    if line.section:
+        words.update(lexical_terms(line.section))
     overlap = len(terms & words)
     if not overlap:
         return 0.0
-    return overlap + (0.5 if _HAS_FIGURE.search(line.text) else 0.0) - len(line.text) / 2000
+    bonus = 0.0
+    if any(_FIGURE_OF[k].search(line.text) for k in kinds):
+        bonus = ASKED_FIGURE_BONUS
+    elif any(rx.search(line.text) for rx in _FIGURE_OF.values()):
+        bonus = FIGURE_BONUS
+    elif _HAS_FIGURE.search(line.text):
+        bonus = 0.25
+    return overlap + bonus - len(line.text) / 2000
+
+
+# Words of a drafting request that say what to write, not what it is about.
+_TASK_WORDS = frozenset(
+    lexical_terms(
+        "répondre réponse rappeler informer indiquer expliquer préciser rédiger courrier lettre "
+        "note délibération arrêté projet habitant habitante usager administré famille"
+    )
+)
+
+
+def evidence_query(
+    request: str, topic: str = "", addressing: Sequence[str] = (), questions: Sequence[str] = ()
+) -> str:
+    """What the evidence is chosen for: the request, its topic (``objet``) and the resident's
+    questions, without the words that only address or frame it: the recipient's name and
+    title ("Monsieur le Président de l'association des commerçants": a sentence about
+    associations is not evidence about terraces) and the task's own verbs ("Répondre à…").
+    A word of the topic is always kept."""
+    keep = set(lexical_terms(topic))
+    drop = {t for text in addressing for t in lexical_terms(text)} | _TASK_WORDS
+    drop -= keep
+
+    def cleaned(text: str) -> str:
+        words = text.split()
+        return " ".join(w for w in words if not (set(lexical_terms(w)) & drop))
+
+    return " ".join(p for p in (cleaned(request), topic, *map(cleaned, questions)) if p.strip())
 
 
 def select_lines(lines: Sequence[Line], query: str, limit: int) -> list[int]:
@@ -109,8 +236,9 @@ def select_lines(lines: Sequence[Line], query: str, limit: int) -> list[int]:
     introduction. The first lines are kept when nothing matches (the passage was retrieved for a
     reason the words do not show, e.g. by meaning)."""
     terms = set(lexical_terms(query))
+    kinds = asked_kinds(query)
     scored = sorted(
-        ((s, i) for i, line in enumerate(lines) if (s := _score(line, terms)) > 0),
+        ((s, i) for i, line in enumerate(lines) if (s := _score(line, terms, kinds)) > 0),
         key=lambda x: (-x[0], x[1]),
     )
     chosen: set[int] = set()
@@ -125,6 +253,11 @@ def select_lines(lines: Sequence[Line], query: str, limit: int) -> list[int]:
             if j >= 0 and lines[j].intro:
                 chosen.add(j)
         if lines[i].intro and i + 1 < len(lines):
+            chosen.add(i + 1)
+        # A sentence is shown with the one it leans on, and with the one that leans on it.
+        if i > 0 and not lines[i].bullet and _LEANS_BACK.match(lines[i].text):
+            chosen.add(i - 1)
+        if i + 1 < len(lines) and not lines[i + 1].bullet and _LEANS_BACK.match(lines[i + 1].text):
             chosen.add(i + 1)
     if not chosen:
         chosen = set(range(min(2, len(lines))))
@@ -160,17 +293,24 @@ def evidence_text(
     max_tokens: int,
     count: Callable[[str], int],
     heading: str = "",
+    seen: set[str] | None = None,
 ) -> str:
     """The evidence of one passage for ``query`` within ``max_tokens`` (``count`` measures).
-    Empty when nothing fits."""
+    Empty when nothing fits. ``seen``: folded lines already shown from other passages (the
+    chunks of a document overlap); they are not shown twice, and the lines shown here are
+    added to it."""
     lines = clean_lines(text, heading)
+    if seen is not None:  # lines another source already shows (overlapping passages)
+        lines = [line for line in lines if fold(line.text) not in seen]
     if not lines:
         return ""
-    limit = 8
+    limit = 6
     while limit > 0:
         keep = select_lines(lines, query, limit)
         rendered = render_lines(lines, keep)
         if count(rendered) <= max_tokens:
+            if seen is not None:
+                seen.update(fold(lines[i].text) for i in keep)
             return rendered
         limit -= 1 if limit <= 4 else 2
     # Nothing fits whole: the best line alone, cut to whole words.
@@ -179,6 +319,8 @@ def evidence_text(
         if lines[i].text and not lines[i].intro:
             best = lines[i]
             break
+    if seen is not None:
+        seen.add(fold(best.text))
     words = best.text.split()
     while words and count(" ".join(words) + " […]") > max_tokens:
         words = words[: len(words) * 3 // 4]

@@ -52,6 +52,9 @@ class TemplateField:
     required: bool = False
     placeholder: str = ""
     default: str = ""  # used in the header/footer when the agent leaves the field empty
+    # A salutation field ("appel") left empty is written from this field (the recipient) when
+    # it names one: "Monsieur le Président de …" -> "Monsieur le Président,"; see salutation_of.
+    salutation_from: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -221,8 +224,15 @@ def _fields(data: Mapping[str, Any], path: Path) -> tuple[TemplateField, ...]:
                 required=bool(item.get("required", False)),
                 placeholder=str(item.get("placeholder", "")),
                 default=str(item.get("default", "")).strip(),
+                salutation_from=str(item.get("appel_depuis", "")).strip(),
             )
         )
+    for spec in out:
+        if spec.salutation_from and spec.salutation_from not in {f.name for f in out}:
+            raise TemplateError(
+                f"Dans {path}, le champ « {spec.name} » a appel_depuis = "
+                f"« {spec.salutation_from} », qui n'est pas un champ déclaré. Corrigez le nom."
+            )
     return tuple(out)
 
 
@@ -406,12 +416,13 @@ class SourceBlock:
 
 
 def source_header(block: SourceBlock) -> str:
-    where = escape_data(block.source)
+    """ "<<SOURCE 2 — Code général des collectivités territoriales — …, page 3>>": the text's
+    name when it has one (the file's path then says nothing more to the model and costs some
+    twenty tokens a source), else its path."""
+    title = " ".join(block.title.split())
+    where = escape_data(title) if title else escape_data(block.source)
     if block.page is not None:
         where += f", page {block.page}"
-    title = " ".join(block.title.split())
-    if title:  # the text's name ("Code général des collectivités territoriales…"), for visas
-        where += f" — {escape_data(title)}"
     return f"<<SOURCE {block.n} — {where}>>"
 
 
@@ -444,11 +455,74 @@ def render_footer(template: Template, values: Mapping[str, str]) -> str:
     return _render_frame(template.footer, template, values)
 
 
+# "Monsieur le Président de l'association…", "Madame la Maire de…", "M. le Directeur général des
+# services": civility, article, title words up to the first complement. Hand-written: these are
+# the fixed forms of French administrative correspondence (the salutation repeats the title,
+# never the name, and "M." is written in full).
+_CIVILITY = {
+    "monsieur": "Monsieur",
+    "m.": "Monsieur",
+    "mr": "Monsieur",
+    "mr.": "Monsieur",
+    "madame": "Madame",
+    "mme": "Madame",
+    "mme.": "Madame",
+    "maître": "Maître",
+    "maitre": "Maître",
+    "me": "Maître",
+    "docteur": "Docteur",
+}
+_TITLE_END = re.compile(
+    r"\s+(?:de|du|des|d['’]|à|au|aux|chez|pour)\b|\s*[,;(\n]|\s+[-–—]\s", re.IGNORECASE
+)
+
+
+def salutation_of(recipient: str) -> str:
+    """The salutation ("formule d'appel") a letter to ``recipient`` opens with, or "" when the
+    recipient does not say who they are (then the template's default, "Madame, Monsieur,").
+
+    "Monsieur le Président de l'association X" -> "Monsieur le Président,";
+    "Madame la Présidente du comité" -> "Madame la Présidente,"; "Madame Lefèvre" -> "Madame,";
+    "M. Paul Bernard, 3 rue…" -> "Monsieur,"; "Madame et Monsieur Durand" -> "Madame, Monsieur,";
+    "Maître Dupont" -> "Maître,"; "Association Les Amis" -> "" (no civility)."""
+    text = " ".join(recipient.split())
+    words = text.split(" ")
+    if not words or not words[0]:
+        return ""
+    first = _CIVILITY.get(words[0].lower().rstrip(","))
+    if first is None:
+        return ""
+    rest = text[len(words[0]) :].strip().lstrip(",").strip()
+    # A couple or both civilities: "Madame et Monsieur Durand", "M. et Mme Durand".
+    second = re.match(r"(?:et|ou)\s+(\S+)", rest, re.IGNORECASE)
+    if second and _CIVILITY.get(second.group(1).lower().rstrip(",")):
+        other = _CIVILITY[second.group(1).lower().rstrip(",")]
+        if {first, other} == {"Madame", "Monsieur"}:
+            return "Madame, Monsieur,"
+        return f"{first}, {other},"
+    title = re.match(r"(le|la)\s+(\S.*)|(l['’])\s*(\S.*)", rest, re.IGNORECASE)
+    if title and first in {"Monsieur", "Madame"}:
+        article = (title.group(1) or title.group(3)).lower()
+        body = _TITLE_END.split(title.group(2) or title.group(4), maxsplit=1)[0].strip()
+        # At most three title words ("Directeur général adjoint"), none a name-like digit.
+        body_words = body.split()[:3]
+        if body_words and not any(ch.isdigit() for ch in body):
+            joined = " ".join(body_words)
+            head = f"{article} " if article in {"le", "la"} else "l'"
+            return f"{first} {head}{joined[0].upper()}{joined[1:]},"
+    return f"{first},"
+
+
 def _render_frame(text: str, template: Template, values: Mapping[str, str]) -> str:
     if not text:
         return ""
     specs = {f.name: f for f in template.fields}
-    given = {name: (values.get(name) or "").strip() or specs[name].default for name in specs}
+    given: dict[str, str] = {}
+    for name, spec in specs.items():
+        value = (values.get(name) or "").strip()
+        if not value and spec.salutation_from:
+            value = salutation_of(values.get(spec.salutation_from) or "")
+        given[name] = value or spec.default
     filled = {name: given[name] or f"[À COMPLÉTER : {specs[name].label.lower()}]" for name in specs}
     lines = []
     for line in text.splitlines():

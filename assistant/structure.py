@@ -20,8 +20,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from assistant.textnorm import lexical_terms
 
 # Bounds of the structure (the grammar enforces them; they also bound the generation time).
 MAX_PARAGRAPHS = 4
@@ -222,6 +224,71 @@ def structure_of(data: dict[str, Any], form: str, valid: Sequence[int]) -> Struc
     return Structure(form="prose", paragraphs=_part_list(data.get("paragraphes"), ok))
 
 
+# --- repeats ---------------------------------------------------------------------------------
+
+# Share of a part's terms found in an earlier part above which it says nothing new.
+REPEAT_SHARE = 0.8
+# Sentence ends inside a part (a quotation « … » is not cut).
+_SENTENCES = re.compile(r"(?<=[.!?])\s+(?=[A-ZÀ-Ý«])")
+
+
+def _terms(text: str) -> set[str]:
+    return set(lexical_terms(text))
+
+
+def _repeats(text: str, earlier: Sequence[set[str]]) -> int | None:
+    """Index of the earlier part (as term sets) that ``text`` repeats, or None."""
+    terms = _terms(text)
+    if not terms:
+        return None
+    for i, other in enumerate(earlier):
+        if len(terms & other) / len(terms) >= REPEAT_SHARE:
+            return i
+    return None
+
+
+def drop_repeats(structure: Structure) -> Structure:
+    """The structure without the parts that repeat an earlier one: a considérant that restates a
+    considérant, an article that restates a considérant or an article, a paragraph that restates
+    a paragraph (the small model writes the same sentence from two sources), and inside the
+    parts, a sentence said before. The repeat's sources go to the part it repeats. When every
+    article of an act repeated a considérant, one article is left for the agent to write (an
+    act without a decision is not an act)."""
+
+    def keep(parts: list[Part], earlier: list[Part]) -> list[Part]:
+        kept: list[Part] = []
+        said = [_terms(s) for p in earlier for s in _SENTENCES.split(p.text)]
+        for part in parts:
+            # A sentence said before (in this part or an earlier one) goes; the part keeps
+            # what it adds.
+            sentences: list[str] = []
+            for sentence in _SENTENCES.split(part.text):
+                if sentence.strip() and _repeats(sentence, said) is None:
+                    sentences.append(sentence)
+                    said.append(_terms(sentence))
+            if not sentences:
+                into = [*earlier, *kept][-1] if [*earlier, *kept] else None
+                if into is not None:
+                    into.sources += [n for n in part.sources if n not in into.sources]
+                continue
+            part = replace(part, text=" ".join(sentences))
+            target = _repeats(part.text, [_terms(p.text) for p in [*earlier, *kept]])
+            if target is None:
+                kept.append(part)
+                continue
+            into = [*earlier, *kept][target]
+            into.sources += [n for n in part.sources if n not in into.sources]
+        return kept
+
+    if structure.form != "acte":
+        return replace(structure, paragraphs=keep(structure.paragraphs, []))
+    considerants = keep(structure.considerants, [])
+    articles = keep(structure.articles, considerants)
+    if structure.articles and not articles:
+        articles = [Part("[À COMPLÉTER : décision]")]
+    return replace(structure, considerants=considerants, articles=articles)
+
+
 # --- rendering ---------------------------------------------------------------------------------
 
 
@@ -312,10 +379,11 @@ def is_legal_text(title: str, source: str = "") -> bool:
 def visa_line(title: str, evidence: str, source_number: int) -> str:
     """ "Vu le code général des collectivités territoriales, notamment ses articles L. 2122-1 et
     L. 2122-2 [1] ;" from a source's title (its first part, before " — " or ":") and the article
-    numbers of its evidence. A title that is not a text's name gives a visa to complete."""
+    numbers of its evidence. "" when the title is not a text's name (a file name, "Montpellier
+    delib 2014-04-05 …"): a visa names its text exactly or is not written."""
     name = re.split(r"\s+[—–-]\s+|\s*:\s+|\s*\(", title.strip(), maxsplit=1)[0].strip(" .,;")
     if not name or not _LEGAL_TITLE.match(name):
-        return f"Vu [À COMPLÉTER : texte visé] [{source_number}] ;"
+        return ""
     first = name.split()[0].lower()
     article = {"code": "le ", "loi": "la ", "ordonnance": "l'", "arrêté": "l'", "arrete": "l'"}
     lead = article.get(

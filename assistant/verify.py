@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 # A verbatim run longer than this many words must be a marked quotation.
@@ -57,7 +57,35 @@ _WORDS = {
     "soixante": "60",
     "cent": "100",
 }
-_WORD_NUMBER = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.IGNORECASE)
+# Compounds first ("dix-huit mois" is 18, not 10 and 8).
+_WORDS.update({"dix-sept": "17", "dix-huit": "18", "dix-neuf": "19"})
+_WORD_NUMBER = re.compile(
+    r"\b(" + "|".join(sorted(_WORDS, key=len, reverse=True)) + r")\b", re.IGNORECASE
+)
+# The number of a list item written in a paragraph ("… étapes : 1. Consultez… 2. Contactez").
+_LIST_MARK = re.compile(r"(?:^|(?<=[\s:;]))\d{1,2}[.)°](?=\s+[A-ZÀ-Ý])")
+
+
+def _without_list_marks(text: str) -> str:
+    """``text`` without the numbers of a numbered list written inline: only a run 1, 2, 3…
+    in order counts as a list ("fixé à 21. Il…" keeps its 21)."""
+    marks = list(_LIST_MARK.finditer(text))
+    expected, drop = 1, []
+    for m in marks:
+        if int(m.group(0).rstrip(".)°")) == expected:
+            drop.append(m)
+            expected += 1
+    if len(drop) < 2:
+        return text
+    for m in reversed(drop):
+        text = text[: m.start()] + " " + text[m.end() :]
+    return text
+
+
+_PERCENT_WORDS = re.compile(r"\bpour\s?cent\b|\bp\.\s?100\b", re.IGNORECASE)
+# "23.000" / "1.500.000": thousands separated by points, as French texts and PDFs often write
+# them (a decimal point would not be followed by exactly three digits and then no digit).
+_DOTTED_THOUSANDS = re.compile(r"(?<![\w,.])(\d{1,3}(?:\.\d{3})+)(?![\d.,]\d)")
 # Code articles: "L2121-17", "L. 2121-17", "article R2223-10", "L.1611-4".
 _ARTICLE = re.compile(r"\b([LRD]|LO)\s?\.?\s?(\d{3,4}(?:\s?-\s?\d+){1,2})\b")
 # Numbers: "1 500", "15 000,50", "0,18", "30 %", "1er". Thousands separated by spaces.
@@ -109,7 +137,10 @@ def figures(text: str) -> list[tuple[str, str]]:
         out.append((m.group(0), f"art:{m.group(1).upper()}{number}"))
     text = _ARTICLE.sub(" ", text)
     text = _URL.sub(" ", _EMAIL.sub(" ", _PHONE.sub(" ", text)))
+    text = _without_list_marks(text)  # "1. Consultez… 2. Contactez…": item numbers
+    text = _PERCENT_WORDS.sub("%", text)  # "trente pour cent" is 30 %, not 30 and 100
     text = _WORD_NUMBER.sub(lambda m: _WORDS[m.group(1).lower()], text)
+    text = _DOTTED_THOUSANDS.sub(lambda m: m.group(1).replace(".", " "), text)
     for m in _NUMBER.finditer(text):
         whole = re.sub(r"[\s\u00a0\u202f]", "", m.group(1))
         key = whole.lstrip("0") or "0"
@@ -182,6 +213,46 @@ def longest_copy(text: str, sources: Sequence[str]) -> int:
     return best
 
 
+# A verbatim run is made a quotation only when the paragraph has at least this share of its own
+# words besides it: a paragraph that is a pasted extract stays marked « à reformuler ».
+OWN_WORDS_SHARE = 0.4
+
+
+def quote_copy(text: str, sources: Sequence[str]) -> str:
+    """``text`` with its longest verbatim run from ``sources`` put between « » when it may be
+    a quotation: more than :data:`COPY_WORDS` and at most :data:`QUOTE_MAX_WORDS` words, in a
+    paragraph whose other words make at least :data:`OWN_WORDS_SHARE` of it, and no quotation
+    marks already there. The words are the source's: a reader must see that they are quoted
+    (what the issue allows, "a marked quotation of at most a sentence or two"). Otherwise the
+    text is returned unchanged and :func:`check_paragraph` marks the copy."""
+    if "«" in text or "»" in text:
+        return text
+    spans = list(_WORD.finditer(text))
+    words = [_fold(m.group(0)) for m in spans]
+    size = 6
+    if len(words) < size:
+        return text
+    grams: set[tuple[str, ...]] = set()
+    for source in sources:
+        sw = _words(source)
+        grams.update(tuple(sw[i : i + size]) for i in range(len(sw) - size + 1))
+    best = (0, 0)  # [start, end) word indices of the longest run
+    start = end = -1
+    for i in range(len(words) - size + 1):
+        if tuple(words[i : i + size]) in grams:
+            if end >= i + size - 2 and start >= 0:
+                end = i + size
+            else:
+                start, end = i, i + size
+            if end - start > best[1] - best[0]:
+                best = (start, end)
+    run = best[1] - best[0]
+    if run <= COPY_WORDS or run > QUOTE_MAX_WORDS or run > (1 - OWN_WORDS_SHARE) * len(words):
+        return text
+    a, b = spans[best[0]].start(), spans[best[1] - 1].end()
+    return f"{text[:a]}« {text[a:b]} »{text[b:]}"
+
+
 def copied_share(text: str, sources: Sequence[str], size: int = 8) -> float:
     """Share of the words of ``text`` (quotations « » excluded) that sit in a run of ``size``
     words or more found verbatim in ``sources``: 0.0 (all own words) to 1.0 (all copied)."""
@@ -198,6 +269,28 @@ def copied_share(text: str, sources: Sequence[str], size: int = 8) -> float:
             for j in range(i, i + size):
                 covered[j] = True
     return sum(covered) / len(words)
+
+
+def missing_sources(
+    text: str, cited: Sequence[int], sources: Mapping[int, str], agent: Sequence[str]
+) -> list[int]:
+    """Numbers of shown sources to add to a paragraph's citations so that its figures are
+    supported: for each figure of ``text`` found neither in the ``cited`` sources nor in what the
+    agent wrote, the first other source (in ``sources``, number -> text shown to the model) that
+    holds it. The small model often names a neighbouring source's number while taking the
+    figure from the next one; the figure is sourced, only its number was wrong. A figure no
+    source holds adds nothing (it stays for :func:`check_paragraph` to mark)."""
+    allowed = figure_keys([*(sources[n] for n in cited if n in sources), *agent])
+    keys_of = {n: figure_keys([t]) for n, t in sources.items() if n not in cited}
+    added: list[int] = []
+    for _, key in figures(text):
+        if key in allowed:
+            continue
+        holder = next((n for n in sorted(keys_of) if key in keys_of[n]), None)
+        if holder is not None:
+            added.append(holder)
+            allowed |= keys_of.pop(holder)
+    return added
 
 
 def check_paragraph(

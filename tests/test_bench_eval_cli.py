@@ -136,7 +136,7 @@ def _tiny_index(data: Path) -> None:
     index.close()
 
 
-@pytest.mark.parametrize(("flags", "budget"), [([], 800), (["--no-budget"], 0)])
+@pytest.mark.parametrize(("flags", "budget"), [([], 500), (["--no-budget"], 0)])
 def test_eval_answers_with_and_without_the_budget(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str], budget: int
 ) -> None:

@@ -80,7 +80,10 @@ def test_uncached_prompt_tokens_never_exceed_the_budget(
     # Evidence, not documents: each source is cut to the sentences bearing on the question
     # (far below the passage), never dropped for size alone, and each keeps its page.
     assert len(second.sources) >= 2
-    assert all(QUORUM in c.text and "[…]" in c.text for c in second.sources)
+    # The same sentence in several passages is shown once (the first), not once per source.
+    assert QUORUM in second.sources[0].text
+    assert sum(QUORUM in c.text for c in second.sources) == 1
+    assert all("[…]" in c.text for c in second.sources)
     assert all(len(c.text) < len(long_passage(c.n)) // 3 for c in second.sources)
     assert [c.page for c in second.sources] == [c.n + 2 for c in second.sources]
 
@@ -237,8 +240,10 @@ def test_real_model_evaluates_no_more_than_the_budget(
     svc.draft(DraftRequest("Quel est le quorum du conseil municipal ?"))
     retriever.hits = long_hits(first=20)  # other passages: the variable part is all new
     draft = svc.draft(DraftRequest("Quand le conseil municipal délibère-t-il valablement ?"))
-    assert draft.sources and all(QUORUM in c.text for c in draft.sources)
-    assert budget * 0.6 < uncached(draft) <= draft.timings["context_tokens"] <= budget, (
+    # The quorum sentence, in every passage, is shown once (the first source).
+    assert draft.sources and QUORUM in draft.sources[0].text
+    # (The other passages repeat it: their evidence is short, the budget need not be filled.)
+    assert 0 < uncached(draft) <= draft.timings["context_tokens"] <= budget, (
         draft.timings
     )
     # Switching type and back: the question's fixed part comes from the state cache.

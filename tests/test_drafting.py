@@ -214,7 +214,7 @@ def test_the_variable_part_never_exceeds_the_budget(
     # Long passages are trimmed to the sentences around the match; the page is kept.
     first = draft.sources[0]
     assert QUORUM in first.text and "[…]" in first.text and first.page == 5
-    assert "<<SOURCE 1 — doc1.pdf, page 5 — Document 1>>" in user  # the title names the text
+    assert "<<SOURCE 1 — Document 1, page 5>>" in user  # the title names the text
 
 
 def test_short_best_sources_are_kept_whole(settings: Settings, templates: Templates) -> None:
@@ -226,7 +226,7 @@ def test_short_best_sources_are_kept_whole(settings: Settings, templates: Templa
 
 def test_each_type_has_its_own_budget(settings: Settings, templates: Templates) -> None:
     svc, _ = service(settings, templates, FakeChatModel("x"))
-    assert svc.budget_for(templates.get("question")) == settings.context_budget == 800
+    assert svc.budget_for(templates.get("question")) == settings.context_budget == 500
     assert (
         svc.budget_for(templates.get("deliberation")) == templates.get("deliberation").budget_tokens
     )

@@ -1,0 +1,311 @@
+"""What a town clerk checks before signing a draft (issue 10, second pass): the salutation and the
+closing formula follow the recipient, figures are matched whatever their spelling and re-attached
+to the shown source that holds them, an act does not repeat itself, visas name their texts or are
+left out, and the evidence puts the figures a request asks for in front of the model.
+
+Pure functions beside the real templates (prompts/) and the service with the fakes of
+tests/fakes.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from assistant.config import Settings
+from assistant.drafting import DraftingService, DraftRequest
+from assistant.evidence import (
+    asked_kinds,
+    clean_lines,
+    evidence_query,
+    evidence_text,
+    select_lines,
+)
+from assistant.prompts import Templates, load_templates, render_footer, render_header, salutation_of
+from assistant.structure import Part, Structure, drop_repeats, visa_line
+from assistant.verify import check_paragraph, figures, missing_sources, quote_copy
+from tests.fakes import FakeChatModel, FakeRetriever, make_hit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def templates() -> Templates:
+    return load_templates(ROOT / "prompts")
+
+
+# --- salutation -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("recipient", "salutation"),
+    [
+        (
+            "Monsieur le Président de l'association des commerçants du centre",
+            "Monsieur le Président,",
+        ),
+        ("Madame la Présidente du comité de quartier Est", "Madame la Présidente,"),
+        ("M. le Directeur général des services", "Monsieur le Directeur général,"),
+        ("Madame Lefèvre", "Madame,"),  # "Le…" of a name is not an article
+        ("Mme Jeanne Martin, 12 rue des Lilas", "Madame,"),
+        ("Madame et Monsieur Durand", "Madame, Monsieur,"),
+        ("M. et Mme Durand", "Madame, Monsieur,"),
+        ("Monsieur l'Inspecteur d'académie", "Monsieur l'Inspecteur,"),
+        ("Association Les Amis du quartier", ""),
+        ("", ""),
+    ],
+)
+def test_the_salutation_follows_the_recipient(recipient: str, salutation: str) -> None:
+    assert salutation_of(recipient) == salutation
+
+
+def test_a_letter_opens_and_closes_on_the_recipients_title(templates: Templates) -> None:
+    courrier = templates.get("courrier")
+    fields = {"destinataire": "Monsieur le Président du club de football", "objet": "Buvette"}
+    header, footer = render_header(courrier, fields), render_footer(courrier, fields)
+    assert "\n\nMonsieur le Président,\n\n" in header and "Madame, Monsieur" not in header
+    assert "Je vous prie d'agréer, Monsieur le Président, l'expression" in footer
+    # Unknown recipient: the neutral formula; the agent's own salutation always wins.
+    assert "\n\nMadame, Monsieur,\n\n" in render_header(courrier, {"destinataire": "Mairie"})
+    mine = {"destinataire": "Monsieur le Président", "appel": "Cher Président,"}
+    assert "agréer, Cher Président, l'expression" in render_footer(courrier, mine)
+    usager = templates.get("reponse_usager")
+    fields = {"usager": "Madame Lefèvre", "objet": "Attestation"}
+    assert "\n\nMadame,\n\n" in render_header(usager, fields)
+    assert "Nous vous prions d'agréer, Madame, l'expression" in render_footer(usager, fields)
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "source"),
+    [
+        ("30 %", "sans excéder 30\u00a0% de l'effectif"),
+        ("30 %", "dans la limite de 30% de l'effectif"),
+        ("30 %", "trente pour cent de l'effectif"),
+        ("23 000 €", "au-delà de 23.000 euros"),
+        ("23000 euros", "au-delà de 23\u202f000 €"),
+        ("18 mois", "valable dix-huit mois"),
+    ],
+)
+def test_a_figure_matches_its_source_whatever_the_spelling(written: str, source: str) -> None:
+    assert check_paragraph(f"Le seuil est de {written}.", [source], [source], []) == []
+
+
+def test_decimals_and_percent_words_are_not_confused() -> None:
+    assert {k for _, k in figures("un taux de 2.30 % ou 0,18 €")} == {"n:2.3", "n:0.18"}
+    assert {k for _, k in figures("trente pour cent")} == {"n:30"}  # not 30 and 100
+
+
+def test_a_figure_from_another_shown_source_cites_that_source() -> None:
+    shown = {1: "Le conseil fixe le nombre des adjoints.", 2: "Au plus 30 % de l'effectif.", 3: "x"}
+    assert missing_sources("Au plus 30 % de l'effectif.", [1], shown, []) == [2]
+    assert missing_sources("Au plus 30 % de l'effectif.", [2], shown, []) == []
+    assert missing_sources("Au plus 45 % de l'effectif.", [1], shown, []) == []  # no source
+
+
+# --- acts -----------------------------------------------------------------------------------
+
+
+def test_an_act_does_not_repeat_itself() -> None:
+    same = "le conseil municipal détermine le nombre des adjoints sans excéder 30 % de l'effectif"
+    act = Structure(
+        "acte",
+        considerants=[Part(same, [3]), Part(same.replace("adjoints", "Adjoints"), [4])],
+        articles=[
+            Part(
+                "Le conseil municipal détermine le nombre des adjoints dans la limite "
+                "de 30 % de l'effectif.",
+                [1],
+            )
+        ],
+    )
+    out = drop_repeats(act)
+    assert len(out.considerants) == 1 and out.considerants[0].sources == [3, 4, 1]
+    assert [a.text for a in out.articles] == ["[À COMPLÉTER : décision]"]
+    kept = Structure(
+        "acte",
+        considerants=[Part(same, [1])],
+        articles=[Part("Le nombre des adjoints au maire est fixé à [À COMPLÉTER : nombre].", [])],
+    )
+    assert drop_repeats(kept).articles == kept.articles
+    prose = Structure(
+        "prose", paragraphs=[Part("Une AOT est requise.", [1]), Part("Une AOT est requise.", [2])]
+    )
+    assert [p.sources for p in drop_repeats(prose).paragraphs] == [[1, 2]]
+
+
+def test_a_visa_names_its_text_or_is_left_out(settings: Settings, templates: Templates) -> None:
+    assert visa_line("Montpellier delib 2014-04-05 n2014-131 nombre adjoints", "x", 1) == ""
+    cgct = make_hit(1, "**Article L2122-2**\n\nAu plus 30 % de l'effectif légal.", source="cgct.md")
+    cgct.title = "Code général des collectivités territoriales — Le maire et les adjoints"
+    delib = make_hit(2, "Le conseil fixe à 20 le nombre des adjoints.", source="delib_2014.pdf")
+    delib.title = "Montpellier delib 2014-04-05 n2014-131 nombre adjoints au maire"
+    reply = json.dumps(
+        {
+            "visas": [2],
+            "considerants": [
+                {"sources": [2], "texte": "le nombre ne peut excéder 30 % de l'effectif légal"}
+            ],
+            "articles": [{"sources": [], "texte": "Le nombre des adjoints est fixé à 20."}],
+        },
+        ensure_ascii=False,
+    )
+    svc = DraftingService(
+        settings, FakeChatModel(reply), FakeRetriever([cgct, delib]), templates, None
+    )
+    draft = svc.draft(DraftRequest("Adjoints", "deliberation", fields={"objet": "Adjoints"}))
+    body = draft.answer
+    assert "Vu [À COMPLÉTER : texte visé] [" not in body
+    # The 30 % came from source 1: the considérant cites it, and source 1 gives the visa.
+    assert "Vu le code général des collectivités territoriales" in body
+    assert "30 % de l'effectif légal [2][1] ;" in body
+    assert not [c for c in draft.checks if "30" in c["detail"]]
+
+
+# --- evidence -------------------------------------------------------------------------------
+
+
+def test_the_evidence_query_drops_the_recipient_and_the_task_words() -> None:
+    query = evidence_query(
+        "Répondre au président de l'association des commerçants qui demande les conditions "
+        "pour installer des terrasses.",
+        "Installation de terrasses",
+        ["Monsieur le Président de l'association des commerçants du centre"],
+    )
+    assert "terrasses" in query and "conditions" in query
+    assert not {"Répondre", "président", "l'association", "commerçants"} & set(query.split())
+
+
+def test_a_line_holding_the_figure_asked_comes_first() -> None:
+    text = (
+        "L'association organise une buvette temporaire lors de sa manifestation sportive "
+        "annuelle avec l'accord de la fédération.\n"
+        "La demande d'autorisation de buvette est adressée au maire 3 mois avant.\n"
+        "La buvette temporaire de l'association respecte les règles d'hygiène de la manifestation."
+    )
+    lines = clean_lines(text)
+    query = "buvette de l'association : délai de la demande"
+    assert asked_kinds(query) == {"delay"}
+    best = select_lines(lines, query, 1)
+    assert "3 mois" in lines[best[0]].text
+
+
+def test_a_short_verbatim_run_becomes_a_quotation_a_pasted_paragraph_stays_marked() -> None:
+    source = " ".join(f"mot{i}" for i in range(80))
+    run = " ".join(f"mot{i}" for i in range(5, 30))  # 25 words, over COPY_WORDS
+    own = (
+        "Nous restons à votre disposition pour toute question sur ce point et pour vous "
+        "accompagner dans vos démarches auprès du service concerné de la commune."
+    )
+    quoted = quote_copy(f"Le texte prévoit que {run}. {own}", [source])
+    assert f"« {run} »" in quoted
+    assert check_paragraph(quoted, [source], [source], []) == []
+    pasted = " ".join(f"mot{i}" for i in range(5, 40))  # the whole paragraph is the source's
+    assert quote_copy(pasted, [source]) == pasted
+    assert [i.kind for i in check_paragraph(pasted, [source], [source], [])] == ["copie"]
+
+
+def test_a_pdf_line_break_does_not_cut_a_sentence_and_no_line_is_shown_twice() -> None:
+    page = (
+        "Les occupations du domaine public à des fins d'utilité publique (Communauté\n"
+        "d'agglomération, Département) sont gratuites.\n"
+        "Convention\n"
+        "Lorsque la subvention dépasse 23 000 €, une convention est conclue."
+    )
+    texts = [line.text for line in clean_lines(page)]
+    assert texts[0].endswith("(Communauté d'agglomération, Département) sont gratuites.")
+    assert "Convention" in texts  # a title line is not glued to the next sentence
+    count = lambda s: len(s) // 3  # noqa: E731
+    seen: set[str] = set()
+    first = evidence_text(page, "subvention convention", 200, count, seen=seen)
+    assert "23 000" in first
+    again = evidence_text(page, "subvention convention", 200, count, seen=seen)
+    assert "23 000" not in again
+
+
+def test_the_chunks_of_one_page_are_one_source() -> None:
+    from assistant.drafting import merge_passages
+
+    a = make_hit(1, "Deuxième partie : la redevance.", source="f.md", page=None)
+    b = make_hit(2, "Autre document.", source="g.md", page=None)
+    c = make_hit(3, "Première partie : une AOT est requise.", source="f.md", page=None)
+    a.metadata["chunk_index"], c.metadata["chunk_index"] = 5, 2
+    merged = merge_passages([a, b, c])
+    assert [h.source for h in merged] == ["f.md", "g.md"]  # where its best chunk ranked
+    assert (
+        merged[0].text == "Première partie : une AOT est requise.\nDeuxième partie : la redevance."
+    )
+
+
+def test_a_section_title_counts_for_the_lines_under_it() -> None:
+    fiche = (
+        "### Qui peut acquérir une concession ?\n"
+        "Toute personne domiciliée dans la commune peut acquérir une concession funéraire.\n"
+        "### Durée de la concession\n"
+        "- Concession trentenaire : 30 ans\n"
+    )
+    lines = clean_lines(fiche)
+    assert [line.text for line in lines][-1] == "Concession trentenaire : 30 ans"
+    best = select_lines(lines, "durée possible d'une concession funéraire", 1)
+    assert lines[best[-1]].text == "Concession trentenaire : 30 ans"
+
+
+def test_a_sentence_comes_with_the_one_that_leans_on_it_and_references_are_not_evidence() -> None:
+    fiche = (
+        "L'occupation du trottoir par une terrasse doit répondre à des conditions fixées.\n"
+        "Elle nécessite une autorisation temporaire et entraîne le paiement d'une redevance.\n"
+        "Le marché hebdomadaire se tient le samedi.\n"
+        "### Références\n"
+        "- Code de la voirie : conditions d'occupation du trottoir par une terrasse\n"
+    )
+    lines = clean_lines(fiche)
+    assert not any("Code de la voirie" in line.text for line in lines)
+    kept = [lines[i].text for i in select_lines(lines, "conditions terrasse trottoir", 1)]
+    assert kept[-1].startswith("Elle nécessite") and len(kept) == 2
+
+
+def test_a_joined_chunk_keeps_its_own_article_number() -> None:
+    from assistant.drafting import merge_passages
+    from assistant.evidence import render_lines
+
+    a = make_hit(1, "**Article L2122-1**\n\nIl y a dans chaque commune un maire.", source="c.md")
+    b = make_hit(2, "Le conseil fixe le nombre des adjoints, au plus 30 %.", source="c.md")
+    a.metadata["chunk_index"], b.metadata["chunk_index"] = 1, 2
+    b.heading = "Chapitre II > Article L2122-2"
+    lines = clean_lines(merge_passages([a, b])[0].text)
+    text = render_lines(lines, list(range(len(lines))))
+    assert "Article L2122-2 : Le conseil fixe le nombre des adjoints" in text
+    assert "Article L2122-1 : Le conseil" not in text
+
+
+def test_an_article_heading_chunk_is_labelled_by_its_own_number() -> None:
+    from assistant.drafting import merge_passages
+    from assistant.evidence import render_lines
+
+    a = make_hit(1, "CHAPITRE II\nArticle L2122-1\n\nIl y a un maire.", source="c.md")
+    b = make_hit(2, "Article L2122-2\nLe conseil fixe le nombre des adjoints.", source="c.md")
+    a.metadata["chunk_index"], b.metadata["chunk_index"] = 1, 3
+    a.heading, b.heading = "CHAPITRE II > Article L2122-1", "CHAPITRE II > Article L2122-2"
+    merged = merge_passages([b, a])[0]
+    lines = clean_lines(merged.text, merged.heading)
+    text = render_lines(lines, list(range(len(lines))))
+    assert "Article L2122-2 : Le conseil fixe" in text and text.startswith("Article L2122-1 : ")
+
+
+def test_list_numbers_are_not_figures_a_figure_ending_a_sentence_is() -> None:
+    listed = "Les étapes : 1. Consultez le registre. 2. Écrivez au maire sous 2 mois."
+    assert [k for _, k in figures(listed)] == ["n:2"]  # the delay, not the item numbers
+    assert [k for _, k in figures("Le nombre est fixé à 21. Il prend effet.")] == ["n:21"]
+
+
+def test_a_sentence_said_twice_is_said_once() -> None:
+    twice = "Une convention est conclue au-delà de 23 000 €."
+    prose = Structure(
+        "prose",
+        paragraphs=[Part(f"La demande est recevable. {twice}", [1]), Part(f"{twice} Merci.", [2])],
+    )
+    out = drop_repeats(prose).paragraphs
+    assert [p.text for p in out] == [f"La demande est recevable. {twice}", "Merci."]
