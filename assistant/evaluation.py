@@ -510,6 +510,7 @@ def score_draft(case: DraftCase, outcome: DraftOutcome) -> dict[str, Any]:
         copied_share,
         figure_keys,
         figures,
+        supported,
         unmarked_paragraphs,
     )
 
@@ -523,7 +524,7 @@ def score_draft(case: DraftCase, outcome: DraftOutcome) -> dict[str, Any]:
         numbers = [int(n) for n in _CITE_MARK.findall(paragraph)]
         allowed = [by_mark[n] for n in numbers if n in by_mark] or [t for _, t in outcome.cited]
         keys = figure_keys([*allowed, *agent])
-        unsupported += [w for w, k in figures(paragraph) if k not in keys]
+        unsupported += [w for w, k in figures(paragraph) if not supported(k, keys)]
     given = contact_keys([*shown_texts, *agent])
     stray = [c for c in contacts(MARK_PATTERN.sub(" ", answer)) if _contact_key_of(c) not in given]
     folded = _fold_all(answer)

@@ -148,15 +148,69 @@ def figures(text: str) -> list[tuple[str, str]]:
             key += "." + m.group(2).rstrip("0") if m.group(2).rstrip("0") else ""
         if key in {"0", "1"}:
             continue
-        out.append((m.group(0).strip(), f"n:{key}"))
+        written = m.group(0).strip()
+        unit = _unit(written, text[m.end() :])
+        if unit and not written.endswith(tuple(_UNIT_ENDINGS)):
+            # Shown with the word it counts: « 3 membres », not « 3 ».
+            after = _NEXT_WORD.match(text[m.end() :])
+            written = f"{written} {after.group(1)}" if after else written
+        out.append((written, f"n:{key}{UNIT_SEP}{unit}"))
     return out
 
 
+# A number's key carries what it counts (« 3 mois » is not « 3 membres »): the unit written with
+# it or the word after it, folded and singular. "n:3@mois"; "n:3@" for a bare number.
+UNIT_SEP = "@"
+_NEXT_WORD = re.compile(r"[ \u00a0\u202f]?([^\W\d_]+|%|€)", re.UNICODE)
+_UNIT_ENDINGS = ("%", "€", "euro", "euros", "jour", "jours", "mois", "an", "ans", "heure", "heures")
+_NOT_UNITS = {
+    "a", "au", "aux", "d", "de", "des", "du", "en", "et", "est", "l", "la", "le", "les", "ou",
+    "par", "pour", "sont", "sur", "qui", "que", "dont", "ne", "n", "y", "se", "il", "elle",
+}  # fmt: skip
+_UNIT_SYNONYMS = {"€": "euro", "eur": "euro", "ans": "an", "annee": "an", "h": "heure"}
+
+
+def _unit(written: str, after: str) -> str:
+    """The unit of a number: its own unit (%, €, jours…) or the next word, folded, singular;
+    '' when none (end of sentence, a preposition or an article follows)."""
+    own = re.search(r"(%|€|[^\W\d_]+)$", written)
+    if own and not re.fullmatch(r"(?:er|e)", own.group(1)):
+        word = own.group(1)
+    else:
+        m = _NEXT_WORD.match(after)
+        if not m:
+            return ""
+        word = m.group(1)
+    word = _fold(word)
+    if word in _NOT_UNITS:
+        return ""
+    if len(word) > 3 and word[-1] in "sx" and word not in {"mois", "fois"}:
+        word = word[:-1]
+    return _UNIT_SYNONYMS.get(word, word)
+
+
 def figure_keys(texts: Iterable[str]) -> set[str]:
+    """Every key of :func:`figures` over ``texts``, plus each number's key without its unit
+    (``n:3``), for :func:`supported`."""
     keys: set[str] = set()
     for text in texts:
-        keys.update(key for _, key in figures(text))
+        for _, key in figures(text):
+            keys.add(key)
+            keys.add(key.split(UNIT_SEP, 1)[0])
     return keys
+
+
+def supported(key: str, allowed: set[str]) -> bool:
+    """Whether a figure of the draft (its :func:`figures` key) is backed by ``allowed``
+    (:func:`figure_keys` of the sources and of what the agent wrote): the same number with the
+    same unit, or the same number written bare in a source (a table cell, « fixé à 21. »).
+    A number written bare in the draft needs the number only."""
+    if key in allowed or not key.startswith("n:"):
+        return key in allowed
+    number, _, unit = key.partition(UNIT_SEP)
+    if not unit:
+        return number in allowed
+    return f"{number}{UNIT_SEP}" in allowed
 
 
 def contacts(text: str) -> list[str]:
@@ -284,9 +338,9 @@ def missing_sources(
     keys_of = {n: figure_keys([t]) for n, t in sources.items() if n not in cited}
     added: list[int] = []
     for _, key in figures(text):
-        if key in allowed:
+        if supported(key, allowed):
             continue
-        holder = next((n for n in sorted(keys_of) if key in keys_of[n]), None)
+        holder = next((n for n in sorted(keys_of) if supported(key, keys_of[n])), None)
         if holder is not None:
             added.append(holder)
             allowed |= keys_of.pop(holder)
@@ -309,7 +363,7 @@ def check_paragraph(
     allowed = figure_keys([*cited, *agent])
     seen: set[str] = set()
     for written, key in figures(text):
-        if key in allowed or key in seen:
+        if supported(key, allowed) or key in seen:
             continue
         seen.add(key)
         where = "les sources citées" if cited else "aucune source citée"

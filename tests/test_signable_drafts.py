@@ -95,8 +95,8 @@ def test_a_figure_matches_its_source_whatever_the_spelling(written: str, source:
 
 
 def test_decimals_and_percent_words_are_not_confused() -> None:
-    assert {k for _, k in figures("un taux de 2.30 % ou 0,18 €")} == {"n:2.3", "n:0.18"}
-    assert {k for _, k in figures("trente pour cent")} == {"n:30"}  # not 30 and 100
+    assert {k for _, k in figures("un taux de 2.30 % ou 0,18 €")} == {"n:2.3@%", "n:0.18@euro"}
+    assert {k for _, k in figures("trente pour cent")} == {"n:30@%"}  # not 30 and 100
 
 
 def test_a_figure_from_another_shown_source_cites_that_source() -> None:
@@ -297,8 +297,8 @@ def test_an_article_heading_chunk_is_labelled_by_its_own_number() -> None:
 
 def test_list_numbers_are_not_figures_a_figure_ending_a_sentence_is() -> None:
     listed = "Les étapes : 1. Consultez le registre. 2. Écrivez au maire sous 2 mois."
-    assert [k for _, k in figures(listed)] == ["n:2"]  # the delay, not the item numbers
-    assert [k for _, k in figures("Le nombre est fixé à 21. Il prend effet.")] == ["n:21"]
+    assert [k for _, k in figures(listed)] == ["n:2@mois"]  # the delay, not the item numbers
+    assert [k for _, k in figures("Le nombre est fixé à 21. Il prend effet.")] == ["n:21@"]
 
 
 def test_a_sentence_said_twice_is_said_once() -> None:

@@ -129,8 +129,10 @@ def cli(args: list[str]) -> int:
 
 def test_figures_have_one_key_whatever_the_spelling() -> None:
     keys = dict((k, w) for w, k in figures("un délai de deux mois, 1 500 € et 0,18 € [3]"))
-    assert {"n:2", "n:1500", "n:0.18"} <= set(keys)
-    assert "n:3" not in keys  # a citation mark is not a figure
+    assert {"n:2@mois", "n:1500@euro", "n:0.18@euro"} <= set(keys)
+    assert not any(k.startswith("n:3@") for k in keys)  # a citation mark is not a figure
+    same = {k for _, k in figures("2 mois, 1500 euros, 0,18 EUR")}
+    assert same == {"n:2@mois", "n:1500@euro", "n:0.18@euro"}
     arts = {k for _, k in figures("l'article L. 2121-17 et L2122-2")}
     assert {"art:L2121-17", "art:L2122-2"} <= arts
     assert not {k for _, k in figures("Article 1er : le maire")}  # 1 is never checked
@@ -551,3 +553,17 @@ def test_an_article_number_is_not_written_twice_in_the_evidence() -> None:
     assert text.count("Article 2") == 1 and "320 €" in text
     lines = clean_lines("Le tarif de la salle est fixé à 320 €.", heading)
     assert render_lines(lines, list(range(len(lines)))).startswith("Article 2 : Le tarif")
+
+
+def test_a_figure_counts_something_three_days_do_not_back_three_members() -> None:
+    """A number is checked with what it counts: « trois jours » in the source does not back
+    « trois membres » in the draft; the same number written bare in a source (a table cell)
+    backs it whatever its unit; units are compared folded and singular."""
+    source = "Le conseil est convoqué trois jours francs avant la séance."
+    issues = check_paragraph("Le quorum est de trois membres [1].", [source], [source], [])
+    assert [i.value for i in issues] == ["3 membres"]
+    assert check_paragraph("Convocation trois jours avant [1].", [source], [source], []) == []
+    table = "| Salle | Tarif |\n| Jean-Moulin | 320 |"
+    assert check_paragraph("La salle coûte 320 euros [1].", [table], [table], []) == []
+    years = "Concession accordée pour une durée de 15 années."
+    assert check_paragraph("Elle dure 15 ans [1].", [years], [years], []) == []
