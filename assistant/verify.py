@@ -166,6 +166,8 @@ _UNIT_ENDINGS = ("%", "€", "euro", "euros", "jour", "jours", "mois", "an", "an
 _NOT_UNITS = {
     "a", "au", "aux", "d", "de", "des", "du", "en", "et", "est", "l", "la", "le", "les", "ou",
     "par", "pour", "sont", "sur", "qui", "que", "dont", "ne", "n", "y", "se", "il", "elle",
+    "dans", "avant", "apres", "aupres", "entre", "chez", "sans", "avec", "lors", "selon",
+    "contre", "jusqu", "depuis", "pendant", "parmi", "vers", "ce", "cette", "ces", "son", "sa",
 }  # fmt: skip
 _UNIT_SYNONYMS = {"€": "euro", "eur": "euro", "ans": "an", "annee": "an", "h": "heure"}
 
@@ -203,14 +205,17 @@ def figure_keys(texts: Iterable[str]) -> set[str]:
 def supported(key: str, allowed: set[str]) -> bool:
     """Whether a figure of the draft (its :func:`figures` key) is backed by ``allowed``
     (:func:`figure_keys` of the sources and of what the agent wrote): the same number with the
-    same unit, or the same number written bare in a source (a table cell, « fixé à 21. »).
+    same unit, or the same number of two digits or more written bare in a source (a table
+    cell, « fixé à 21. »).
     A number written bare in the draft needs the number only."""
     if key in allowed or not key.startswith("n:"):
         return key in allowed
     number, _, unit = key.partition(UNIT_SEP)
     if not unit:
         return number in allowed
-    return f"{number}{UNIT_SEP}" in allowed
+    # A bare number backs a counted one only from two digits on (a table cell « 320 »): a bare
+    # 2 to 9 is everywhere in a legal text (« article 3 », list items) and would back anything.
+    return f"{number}{UNIT_SEP}" in allowed and len(number) >= 4  # "n:" + two characters
 
 
 def contacts(text: str) -> list[str]:

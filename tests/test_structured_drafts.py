@@ -565,5 +565,9 @@ def test_a_figure_counts_something_three_days_do_not_back_three_members() -> Non
     assert check_paragraph("Convocation trois jours avant [1].", [source], [source], []) == []
     table = "| Salle | Tarif |\n| Jean-Moulin | 320 |"
     assert check_paragraph("La salle coûte 320 euros [1].", [table], [table], []) == []
+    numbered = "Article 3 : le maire signe. Le conseil se réunit dans les 8 jours."
+    assert [i.value for i in check_paragraph("Il faut 3 membres [1].", [numbered], [], [])] == [
+        "3 membres"
+    ]
     years = "Concession accordée pour une durée de 15 années."
     assert check_paragraph("Elle dure 15 ans [1].", [years], [years], []) == []
