@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import sqlite3
@@ -42,7 +43,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,12 +133,27 @@ def corpus_passages(corpus: Path, n: int) -> list[str]:
     return texts[:n]
 
 
-def questions(path: Path) -> list[str]:
+def questions(path: Path, files: Sequence[str] | None = None) -> list[str]:
+    """The questions of ``path`` (those whose answering file is in ``files`` when given and
+    some are: drafting must not abstain for want of the document)."""
     if not path.is_file():
         return FALLBACK_QUESTIONS
     from assistant.evaluation import load_questions
 
-    return [q.question for q in load_questions(path)]
+    loaded = load_questions(path)
+    if files is not None:
+        answerable = [q for q in loaded if q.file in set(files)]
+        loaded = answerable or loaded
+    return [q.question for q in loaded]
+
+
+def question_files(path: Path) -> list[str]:
+    """The corpus files (relative paths) the questions of ``path`` need, in question order."""
+    if not path.is_file():
+        return []
+    from assistant.evaluation import load_questions
+
+    return [q.file for q in load_questions(path) if q.file]
 
 
 # --- embedding -----------------------------------------------------------------------------------
@@ -340,7 +356,8 @@ def bench_ingestion(
     from assistant.ingest import sync_folder
     from assistant.store import build_index
 
-    folder = pick_files(args.corpus, args.ingest_files, work)
+    # The files the drafting questions need come first (they are drafted from this index).
+    folder = pick_files(args.corpus, args.ingest_files, work, question_files(args.questions))
     embedder = build_embedder(settings)
     index = build_index(settings)
     report = sync_folder(folder, "bench", index, embedder)
@@ -542,6 +559,9 @@ def cold(service: Any) -> None:
     llama.set_cache(LlamaRAMCache(capacity_bytes=1 << 30))
 
 
+_FIRST_WORD_IN_JSON = re.compile(r':\s*"[^"\s]+\s')
+
+
 def bare_completion(
     service: Any,
     messages: list[dict[str, str]],
@@ -556,6 +576,7 @@ def bare_completion(
     t0 = time.perf_counter()
     first = None
     n = 0
+    text = ""
     for chunk in llama.create_chat_completion(
         messages=messages,
         max_tokens=max_tokens,
@@ -566,9 +587,13 @@ def bare_completion(
         stream=True,
         response_format=fmt,
     ):
-        if chunk["choices"][0].get("delta", {}).get("content"):
+        piece = chunk["choices"][0].get("delta", {}).get("content")
+        if piece:
             n += 1
-            if first is None:
+            text += piece
+            # Under a schema, the same event as the ask path's first token: the first whole
+            # word of a text value shown (not the opening brace and the keys).
+            if first is None and (schema is None or _FIRST_WORD_IN_JSON.search(text)):
                 first = time.perf_counter() - t0
     return {"first_token_s": first or 0.0, "total_s": time.perf_counter() - t0, "tokens": n}
 
@@ -585,7 +610,8 @@ def bench_drafting(
     from assistant.drafting import DraftRequest, build_service
 
     service = build_service(settings.model_copy(update={"max_tokens": args.max_tokens}))
-    qs = questions(args.questions)
+    needed = list(dict.fromkeys(question_files(args.questions)))[: args.ingest_files or None]
+    qs = questions(args.questions, needed)
     if "drafting" in sections:
         ratios_total, ratios_first, rows = [], [], []
         for run in range(args.runs):

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,12 +40,18 @@ from assistant.store import build_index  # noqa: E402
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus"
 
 
-def pick_files(corpus: Path, limit: int | None, work: Path) -> Path:
-    """The corpus itself, or a copy of its first ``limit`` supported files (sorted paths)."""
+def pick_files(
+    corpus: Path, limit: int | None, work: Path, preferred: Sequence[str] = ()
+) -> Path:
+    """The corpus itself, or a copy of ``limit`` supported files: the ``preferred`` ones
+    (paths relative to ``corpus``, e.g. the files the benchmark's questions need) first, then
+    the others in sorted order."""
     if limit is None:
         return corpus
     folder = work / "corpus"
-    files = sorted(p for p in corpus.rglob("*") if p.is_file() and is_supported(p))[:limit]
+    every = sorted(p for p in corpus.rglob("*") if p.is_file() and is_supported(p))
+    wanted = [corpus / f for f in dict.fromkeys(preferred) if (corpus / f) in set(every)]
+    files = (wanted + [p for p in every if p not in wanted])[:limit]
     for path in files:
         target = folder / path.relative_to(corpus)
         target.parent.mkdir(parents=True, exist_ok=True)
