@@ -309,6 +309,16 @@ def quote_copy(text: str, sources: Sequence[str]) -> str:
     if run <= COPY_WORDS or run > QUOTE_MAX_WORDS or run > (1 - OWN_WORDS_SHARE) * len(words):
         return text
     a, b = spans[best[0]].start(), spans[best[1] - 1].end()
+    # The quotation closes what it opens: « (du vendredi 18 h au lundi 9 h) », not « (… 9 h »).
+    quoted = text[a:b]
+    if quoted.count("(") > quoted.count(")"):
+        close = re.match(r"\s*\)", text[b:])
+        if close:
+            b += close.end()
+    elif quoted.count(")") > quoted.count("("):
+        opened = re.search(r"\(\s*$", text[:a])
+        if opened:
+            a = opened.start()
     return f"{text[:a]}« {text[a:b]} »{text[b:]}"
 
 

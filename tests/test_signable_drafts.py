@@ -309,3 +309,25 @@ def test_a_sentence_said_twice_is_said_once() -> None:
     )
     out = drop_repeats(prose).paragraphs
     assert [p.text for p in out] == [f"La demande est recevable. {twice}", "Merci."]
+
+
+def test_a_quotation_closes_the_parenthesis_it_opens() -> None:
+    """The verbatim run may stop inside a parenthesis (its last word before « ) »): the
+    quotation is widened to close it, never « (du vendredi 18 h au lundi 9 h ») »."""
+    source = (
+        "Article 2 : Le tarif de location de la salle des fêtes Jean-Moulin pour un week-end "
+        "(du vendredi 18 h au lundi 9 h) est fixé à 320 € pour les habitants de la commune."
+    )
+    own = (
+        "Les tarifs votés par le conseil municipal pour cette année s'appliquent à toutes les "
+        "réservations enregistrées à l'accueil de la mairie, quelle que soit la date de la "
+        "manifestation prévue par les habitants."
+    )
+    draft = (
+        "Les tarifs de location de la salle des fêtes Jean-Moulin pour un week-end (du vendredi "
+        f"18 h au lundi 9 h) sont fixés à 320 €. {own}"
+    )
+    quoted = quote_copy(draft, [source])
+    assert "«" in quoted
+    inside = quoted[quoted.index("«") : quoted.index("»") + 1]
+    assert inside.count("(") == inside.count(")")
