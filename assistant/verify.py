@@ -149,11 +149,9 @@ def figures(text: str) -> list[tuple[str, str]]:
         if key in {"0", "1"}:
             continue
         written = m.group(0).strip()
-        unit = _unit(written, text[m.end() :])
-        if unit and not written.endswith(tuple(_UNIT_ENDINGS)):
-            # Shown with the word it counts: « 3 membres », not « 3 ».
-            after = _NEXT_WORD.match(text[m.end() :])
-            written = f"{written} {after.group(1)}" if after else written
+        unit, counted = _unit(written, text[m.end() :])
+        if counted:  # shown with the word it counts: « 3 membres », not « 3 »
+            written = f"{written} {counted}"
         out.append((written, f"n:{key}{UNIT_SEP}{unit}"))
     return out
 
@@ -162,7 +160,6 @@ def figures(text: str) -> list[tuple[str, str]]:
 # it or the word after it, folded and singular. "n:3@mois"; "n:3@" for a bare number.
 UNIT_SEP = "@"
 _NEXT_WORD = re.compile(r"[ \u00a0\u202f]?([^\W\d_]+|%|€)", re.UNICODE)
-_UNIT_ENDINGS = ("%", "€", "euro", "euros", "jour", "jours", "mois", "an", "ans", "heure", "heures")
 _NOT_UNITS = {
     "a", "au", "aux", "d", "de", "des", "du", "en", "et", "est", "l", "la", "le", "les", "ou",
     "par", "pour", "sont", "sur", "qui", "que", "dont", "ne", "n", "y", "se", "il", "elle",
@@ -172,23 +169,24 @@ _NOT_UNITS = {
 _UNIT_SYNONYMS = {"€": "euro", "eur": "euro", "ans": "an", "annee": "an", "h": "heure"}
 
 
-def _unit(written: str, after: str) -> str:
-    """The unit of a number: its own unit (%, €, jours…) or the next word, folded, singular;
-    '' when none (end of sentence, a preposition or an article follows)."""
+def _unit(written: str, after: str) -> tuple[str, str]:
+    """The unit of a number, folded and singular: its own unit (%, €, jours…) or the next word;
+    '' when none (end of sentence, a preposition or an article follows). Second: that next
+    word as written, when the unit was taken from it ('' otherwise)."""
     own = re.search(r"(%|€|[^\W\d_]+)$", written)
     if own and not re.fullmatch(r"(?:er|e)", own.group(1)):
-        word = own.group(1)
+        word, counted = own.group(1), ""
     else:
         m = _NEXT_WORD.match(after)
         if not m:
-            return ""
-        word = m.group(1)
+            return "", ""
+        word = counted = m.group(1)
     word = _fold(word)
     if word in _NOT_UNITS:
-        return ""
+        return "", ""
     if len(word) > 3 and word[-1] in "sx" and word not in {"mois", "fois"}:
         word = word[:-1]
-    return _UNIT_SYNONYMS.get(word, word)
+    return _UNIT_SYNONYMS.get(word, word), counted
 
 
 def figure_keys(texts: Iterable[str]) -> set[str]:
