@@ -943,7 +943,8 @@ class Index:
         grows with the index; terms found in most passages are left out of it
         (:meth:`_informative_terms`). A passage holding none of the other terms would score
         about 0 and is then not returned; if that leaves no hit at all (a small index, or
-        collections where only those terms occur), every term is searched.
+        collections where only those terms occur), the least common of the dropped terms is
+        searched, and every term if that still finds nothing.
         """
         if not collections:
             return []
@@ -951,7 +952,16 @@ class Index:
         kept = self._informative_terms(terms)
         hits = self._lexical(collections, match_terms(kept), k, where)
         if not hits and len(kept) < len(terms):
-            hits = self._lexical(collections, match_terms(terms), k, where)
+            # Only common terms match. Their weights are all ~0, so the order is a tie-break
+            # whatever the terms: the least common of them is enough to return passages, and
+            # scores one posting list instead of all (at 100,000 passages a question whose
+            # rarer words are absent took 114 ms with every term, 41 with one).
+            dropped = sorted(
+                (t for t in terms if t not in kept), key=lambda t: self._df.get(t, 0)
+            )
+            hits = self._lexical(collections, match_terms([*kept, dropped[0]]), k, where)
+            if not hits:  # the searched collections lack that one: every term
+                hits = self._lexical(collections, match_terms(terms), k, where)
         return hits
 
     def _lexical(

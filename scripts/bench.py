@@ -417,6 +417,27 @@ def old_lexical(index: Any, collection: str, query: str, k: int) -> list[Any]:
     return index._query(sql, [*BM25_WEIGHTS, expression, collection, k])
 
 
+# Bumped when synthetic passages change: indexes of an older format are not reused.
+# 2: passages as long as the chunker's (before: six sentences, 2,800 characters on average).
+SYNTHETIC_FORMAT = 2
+
+
+def synthetic_text(rng: random.Random, pool: list[str]) -> str:
+    """A passage of corpus sentences drawn from ``pool``, 200 to MAX_CHARS characters long."""
+    from assistant.chunking import MAX_CHARS
+
+    target = rng.randint(200, MAX_CHARS)
+    parts: list[str] = []
+    length = 0
+    while length < target:
+        sentence = rng.choice(pool).strip().rstrip(".")
+        if parts and length + len(sentence) + 2 > MAX_CHARS:
+            break
+        parts.append(sentence)
+        length += len(sentence) + 2
+    return (". ".join(parts) + ".")[:MAX_CHARS]
+
+
 def build_synthetic(
     index: Any,
     name: str,
@@ -428,6 +449,9 @@ def build_synthetic(
 ) -> dict[str, Any]:
     """Grow collection ``name`` to ``size`` synthetic passages (sentences of the corpus
     recombined, random unit vectors), 1,000 per document; stops when the budget runs out.
+    Each passage is as long as the chunker makes them: sentences added up to a length drawn
+    between 200 and :data:`assistant.chunking.MAX_CHARS` characters, never beyond it (the
+    corpus's own passages: 620 characters on average, 1,200 at most).
     ``embedder``: the identity recorded for the collection (the query embedder's, so that the
     retriever's embedder check lets the timed searches through)."""
     import numpy as np
@@ -453,7 +477,7 @@ def build_synthetic(
         chunks = [
             Chunk(
                 id=f"{name}:{source}:{i}",
-                text=". ".join(rng.sample(pool, 6)) + ".",
+                text=synthetic_text(rng, pool),
                 metadata={
                     "source": source,
                     "chunk_index": i,
@@ -524,7 +548,7 @@ def bench_retrieval(
         # Each size in its own index: a point of the curve is an index of that size (a small
         # collection beside a large one is another case, covered by the tests of the store).
         synth_settings = Settings(
-            data_dir=args.synthetic_dir / embedder.name / str(size),
+            data_dir=args.synthetic_dir / embedder.name / f"v{SYNTHETIC_FORMAT}-{size}",
             models_dir=settings.models_dir,
         )
         index = build_index(synth_settings)
