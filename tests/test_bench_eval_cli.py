@@ -236,3 +236,23 @@ def test_bench_table_and_json_keys_hold_with_sections_left_out() -> None:
     assert [r[0] for r in rows] == ["search at 10,000 passages"]
     assert set(bench.REQUIRED_KEYS) <= set(figures)
     assert figures["retrieval"]["p95_ms_100k"] is None
+
+
+def test_synthetic_passages_are_as_long_as_the_chunkers() -> None:
+    """The bench's synthetic index stands for a real one: its passages keep to the chunker's
+    limit (six whole sentences made them 2,800 characters, over twice the limit, and the
+    lexical search at 100,000 passages looked slower than it is)."""
+    import importlib.util
+    import random
+
+    from assistant.chunking import MAX_CHARS
+
+    spec = importlib.util.spec_from_file_location("bench_all", BENCH_SCRIPTS / "bench.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    pool = ["Le conseil municipal délibère sur les affaires de la commune"] * 5 + ["x" * 1500]
+    rng = random.Random(1)
+    lengths = [len(bench.synthetic_text(rng, pool)) for _ in range(300)]
+    assert max(lengths) <= MAX_CHARS
+    assert 300 < sum(lengths) / len(lengths) < MAX_CHARS

@@ -114,6 +114,35 @@ def test_closing_a_stream_releases_the_model_and_keeps_the_callers_stats() -> No
     assert model.last_stats is stats
 
 
+def test_events_report_the_queue_then_the_tokens_in_the_callers_thread() -> None:
+    """ChatModel.events: queue positions while another request holds the model, then the
+    tokens, all in the consuming thread (no model thread); closing it while it waits leaves the
+    queue, closing it while it generates frees the model."""
+    model = FakeChatModel("un deux trois")
+    model.gate.acquire()  # another request holds the model
+    events = model.events([{"role": "user", "content": "x"}])
+    assert next(events) == ("queue", 1)
+    assert model.gate.waiting() == 1
+    events.close()  # the agent stopped while waiting
+    assert model.gate.waiting() == 0
+    model.gate.release()
+
+    caller = threading.get_ident()
+    seen_in: set[int] = set()
+
+    class Recording(FakeChatModel):
+        def _stream(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            seen_in.add(threading.get_ident())
+            yield from super()._stream(*args, **kwargs)
+
+    model = Recording("un deux trois")
+    events = model.events([{"role": "user", "content": "x"}])
+    assert next(events) == ("token", "un")
+    assert model.gate.busy and seen_in == {caller}
+    events.close()
+    assert not model.gate.busy
+
+
 # --- the real model (SmolLM2-135M through llama.cpp) ---
 
 

@@ -300,3 +300,18 @@ def test_terms_in_most_passages_are_left_out_of_the_match(
     others = [f"Le département gère la route {i}." for i in range(30)]
     put(index, emb, "mairie", "b.md", others, "b" * 64)
     assert index._informative_terms(terms) == terms
+
+
+def test_when_only_common_terms_match_the_least_common_one_is_searched(
+    index: Index, emb: FakeEmbedder
+) -> None:
+    """Every term of the query that matches is in most passages (weights ~0): the fallback
+    searches the least common of them only (one posting list, not all), so a passage holding
+    only the most common term is not among the hits."""
+    texts = [f"La commune gère le service numéro {i}." for i in range(6)]
+    texts += ["La commune tient le registre.", "La commune vote le budget.", "La commune élit."]
+    texts += ["Le service technique répare la route.", "Le service des eaux relève les compteurs."]
+    put(index, emb, "mairie", "a.md", texts, "c" * 64)
+    hits = index.lexical_search(["mairie"], "commune service numérotée", 10)
+    assert hits and all("service" in h.text for h in hits)
+    assert len(hits) == 8  # the passages holding « service »
