@@ -331,3 +331,41 @@ def test_a_quotation_closes_the_parenthesis_it_opens() -> None:
     assert "«" in quoted
     inside = quoted[quoted.index("«") : quoted.index("»") + 1]
     assert inside.count("(") == inside.count(")")
+
+
+def test_a_line_of_a_code_article_comes_with_the_articles_rule() -> None:
+    """A question on the quorum: the line holding « quorum » is chosen with its article's
+    first sentence, which states the rule (« la majorité de ses membres en exercice »); with
+    the line alone, the model read « trois membres » from the next article as the quorum."""
+    chapter = "\n".join(
+        [
+            "**Article L2121-7**",
+            "Le conseil municipal se réunit au moins une fois par trimestre.",
+            "**Article L2121-17**",
+            "Le conseil municipal ne délibère valablement que lorsque la majorité de ses "
+            "membres en exercice est présente.",
+            "Si, après une première convocation, ce quorum n'est pas atteint, le conseil "
+            "municipal est à nouveau convoqué à trois jours au moins d'intervalle.",
+            "**Article L2121-18**",
+            "Sur la demande de trois membres, le conseil municipal peut décider qu'il se "
+            "réunit à huis clos.",
+        ]
+    )
+    lines = clean_lines(chapter)
+    question = "Que se passe-t-il quand le quorum n'est pas atteint ?"
+    kept = [lines[i].text for i in select_lines(lines, question, 1)]
+    assert len(kept) == 2
+    assert "majorité de ses membres en exercice" in kept[0] and "ce quorum" in kept[1]
+
+
+def test_the_best_line_is_kept_when_nothing_fits_whole() -> None:
+    """When even one line with its neighbours overflows, the shown line is the best one cut
+    to whole words, not the first line of its article."""
+    text = (
+        "Article L2122-23 : Les décisions prises par le maire sont soumises aux mêmes règles "
+        "que les délibérations portant sur les mêmes objets.\n"
+        "Les décisions prises par délégation peuvent être signées par un adjoint agissant par "
+        "délégation du maire dans les conditions fixées à l'article L. 2122-18."
+    )
+    shown = evidence_text(text, "délégation de fonctions à un adjoint", 25, lambda t: len(t) // 4)
+    assert shown.startswith("Les décisions prises par délégation") and shown.endswith("[…]")
