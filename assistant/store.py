@@ -821,26 +821,32 @@ class Index:
         if len(terms) < 2:
             return terms
         try:
-            with self._lock:
-                generation = self.generation()
-                if generation != self._df_generation:
-                    self._df.clear()
-                    self._df_generation = generation
-                    row = self._db.execute("SELECT COUNT(*) AS n FROM chunks").fetchone()
-                    self._df_rows = int(row["n"])
-                missing = [t for t in terms if t not in self._df]
-                for term in missing:
-                    row = self._db.execute(
-                        "SELECT doc FROM temp.chunks_vocab WHERE term = ?", (term,)
-                    ).fetchone()
-                    self._df[term] = int(row["doc"]) if row else 0
-                if len(self._df) > 50_000:  # a long-running server: start again
-                    self._df = {t: self._df[t] for t in terms}
-                half = self._df_rows / 2
-                kept = [t for t in terms if self._df[t] <= half]
+            rows, df = self.document_frequencies(terms)
         except sqlite3.DatabaseError:
             return terms
+        kept = [t for t in terms if df[t] <= rows / 2]
         return kept or terms
+
+    def document_frequencies(self, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """``(passages in the index, {term: passages holding it})`` for normalised ``terms``
+        (:func:`assistant.textnorm.query_terms`), all collections together. From FTS5's
+        ``fts5vocab`` table, cached until the index changes (its generation). Raises
+        ``sqlite3.DatabaseError`` when the table cannot be read."""
+        with self._lock:
+            generation = self.generation()
+            if generation != self._df_generation:
+                self._df.clear()
+                self._df_generation = generation
+                row = self._db.execute("SELECT COUNT(*) AS n FROM chunks").fetchone()
+                self._df_rows = int(row["n"])
+            for term in [t for t in terms if t not in self._df]:
+                row = self._db.execute(
+                    "SELECT doc FROM temp.chunks_vocab WHERE term = ?", (term,)
+                ).fetchone()
+                self._df[term] = int(row["doc"]) if row else 0
+            if len(self._df) > 50_000:  # a long-running server: start again
+                self._df = {t: self._df[t] for t in terms}
+            return self._df_rows, {t: self._df[t] for t in terms}
 
     def _rows_by_rowid(self, rowids: list[int]) -> list[sqlite3.Row]:
         """Hit rows (ready documents only) by SQLite rowid, in no particular order."""

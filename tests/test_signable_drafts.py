@@ -369,3 +369,4 @@ def test_the_best_line_is_kept_when_nothing_fits_whole() -> None:
     )
     shown = evidence_text(text, "délégation de fonctions à un adjoint", 25, lambda t: len(t) // 4)
     assert shown.startswith("Les décisions prises par délégation") and shown.endswith("[…]")
+
