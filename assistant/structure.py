@@ -247,11 +247,16 @@ def _repeats(text: str, earlier: Sequence[set[str]]) -> int | None:
     return None
 
 
+# Fewer words than this and a considérant is not a motive (see drop_repeats).
+MIN_MOTIVE_WORDS = 5
+
+
 def drop_repeats(structure: Structure) -> Structure:
     """The structure without the parts that repeat an earlier one: a considérant that restates a
     considérant, an article that restates a considérant or an article, a paragraph that restates
     a paragraph (the small model writes the same sentence from two sources), and inside the
-    parts, a sentence said before. The repeat's sources go to the part it repeats. When every
+    parts, a sentence said before; and the considérants of fewer than :data:`MIN_MOTIVE_WORDS`
+    words. The repeat's sources go to the part it repeats. When every
     article of an act repeated a considérant, one article is left for the agent to write (an
     act without a decision is not an act)."""
 
@@ -282,7 +287,10 @@ def drop_repeats(structure: Structure) -> Structure:
 
     if structure.form != "acte":
         return replace(structure, paragraphs=keep(structure.paragraphs, []))
-    considerants = keep(structure.considerants, [])
+    # A motive is a sentence: a considérant of a few words is a scrap of a source (« Considérant
+    # que le Conseil Adopte », the closing words of another deliberation), not a reason.
+    motives = [p for p in structure.considerants if len(p.text.split()) >= MIN_MOTIVE_WORDS]
+    considerants = keep(motives, [])
     articles = keep(structure.articles, considerants)
     if structure.articles and not articles:
         articles = [Part("[À COMPLÉTER : décision]")]

@@ -137,6 +137,22 @@ def test_an_act_does_not_repeat_itself() -> None:
     assert [p.sources for p in drop_repeats(prose).paragraphs] == [[1, 2]]
 
 
+def test_a_scrap_of_a_source_is_not_a_considerant() -> None:
+    """« Considérant que le Conseil Adopte » (the closing words of another deliberation, seen
+    in a draft) is left out; a motive of a sentence stays."""
+    act = Structure(
+        "acte",
+        considerants=[
+            Part("le Conseil Adopte", [4]),
+            Part("le conseil municipal établit son règlement intérieur dans les six mois", [1]),
+        ],
+        articles=[Part("Le règlement intérieur annexé est adopté.", [1])],
+    )
+    out = drop_repeats(act)
+    assert [p.text for p in out.considerants] == [act.considerants[1].text]
+    assert out.articles == act.articles
+
+
 def test_a_visa_names_its_text_or_is_left_out(settings: Settings, templates: Templates) -> None:
     assert visa_line("Montpellier delib 2014-04-05 n2014-131 nombre adjoints", "x", 1) == ""
     cgct = make_hit(1, "**Article L2122-2**\n\nAu plus 30 % de l'effectif légal.", source="cgct.md")
