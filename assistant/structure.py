@@ -198,7 +198,7 @@ def _part_list(value: Any, valid: set[int]) -> list[Part]:
     for item in value:
         if not isinstance(item, dict):
             continue
-        text = clean_text(item.get("texte"))
+        text = cited_article_clause(clean_text(item.get("texte")))
         if text:
             parts.append(Part(text, _numbers(item.get("sources"), valid)))
     return parts
@@ -329,6 +329,28 @@ def considerant_line(text: str, sources: Sequence[int]) -> str:
         "Considérant qu'" if body[:1].lower() in "aeiouyéèêàh" and body else "Considérant que "
     )
     return _with_marks(opening + body, sources, " ;")
+
+
+# The label the evidence puts before a code article's lines (« Article L2121-8 : … »), copied
+# by the model at the head of a part.
+_CODE_LABEL = re.compile(
+    r"^article\s+([LRD])\.?\s?(\d+(?:-\d+)*(?:\s(?:bis|ter|quater))?)\s*:\s*", re.IGNORECASE
+)
+
+
+def cited_article_clause(text: str) -> str:
+    """ "Article L2121-8 : Dans les communes…" -> "Aux termes de l'article L. 2121-8, dans les
+    communes…": the evidence's label copied at the head of a part becomes the clause a clerk
+    writes. Other texts are returned unchanged."""
+    match = _CODE_LABEL.match(text.strip())
+    if match is None:
+        return text
+    rest = text.strip()[match.end() :]
+    if not rest:
+        return text
+    if rest[0].isupper() and not rest.split()[0].isupper():
+        rest = rest[0].lower() + rest[1:]
+    return f"Aux termes de l'article {match.group(1).upper()}. {match.group(2)}, {rest}"
 
 
 def strip_article_head(text: str) -> str:

@@ -153,6 +153,30 @@ def test_a_scrap_of_a_source_is_not_a_considerant() -> None:
     assert out.articles == act.articles
 
 
+def test_the_evidence_label_of_an_article_becomes_a_clause() -> None:
+    """« Article 1er : Article L2121-8 : Dans les communes… » (the evidence's label copied by
+    the model, seen in a draft) reads « Aux termes de l'article L. 2121-8, dans les
+    communes… »; the act's own numbering is untouched."""
+    from assistant.structure import render, structure_of
+
+    data = {
+        "visas": [1],
+        "considerants": [
+            {
+                "sources": [1],
+                "texte": "Article L2121-8 : Dans les communes de "
+                "3 500 habitants et plus, le règlement intérieur est établi dans les "
+                "six mois.",
+            }
+        ],
+        "articles": [{"sources": [1], "texte": "Article 2 : Le règlement intérieur est adopté."}],
+    }
+    text = render(structure_of(data, "acte", [1]))
+    assert "Considérant qu'aux termes de l'article L. 2121-8, dans les communes" in text
+    assert "Article 1er : Le règlement intérieur est adopté [1]." in text
+    assert "Article L2121-8 :" not in text
+
+
 def test_a_visa_names_its_text_or_is_left_out(settings: Settings, templates: Templates) -> None:
     assert visa_line("Montpellier delib 2014-04-05 n2014-131 nombre adjoints", "x", 1) == ""
     cgct = make_hit(1, "**Article L2122-2**\n\nAu plus 30 % de l'effectif légal.", source="cgct.md")
@@ -385,4 +409,3 @@ def test_the_best_line_is_kept_when_nothing_fits_whole() -> None:
     )
     shown = evidence_text(text, "délégation de fonctions à un adjoint", 25, lambda t: len(t) // 4)
     assert shown.startswith("Les décisions prises par délégation") and shown.endswith("[…]")
-
