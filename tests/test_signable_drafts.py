@@ -409,3 +409,26 @@ def test_the_best_line_is_kept_when_nothing_fits_whole() -> None:
     )
     shown = evidence_text(text, "délégation de fonctions à un adjoint", 25, lambda t: len(t) // 4)
     assert shown.startswith("Les décisions prises par délégation") and shown.endswith("[…]")
+
+
+def test_a_passage_far_less_relevant_than_the_best_is_not_a_source(
+    settings: Settings, templates: Templates
+) -> None:
+    """A passage under half the best one's relevance (another deliberation found for one
+    common word) is not shown to the model; one close to the best is."""
+    hits = [
+        make_hit(
+            1,
+            "Le conseil municipal établit son règlement intérieur dans les six mois.",
+            relevance=0.9,
+        ),
+        make_hit(
+            2, "Le règlement intérieur fixe les conditions des questions orales.", relevance=0.6
+        ),
+        make_hit(
+            3, "Le Conseil Adopte le vœu de soutien aux intermittents du spectacle.", relevance=0.4
+        ),
+    ]
+    svc = DraftingService(settings, FakeChatModel("Oui [1]."), FakeRetriever(hits), templates)
+    draft = svc.draft(DraftRequest("Règlement intérieur du conseil municipal"))
+    assert [c.source for c in draft.sources] == ["doc1.pdf", "doc2.pdf"]
