@@ -728,11 +728,10 @@ class DraftingService:
                 self._record(draft)
                 yield DraftEvent("done", text=draft.answer, draft=draft)
                 return
-            if self.budget_for(template):
-                relevant = self._with_neighbours(relevant)
             # The naive context (no budget) takes the first passages as retrieved, unfiltered.
+            budgeted = self.budget_for(template) > 0
             plan = self._plan_fresh(
-                request, template, relevant if self.budget_for(template) else hits
+                request, template, self._with_neighbours(relevant) if budgeted else hits
             )
             plan.retrieval_s = retrieval_s
             plan.warnings[:0] = [

@@ -252,12 +252,18 @@ def ranked_lines(lines: Sequence[Line], query: str) -> list[tuple[float, int]]:
     )
 
 
-def select_lines(lines: Sequence[Line], query: str, limit: int) -> list[int]:
+def select_lines(
+    lines: Sequence[Line],
+    query: str,
+    limit: int,
+    ranked: Sequence[tuple[float, int]] | None = None,
+) -> list[int]:
     """Indices (sorted) of at most ``limit`` lines bearing on ``query``, with the neighbours
     that make them readable: the introduction of a kept list item, the first item after a kept
     introduction. The first lines are kept when nothing matches (the passage was retrieved for a
-    reason the words do not show, e.g. by meaning)."""
-    scored = ranked_lines(lines, query)
+    reason the words do not show, e.g. by meaning). ``ranked``: :func:`ranked_lines` of these
+    lines for ``query``, when the caller already has it."""
+    scored = ranked_lines(lines, query) if ranked is None else ranked
     first_of_article: dict[str, int] = {}
     for i, line in enumerate(lines):
         if line.article:
@@ -331,9 +337,10 @@ def evidence_text(
         lines = [line for line in lines if fold(line.text) not in seen]
     if not lines:
         return ""
+    ranked = ranked_lines(lines, query)  # once: each smaller limit below reuses it
     limit = 6
     while limit > 0:
-        keep = select_lines(lines, query, limit)
+        keep = select_lines(lines, query, limit, ranked)
         rendered = render_lines(lines, keep)
         if count(rendered) <= max_tokens:
             if seen is not None:
@@ -341,7 +348,7 @@ def evidence_text(
             return rendered
         limit -= 1 if limit <= 4 else 2
     # Nothing fits whole: the best line alone (not an introduction), cut to whole words.
-    order = [i for _, i in ranked_lines(lines, query)] or list(range(len(lines)))
+    order = [i for _, i in ranked] or list(range(len(lines)))
     best = next((lines[i] for i in order if lines[i].text and not lines[i].intro), lines[order[0]])
     if seen is not None:
         seen.add(fold(best.text))

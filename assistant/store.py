@@ -962,10 +962,9 @@ class Index:
             # whatever the terms: the least common of them is enough to return passages, and
             # scores one posting list instead of all (at 100,000 passages a question whose
             # rarer words are absent took 114 ms with every term, 41 with one).
-            dropped = sorted(
-                (t for t in terms if t not in kept), key=lambda t: self._df.get(t, 0)
-            )
-            hits = self._lexical(collections, match_terms([*kept, dropped[0]]), k, where)
+            _, df = self.document_frequencies([t for t in terms if t not in kept])  # cached
+            least = min(df, key=df.__getitem__)
+            hits = self._lexical(collections, match_terms([*kept, least]), k, where)
             if not hits:  # the searched collections lack that one: every term
                 hits = self._lexical(collections, match_terms(terms), k, where)
         return hits

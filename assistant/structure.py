@@ -320,11 +320,22 @@ _CONSIDERANT = re.compile(r"^consid[ée]rant\s+(?:que\s+|qu['’])?", re.IGNOREC
 _ARTICLE_HEAD = re.compile(r"^article\s+\d+\s*(?:er)?\s*[:.\-–]?\s*", re.IGNORECASE)
 
 
+def _lower_first(text: str) -> str:
+    """``text`` continuing a sentence: its first letter in lower case, unless its first word
+    is an acronym (« CADA », « AOT »)."""
+    if text and text[0].isupper() and not text.split()[0].isupper():
+        return text[0].lower() + text[1:]
+    return text
+
+
+def _article_ref(letter: str, number: str) -> str:
+    """A code article as a clerk writes it: ("l", "2121-8") -> "L. 2121-8"."""
+    return f"{letter.upper()}. {number}"
+
+
 def considerant_line(text: str, sources: Sequence[int]) -> str:
     """ "Considérant que … [n] ;" whatever opening the model gave the text."""
-    body = _CONSIDERANT.sub("", text.strip())
-    if body and body[0].isupper() and not body.split()[0].isupper():
-        body = body[0].lower() + body[1:]
+    body = _lower_first(_CONSIDERANT.sub("", text.strip()))
     opening = (
         "Considérant qu'" if body[:1].lower() in "aeiouyéèêàh" and body else "Considérant que "
     )
@@ -348,9 +359,7 @@ def cited_article_clause(text: str) -> str:
     rest = text.strip()[match.end() :]
     if not rest:
         return text
-    if rest[0].isupper() and not rest.split()[0].isupper():
-        rest = rest[0].lower() + rest[1:]
-    return f"Aux termes de l'article {match.group(1).upper()}. {match.group(2)}, {rest}"
+    return f"Aux termes de l'article {_article_ref(*match.groups())}, {_lower_first(rest)}"
 
 
 def strip_article_head(text: str) -> str:
@@ -423,7 +432,7 @@ def visa_line(title: str, evidence: str, source_number: int) -> str:
     text = lead + name[0].lower() + name[1:]
     refs: list[str] = []
     for m in _ARTICLE_REF.finditer(evidence):
-        ref = f"{m.group(1).upper()}. {m.group(2)}"
+        ref = _article_ref(m.group(1), m.group(2))
         if ref not in refs:
             refs.append(ref)
     if refs:
