@@ -657,7 +657,11 @@ def bench_drafting(
             # effect (warm caches, a neighbour's load) cancels in the median.
             question = qs[(run // 2) % len(qs)]
             bare = None
-            if run % 2 and previous is not None:
+            # Its pair's prompt, when that run drafted this question (not one that abstained).
+            bare_first = (
+                bool(run % 2) and previous is not None and previous.request.request == question
+            )
+            if bare_first:
                 cold(service)
                 bare = bare_completion(
                     service,
@@ -685,7 +689,7 @@ def bench_drafting(
                     "retrieval_s": draft.timings["retrieval_s"],
                     "tokens": tokens,
                     "bare_tokens": bare["tokens"],
-                    "bare_ran_first": bool(run % 2),
+                    "bare_ran_first": bare_first,
                 }
             )
         out["drafting"] = {
