@@ -622,12 +622,6 @@ def bare_completion(
     return {"first_token_s": first or 0.0, "total_s": time.perf_counter() - t0, "tokens": n}
 
 
-def model_first_token(service: Any) -> float:
-    """Seconds from the model call to its first token in the last draft (its own figure)."""
-    stats = getattr(service.chat_model, "last_stats", None)
-    return float(getattr(stats, "first_token_s", None) or 0.0)
-
-
 def bench_drafting(
     args: argparse.Namespace, settings: Settings, out: dict[str, Any], sections: set[str]
 ) -> None:
@@ -701,23 +695,52 @@ def bench_drafting(
             "runs": rows,
         }
     if "prefix_reuse" in sections:
-        colds, warms = [], []
-        for run in range(args.runs):
-            first_q, second_q = qs[(2 * run) % len(qs)], qs[(2 * run + 1) % len(qs)]
+        colds, warms, reuse_rows = [], [], []
+
+        def drafted(question: str) -> tuple[float, int, int] | None:
+            """(first token s, prompt tokens, cached tokens) of this question's draft, from the
+            model's own figures; None when it abstained (no model call: ``last_stats`` would
+            still hold the previous draft's figures)."""
+            draft = service.draft(DraftRequest(question, collections=["bench"]))
+            if draft.abstained or not draft.prompt:
+                return None
+            stats = service.chat_model.last_stats
+            return float(stats.first_token_s or 0.0), stats.prompt_tokens, stats.cached_tokens
+
+        # Consecutive question pairs; a pair where either question abstains is skipped (its
+        # "warm" request would follow no model call, i.e. run cold), up to one pass over them.
+        for pair in range(len(qs)):
+            if len(reuse_rows) == args.runs:
+                break
+            first_q, second_q = qs[(2 * pair) % len(qs)], qs[(2 * pair + 1) % len(qs)]
             cold(service)
-            service.draft(DraftRequest(second_q, collections=["bench"]))
-            colds.append(model_first_token(service))
+            cold_stats = drafted(second_q)
+            if cold_stats is None:
+                continue
             cold(service)
-            service.draft(DraftRequest(first_q, collections=["bench"]))
-            service.draft(DraftRequest(second_q, collections=["bench"]))
-            warms.append(model_first_token(service))
-        c, w = median(colds), median(warms)
+            if drafted(first_q) is None:
+                continue
+            warm_stats = drafted(second_q)
+            if warm_stats is None:
+                continue
+            colds.append(cold_stats[0])
+            warms.append(warm_stats[0])
+            reuse_rows.append(
+                {
+                    "cold_first_token_s": round(cold_stats[0], 3),
+                    "warm_first_token_s": round(warm_stats[0], 3),
+                    "prompt_tokens": cold_stats[1],
+                    "warm_cached_tokens": warm_stats[2],
+                }
+            )
+        c, w = (median(colds), median(warms)) if colds else (0.0, 0.0)
         out["prefix_reuse"] = {
             "cold_first_token_s": round(c, 3),
             "warm_first_token_s": round(w, 3),
             "ratio": round(w / c, 3) if c else None,
             "target_ratio": 0.5,
             "note": "the model's time to first token (from its call), same question",
+            "runs": reuse_rows,
         }
 
 
