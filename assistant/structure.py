@@ -132,7 +132,9 @@ def parse_partial(raw: str) -> dict[str, Any] | None:
         return None
     for candidate in (text, close_json(text)):
         try:
-            value = json.loads(candidate)
+            # strict=False: a raw line break inside a text value (llama-cpp-python's grammar for
+            # JSON strings lets control characters through) is text, not a broken document.
+            value = json.loads(candidate, strict=False)
         except json.JSONDecodeError:
             continue
         return value if isinstance(value, dict) else None
@@ -170,13 +172,18 @@ _INLINE_CITE = re.compile(r"\s*\[\s*\d{1,3}(?:\s*[,;-]\s*\d{1,3})*\s*\]")
 
 def clean_text(text: Any) -> str:
     """A model string as document text: one line, no prompt delimiters, no ``[n]`` marks (the
-    program writes them from the part's sources), no Markdown emphasis."""
+    program writes them from the part's sources), no Markdown emphasis, no braces; empty when
+    no word is left (a placeholder « … » copied from the format hint)."""
     if not isinstance(text, str):
         return ""
     text = _DELIMITERS.sub("", text)
     text = _INLINE_CITE.sub("", text)
     text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
     text = text.replace("**", "").lstrip("#> ")
+    # Braces are never document text: JSON debris a small model wrote inside a string.
+    text = text.replace("{", " ").replace("}", " ")
+    if not re.search(r"\w", text):  # "…", the format hint's placeholder, or punctuation alone
+        return ""
     return " ".join(text.split())
 
 

@@ -707,9 +707,10 @@ def bench_drafting(
             stats = service.chat_model.last_stats
             return float(stats.first_token_s or 0.0), stats.prompt_tokens, stats.cached_tokens
 
-        # Consecutive question pairs; a pair where either question abstains is skipped (its
-        # "warm" request would follow no model call, i.e. run cold), up to one pass over them.
-        for pair in range(len(qs)):
+        # Consecutive question pairs, in turn; a pair where either question abstains is skipped
+        # (its "warm" request would follow no model call, i.e. run cold). Bounded: a set where
+        # most questions abstain gives fewer runs, not an endless loop.
+        for pair in range(len(qs) + 2 * args.runs):
             if len(reuse_rows) == args.runs:
                 break
             first_q, second_q = qs[(2 * pair) % len(qs)], qs[(2 * pair + 1) % len(qs)]

@@ -256,3 +256,65 @@ def test_synthetic_passages_are_as_long_as_the_chunkers() -> None:
     lengths = [len(bench.synthetic_text(rng, pool)) for _ in range(300)]
     assert max(lengths) <= MAX_CHARS
     assert 300 < sum(lengths) / len(lengths) < MAX_CHARS
+
+
+def test_prefix_reuse_skips_pairs_where_a_draft_abstained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A draft that abstains calls no model: its figures would be the previous draft's, and the
+    'warm' request after it would run cold. Such pairs are left out of the prefix-reuse
+    figure (they once pulled the median to the 0.5 target and over it)."""
+    import argparse
+    import importlib.util
+    from types import SimpleNamespace
+
+    import assistant.drafting as drafting
+    from assistant.config import Settings
+
+    spec = importlib.util.spec_from_file_location("bench_prefix", BENCH_SCRIPTS / "bench.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    class FakeLlama:
+        def __init__(self) -> None:
+            self.cached = False  # whether the template's prefix is in the context
+
+        def reset(self) -> None:
+            self.cached = False
+
+        def set_cache(self, cache: Any) -> None:
+            self.cached = False
+
+    class FakeService:
+        """Drafts 'q1', 'q2', 'q4' (first token 10 s cold, 3 s after another draft); 'q3'
+        abstains."""
+
+        def __init__(self) -> None:
+            self.chat_model = SimpleNamespace(llama=FakeLlama(), last_stats=None)
+
+        def draft(self, request: Any) -> Any:
+            llama = self.chat_model.llama
+            if request.request == "q3":
+                return SimpleNamespace(abstained=True, prompt=None)
+            first = 3.0 if llama.cached else 10.0
+            llama.cached = True
+            self.chat_model.last_stats = SimpleNamespace(
+                first_token_s=first, prompt_tokens=900, cached_tokens=550 if first < 5 else 0
+            )
+            return SimpleNamespace(abstained=False, prompt=[{"role": "user", "content": "…"}])
+
+    monkeypatch.setattr(drafting, "build_service", lambda settings: FakeService())
+    monkeypatch.setattr(bench, "questions", lambda path, files=None: ["q1", "q2", "q3", "q4"])
+    monkeypatch.setattr(bench, "question_files", lambda path: [])
+    args = argparse.Namespace(
+        questions=tmp_path / "q.jsonl", ingest_files=20, runs=3, max_tokens=48
+    )
+    out: dict[str, Any] = {}
+    bench.bench_drafting(args, Settings(data_dir=tmp_path), out, {"prefix_reuse"})
+    pr = out["prefix_reuse"]
+    # Pairs (q1, q2) and (q3, q4) in turn: the second always abstains at q3 and is skipped.
+    assert len(pr["runs"]) == 3
+    assert all(r["cold_first_token_s"] == 10.0 for r in pr["runs"])
+    assert all(r["warm_first_token_s"] == 3.0 for r in pr["runs"])
+    assert pr["ratio"] == 0.3

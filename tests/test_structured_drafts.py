@@ -221,6 +221,22 @@ def test_a_truncated_json_is_closed(raw: str, expected: str | None) -> None:
     assert parts[0].get("texte") == expected
 
 
+def test_a_line_break_inside_a_text_value_is_read_and_debris_is_dropped() -> None:
+    """llama-cpp-python's grammar for JSON strings lets control characters through: a raw line
+    break inside a text value must not lose the draft's structure. Braces written inside a
+    text and a placeholder copied from the format hint are not document text."""
+    from assistant.structure import structure_of
+
+    raw = (
+        '{"paragraphes": [{"sources": [1], "texte": "…"}, '
+        '{"sources": [1, 1], "texte": "Une AOT\nest due. }}\n"}]}'
+    )
+    data = parse_partial(raw)
+    assert data is not None
+    structure = structure_of(data, "prose", [1])
+    assert [(p.text, p.sources) for p in structure.paragraphs] == [("Une AOT est due.", [1])]
+
+
 def test_schema_names_only_the_sources_given() -> None:
     schema = schema_for("prose", [1, 2])
     item = schema["properties"]["paragraphes"]["items"]
