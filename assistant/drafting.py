@@ -1129,6 +1129,10 @@ class DraftingService:
             raise
         if plan.footer:  # written by the program after the model's text
             yield DraftEvent("token", text="\n\n" + plan.footer)
+        if first_token is None and pieces:
+            # The preview never showed a word (a one-word text, all of it still "the word being
+            # written"): the agent first reads the model's words in the final text, now.
+            first_token = time.monotonic() - start
         draft = self._finish(
             draft_id, plan, "".join(pieces), stats, start, first_token, stopped=timed_out
         )
