@@ -646,7 +646,9 @@ def bench_drafting(
             cold(service)
             bare_completion(service, warm.prompt, 8, warm.schema)
         previous: Any = None  # the draft of the last even run: its prompt goes first next run
-        for run in range(args.runs):
+        # An even number of runs: as many with the bare call first as with the full path first
+        # (an odd count gives one order more weight in the median).
+        for run in range(args.runs + args.runs % 2):
             # Runs in pairs on one question; alternate which side goes first so that an order
             # effect (warm caches, a neighbour's load) cancels in the median.
             question = qs[(run // 2) % len(qs)]
