@@ -47,6 +47,11 @@ _MD_EMPH = re.compile(r"(\*\*|__)(.+?)\1")
 _ARTICLE_HEAD = re.compile(
     r"^\s*(?:\*\*)?\s*(Article\s+[LRD]?\.?\s?[\d\-]+(?:\s?\w{0,3})?)\s*(?:\*\*)?\s*$"
 )
+# A line that opens with its own article label: "Article 2 : Le tarif…", "Article 1er - …",
+# "Article L2121-17 : …" (deliberations and arrêtés write their articles inline).
+_INLINE_ARTICLE = re.compile(
+    r"^\s*(Article\s+(?:LO|[LRD])?\.?\s?\d+(?:-\d+)*(?:\s?er)?)\s*[:.–—-]\s*\S"
+)
 _BULLET = re.compile(r"^\s*(?:[-*•–]|\d{1,2}°|\d{1,2}[.)])\s+")
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+(?=[A-ZÀ-Ý«(])")
 _HAS_FIGURE = re.compile(r"\d")
@@ -92,7 +97,8 @@ def clean_lines(text: str, heading: str = "") -> list[Line]:
     """The content of a passage as sentences and list items, without noise.
 
     ``heading``: the passage's heading path; an article heading in it applies to the first
-    lines (a chunk cut inside an article keeps its number)."""
+    lines (a chunk cut inside an article keeps its number), until a line names its own article
+    (« Article 2 : … »)."""
     article = ""
     m = re.search(r"Article\s+[LRD]?\.?\s?\d[\d\-]*", heading or "")
     if m:
@@ -107,6 +113,9 @@ def clean_lines(text: str, heading: str = "") -> list[Line]:
         if head:
             article = head.group(1).strip()
             continue
+        inline = _INLINE_ARTICLE.match(line)
+        if inline:  # its own label wins over the heading's (merged chunks of one document)
+            article = inline.group(1).strip()
         if line.startswith("#"):
             # A section title is not shown; its words count for the lines under it ("Durée de
             # la concession" over "- Concession trentenaire : 30 ans").

@@ -571,6 +571,26 @@ def test_an_article_number_is_not_written_twice_in_the_evidence() -> None:
     assert render_lines(lines, list(range(len(lines)))).startswith("Article 2 : Le tarif")
 
 
+def test_a_line_naming_its_own_article_is_not_labelled_with_the_headings() -> None:
+    """The chunks of one document are merged into one source, under the best chunk's heading
+    (« DÉCIDE > Article 4 »): the lines of articles 1 and 2 kept their own numbers, not
+    « Article 4 : Article 2 : … » (seen in the sample corpus's cantine answer)."""
+    from assistant.evidence import render_lines
+
+    text = (
+        "Article 1er : Les tarifs sont fixés selon la grille annexée.\n"
+        "Article 2 : La salle des fêtes est louée 320 €. Un dépôt de 800 € est demandé.\n"
+        "Article 4 : Le repas est fixé à 3,40 €. Le tarif réduit est de 1,00 €."
+    )
+    lines = clean_lines(text, "DÉCIDE > Article 4")
+    assert [line.article for line in lines] == [
+        "Article 1er", "Article 2", "Article 2", "Article 4", "Article 4"
+    ]  # fmt: skip
+    rendered = render_lines(lines, list(range(len(lines))))
+    assert "Article 4 : Article" not in rendered and rendered.count("Article 2") == 1
+    assert render_lines(lines, [4]).startswith("[…]\nArticle 4 : Le tarif réduit")
+
+
 def test_a_figure_counts_something_three_days_do_not_back_three_members() -> None:
     """A number is checked with what it counts: « trois jours » in the source does not back
     « trois membres » in the draft; the same number written bare in a source (a table cell)
