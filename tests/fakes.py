@@ -155,7 +155,8 @@ class FakeDraftingService(DraftingService):
     sources, the answer token by token (``delay`` seconds apart), then the final draft.
 
     ``templates`` are the real ones (``assistant.prompts``) unless given; ``requests`` records
-    what the UI asked; ``answer_for(request)`` may replace the canned answer.
+    what the UI asked; ``answer_for(request)`` may replace the canned answer; ``checked(text)``
+    gives the final text from the streamed one.
     """
 
     def __init__(
@@ -168,6 +169,7 @@ class FakeDraftingService(DraftingService):
         delay: float = 0.0,
         queue_delay: float | None = None,
         model: str = "fake-model",
+        checked: Callable[[str], str] | None = None,
     ) -> None:
         if templates is None:
             from assistant.prompts import load_templates
@@ -180,6 +182,9 @@ class FakeDraftingService(DraftingService):
         self.delay = delay
         self.queue_delay = delay if queue_delay is None else queue_delay
         self.model = model
+        # The final text from the streamed one, as the real service's checks change it at the
+        # end (« À VÉRIFIER » marks); None: the same text.
+        self.checked = checked
         self.requests: list[DraftRequest] = []
         self.closed = 0  # streams closed before their end (stop button)
 
@@ -207,6 +212,8 @@ class FakeDraftingService(DraftingService):
             for piece in re.findall(r"\S+\s*|\s+", answer):
                 yield DraftEvent("token", text=piece)
                 time.sleep(self.delay)
+            if self.checked is not None:
+                answer = self.checked(answer)
             numbers = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
             draft = Draft(
                 id=f"fake{len(self.requests):04d}",

@@ -297,6 +297,37 @@ def test_fake_stop_keeps_partial_text(tmp_path: Path, settings: Any, browser: Br
         assert browser.foreign(served.origin) == []
 
 
+def test_the_export_carries_the_checked_text_not_the_streamed_one(
+    tmp_path: Path, settings: Any, browser: Browser
+) -> None:
+    """The service's checks change the text at the end (« À VÉRIFIER » marks). The editor,
+    which the exports, the copy and a revision read, must hold that final text: it once kept
+    the last streamed preview, and a DOCX went out without its marks."""
+    from docx import Document
+
+    from assistant.ui.app import DocumentFiles, build_app
+    from tests.fakes import FakeDraftingService
+
+    mark = "[À VÉRIFIER : « 3 mois » ne figure pas dans les sources citées]"
+    service = FakeDraftingService(
+        citations(),
+        delay=0.02,
+        checked=lambda text: text.replace("deux mois [2]", f"deux mois {mark} [2]"),
+    )
+    app = build_app(service, settings, files=DocumentFiles(dict), collections=["exemple"])
+    for served in serve(app):
+        page = browser.page
+        page.goto(served.url)
+        fill_courrier(page, "Répondre sur les délais")
+        page.click("#btn-rediger")
+        page.wait_for_selector("#statut .status-done")
+        page.get_by_role("tab", name="Modifier le texte").click()
+        editor = page.get_by_label("Texte du brouillon (modifiable)")
+        assert mark in editor.input_value()
+        texts = [p.text for p in Document(str(download(page, "#btn-docx", tmp_path))).paragraphs]
+        assert any(mark in t for t in texts)
+
+
 def test_page_html_has_no_foreign_url_or_google_font(
     tmp_path: Path, settings: Any, browser: Browser
 ) -> None:

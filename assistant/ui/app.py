@@ -610,13 +610,16 @@ def build_ui(
                     _final_message(final, stopped), "done", render.details_line(final.timings)
                 ),
                 preview: render.answer_html(final.answer, final.sources),
-                editor: final.answer,
                 sources_panel: render.sources_html(
                     final.sources, cited=[c.n for c in final.citations], query=req.request
                 ),
                 session: state,
                 history: history_update(state),
                 **controls(False, True),
+                # After the controls, whose editor entry would replace this one: the editor
+                # (what is exported, copied, revised) gets the checked text with its « À
+                # VÉRIFIER » marks, not the last streamed preview.
+                editor: gr.update(value=final.answer, interactive=True),
             }
 
         def start(
