@@ -488,13 +488,18 @@ def build_ui(
 
         busy_outputs = [draft_btn, stop_btn, revise_btn, regen_btn, editor]
 
-        def controls(running: bool, has_draft: bool) -> dict[Any, Any]:
+        def controls(running: bool, has_draft: bool, text: str | None = None) -> dict[Any, Any]:
+            """The buttons' and the editor's states; ``text``: the editor's new value too (one
+            entry per component: a second ``editor`` key beside these would replace it)."""
+            editing: dict[str, Any] = {"interactive": not running}
+            if text is not None:
+                editing["value"] = text
             return {
                 draft_btn: gr.update(interactive=not running),
                 stop_btn: gr.update(interactive=running),
                 revise_btn: gr.update(interactive=has_draft and not running),
                 regen_btn: gr.update(interactive=has_draft and not running),
-                editor: gr.update(interactive=not running),
+                editor: gr.update(**editing),
             }
 
         def history_update(state: Session) -> Any:
@@ -615,11 +620,9 @@ def build_ui(
                 ),
                 session: state,
                 history: history_update(state),
-                **controls(False, True),
-                # After the controls, whose editor entry would replace this one: the editor
-                # (what is exported, copied, revised) gets the checked text with its « À
-                # VÉRIFIER » marks, not the last streamed preview.
-                editor: gr.update(value=final.answer, interactive=True),
+                # The editor (what is exported, copied, revised) gets the checked text with its
+                # « À VÉRIFIER » marks, not the last streamed preview.
+                **controls(False, True, text=final.answer),
             }
 
         def start(
