@@ -74,6 +74,11 @@ CONTEXT_MARGIN = 48
 # A retrieved passage is a source only if its relevance is at least this share of the best
 # one's (see DraftingService._search; the naive context keeps every passage).
 MIN_SHARE_OF_BEST_RELEVANCE = 0.5
+# Warning when the model said that part of the request is not covered, beside an answer.
+PARTLY_COVERED = (
+    "Le modèle a signalé qu'une partie de la demande n'est pas couverte par les documents : "
+    "vérifiez que la réponse est complète."
+)
 # Used when neither the settings nor the retriever give a calibrated threshold.
 DEFAULT_ABSTAIN_THRESHOLD = 0.35
 # The fields that say what a request is about (the others address or frame the document).
@@ -1171,6 +1176,12 @@ class DraftingService:
             if parts and all(phrase in fold(p.text) for p in parts):
                 body = common.phrase_abstention  # the model declined: no sources
             else:
+                # As for free text below: a letter that answers does not carry "the documents
+                # do not allow…" as one of its paragraphs; the agent gets the doubt as a warning.
+                answering = [p for p in structure.paragraphs if phrase not in fold(p.text)]
+                if len(answering) < len(structure.paragraphs):
+                    structure = replace(structure, paragraphs=answering)
+                    warnings.append(PARTLY_COVERED)
                 body, cited, checks = self._render_checked(plan, structure)
             if not body.strip() and not stopped:
                 body = common.phrase_abstention
@@ -1194,10 +1205,7 @@ class DraftingService:
                 still_cited = [n for n in cited if f"[{n}]" in rest]
                 if dropped and still_cited:
                     body, cited = rest, still_cited
-                    warnings.append(
-                        "Le modèle a signalé qu'une partie de la demande n'est pas couverte "
-                        "par les documents : vérifiez que la réponse est complète."
-                    )
+                    warnings.append(PARTLY_COVERED)
         if invalid:
             marks = ", ".join(f"[{n}]" for n in invalid)
             warnings.append(f"Références sans source retirées du texte : {marks}.")

@@ -221,6 +221,24 @@ def test_a_truncated_json_is_closed(raw: str, expected: str | None) -> None:
     assert parts[0].get("texte") == expected
 
 
+def test_a_letter_that_answers_drops_its_paragraph_saying_the_documents_do_not(
+    settings: Settings, templates: Templates
+) -> None:
+    """Seen in a courrier: « Les documents fournis ne permettent pas de répondre à cette
+    demande [1]. » as the second paragraph of a letter that had answered. It becomes a warning,
+    as it does for a free-text draft; a letter made only of it is still an abstention."""
+    phrase = templates.common.phrase_abstention
+    reply = letter_json(([1], "Une AOT est nécessaire pour une terrasse."), ([1], phrase))
+    svc, _, _ = build(settings, templates, reply)
+    _, draft = run(svc, DraftRequest("Terrasses", "courrier", fields=COURRIER))
+    assert phrase not in draft.answer and "Une AOT est nécessaire" in draft.answer
+    assert not draft.abstained
+    assert any("pas couverte" in w for w in draft.warnings)
+    svc, _, _ = build(settings, templates, letter_json(([1], phrase)))
+    _, draft = run(svc, DraftRequest("Terrasses", "courrier", fields=COURRIER))
+    assert draft.abstained and phrase in draft.answer
+
+
 def test_a_line_break_inside_a_text_value_is_read_and_debris_is_dropped() -> None:
     """llama-cpp-python's grammar for JSON strings lets control characters through: a raw line
     break inside a text value must not lose the draft's structure. Braces written inside a
