@@ -2,8 +2,9 @@
 
 What it tunes, on the development questions and PIAF-ml only (never on held-out questions):
 
-1. the fusion: the lexical share of the convex fusion, and whether the dense side re-scores the
-   fused head, by the mean MRR@10 over the question sets (each set weighs the same);
+1. the fusion: the lexical share of the convex fusion, whether the dense side re-scores the
+   fused head, and the weight of the query centering (hubness reduction), by the mean MRR@10
+   over the question sets (each set weighs the same);
 2. the relevance score: the cosine band [floor, ceiling] rescaled to [0, 1];
 3. the abstention threshold: the lowest relevance that declines every out-of-corpus question
    (with a margin), chosen with (2) to accept as many answerable questions as possible.
@@ -23,6 +24,7 @@ The printed ``Calibration(...)`` goes into ``assistant/retrieval.py`` (CALIBRATI
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import sys
@@ -74,6 +76,7 @@ OUT_OF_CORPUS = [
 
 LEXICAL_SHARES = (0.3, 0.4, 0.5, 0.6, 0.7)
 RESCORE = ((0, 0.0), (20, 0.5))
+CENTERINGS = (0.0, 0.3, 0.5, 0.7)
 DENSE_SHARES = (0.5, 0.7, 0.9)
 
 
@@ -99,36 +102,41 @@ def _mrr_grid(
     retriever: Retriever, sets: list[tuple[str, str, list[Question], Path | None]]
 ) -> list[dict[str, Any]]:
     rows = []
-    for share in LEXICAL_SHARES:
-        for top, weight in RESCORE:
-            cfg = replace(
-                retriever.config, lexical_share=share, dense_rescore=top, rescore_weight=weight
-            )
-            candidate = replace(retriever, config=cfg)
-            per_set = {}
-            for label, col, questions, corpus in sets:
-                report = evaluate(
-                    lambda q, c=col, r=candidate: r.search(q, collections=[c], k=10),
-                    questions,
-                    corpus=corpus,
-                ).as_json()
-                per_set[label] = {"recall@5": report["recall@5"], "mrr": report["mrr"]}
-            mean_mrr = statistics.mean(v["mrr"] for v in per_set.values())
-            mean_r5 = statistics.mean(v["recall@5"] for v in per_set.values())
-            rows.append(
-                {
-                    "lexical_share": share,
-                    "dense_rescore": top,
-                    "rescore_weight": weight,
-                    "mean_mrr": round(mean_mrr, 4),
-                    "mean_recall@5": round(mean_r5, 4),
-                    "sets": per_set,
-                }
-            )
-            print(
-                f"  a={share:.2f} rescore={top}/{weight:.1f}: MRR {mean_mrr:.3f} R@5 {mean_r5:.3f}",
-                flush=True,
-            )
+    for centering, share, (top, weight) in itertools.product(CENTERINGS, LEXICAL_SHARES, RESCORE):
+        cfg = replace(
+            retriever.config,
+            lexical_share=share,
+            dense_rescore=top,
+            rescore_weight=weight,
+            centering=centering,
+        )
+        candidate = replace(retriever, config=cfg)
+        per_set = {}
+        for label, col, questions, corpus in sets:
+            report = evaluate(
+                lambda q, c=col, r=candidate: r.search(q, collections=[c], k=10),
+                questions,
+                corpus=corpus,
+            ).as_json()
+            per_set[label] = {"recall@5": report["recall@5"], "mrr": report["mrr"]}
+        mean_mrr = statistics.mean(v["mrr"] for v in per_set.values())
+        mean_r5 = statistics.mean(v["recall@5"] for v in per_set.values())
+        rows.append(
+            {
+                "centering": centering,
+                "lexical_share": share,
+                "dense_rescore": top,
+                "rescore_weight": weight,
+                "mean_mrr": round(mean_mrr, 4),
+                "mean_recall@5": round(mean_r5, 4),
+                "sets": per_set,
+            }
+        )
+        print(
+            f"  c={centering:.1f} a={share:.2f} rescore={top}/{weight:.1f}: "
+            f"MRR {mean_mrr:.3f} R@5 {mean_r5:.3f}",
+            flush=True,
+        )
     return rows
 
 
@@ -195,7 +203,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--squad", type=Path, action="append", default=[])
     parser.add_argument("--json", type=Path, default=None, help="write the full figures here")
     parser.add_argument(
-        "--fusion", default=None, help="skip the fusion grid: 'LEXICAL_SHARE,DENSE_RESCORE'"
+        "--fusion",
+        default=None,
+        help="skip the fusion grid: 'LEXICAL_SHARE,DENSE_RESCORE[,CENTERING]'",
     )
     args = parser.parse_args(argv)
     for path in args.squad:
@@ -218,9 +228,14 @@ def main(argv: list[str] | None = None) -> None:
     current = calibration_for(embedder)
 
     if args.fusion:
-        share, rescore = (float(x) for x in args.fusion.split(","))
+        share, rescore, *centred = (float(x) for x in args.fusion.split(","))
         grid: list[dict[str, Any]] = []
-        top = {"lexical_share": share, "dense_rescore": int(rescore), "rescore_weight": 0.5}
+        top = {
+            "lexical_share": share,
+            "dense_rescore": int(rescore),
+            "rescore_weight": 0.5,
+            "centering": centred[0] if centred else 0.0,
+        }
         if not top["dense_rescore"]:
             top["rescore_weight"] = 0.0
     else:
@@ -239,6 +254,7 @@ def main(argv: list[str] | None = None) -> None:
             lexical_share=top["lexical_share"],
             dense_rescore=top["dense_rescore"],
             rescore_weight=top["rescore_weight"],
+            centering=top["centering"],
         ),
     )
 
@@ -259,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
         dense_rescore=top["dense_rescore"],
         rescore_weight=top["rescore_weight"],
         dense_share=relevance["dense_share"],
+        centering=top["centering"],
     )
     result = {
         "embedder": embedder.name,

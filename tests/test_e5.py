@@ -345,3 +345,64 @@ def test_a_long_letter_is_as_relevant_as_its_question(
     assert short[0].source == expected and long[0].source == expected
     assert retriever.relevance(long) >= retriever.relevance(short) - 1e-9
     assert not retriever.should_abstain(long)
+
+
+HUB = "La commune peut-elle reprendre une concession ? Oui, dans 2 cas."
+HUB_QUESTIONS = {  # none is about cemeteries; the expected fiche answers each
+    "Le gérant de la supérette veut céder son commerce : la ville peut-elle se porter "
+    "acquéreur en priorité ?": "F22552",
+    "Nous avons déposé une demande il y a des semaines et la mairie ne répond pas : que se "
+    "passe-t-il ?": "F32388",
+    "Un glacier peut-il poser des chaises devant sa boutique l'été ?": "F10003",
+    "La mairie peut-elle racheter un local commercial mis en vente ?": "F22552",
+    "Sans nouvelles de l'administration, ma demande est-elle acceptée ?": "F32388",
+}
+
+
+@pytest.mark.slow
+def test_centering_keeps_a_generic_passage_out_of_unrelated_answers(
+    e5: Embedder, tmp_path: Path
+) -> None:
+    """A short, generic passage (a hub) is near every question in e5's space; the calibrated
+    centering takes it out of the dense top 3 of questions on other topics."""
+    from dataclasses import replace
+
+    from assistant.ingest import sync_folder
+    from assistant.retrieval import build_retriever
+    from assistant.store import build_index
+
+    corpus = shared_corpus()
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in (
+        "sp_part_F31001_qu_est_ce_qu_une_concession_funeraire.md",
+        "sp_prof_F22552_droit_de_preemption_commercial_de_la_commune.md",
+        "sp_part_F32388_silence_de_l_administration_sur_une_demande_principe_du_sile.md",
+        "sp_prof_F10003_occupation_du_domaine_public_par_un_commerce_aot.md",
+    ):
+        (folder / name).write_bytes((corpus / "service_public_fiches" / name).read_bytes())
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        models_dir=MODELS_DIR,
+        embedding_model=DEFAULT_EMBEDDING_MODEL,
+        default_collection="hubs",
+        threads=2,
+    )
+    index = build_index(settings)
+    sync_folder(folder, "hubs", index, e5)
+    centred = build_retriever(settings, index=index, embedder=e5)
+    assert centred.config.centering > 0  # the e5 calibration turns it on
+    plain = replace(centred, config=replace(centred.config, centering=0.0))
+
+    def tally(retriever: object) -> tuple[int, int]:
+        hub = first = 0
+        for question, fiche in HUB_QUESTIONS.items():
+            hits = retriever.search(question, k=3, mode="dense")  # type: ignore[attr-defined]
+            hub += any(" ".join(h.text.split()).startswith(HUB) for h in hits)
+            first += fiche in hits[0].source
+        return hub, first
+
+    hub_plain, first_plain = tally(plain)
+    hub_centred, first_centred = tally(centred)
+    assert hub_centred == 0 < hub_plain
+    assert first_centred >= 4 and first_centred > first_plain

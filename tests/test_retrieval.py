@@ -472,3 +472,88 @@ def test_weak_retrieval_asks_the_rewriter_once(retriever: Retriever) -> None:
     strong = replace(retriever, rewriter=rewriter, rewrite_below=0.0)
     strong.search(weak, k=3)
     assert asked == [weak]  # not asked when the first retrieval is strong enough
+
+
+# --- hubness reduction by centering ---------------------------------------------------------
+
+
+def test_centring_ranks_by_similarity_to_the_query_minus_to_questions_in_general() -> None:
+    from assistant.retrieval import centre_query
+
+    query = [0.6, 0.8, 0.0]
+    centre = [0.0, 0.9, 0.3]
+    hub, specific = [0.0, 1.0, 0.0], [0.8, 0.0, 0.6]  # unit passages
+    dot = lambda a, b: sum(x * y for x, y in zip(a, b, strict=True))  # noqa: E731
+    assert dot(query, hub) > dot(query, specific)  # raw cosine: the hub wins
+    shifted = centre_query(query, centre, 1.0)
+    assert dot(shifted, shifted) == pytest.approx(1.0)
+    assert dot(shifted, specific) > dot(shifted, hub)  # centred: the specific passage wins
+    # the ranking is that of q.p - w * centre.p, whatever the weight
+    for w in (0.3, 0.5, 1.0):
+        shifted = centre_query(query, centre, w)
+        expected = [dot(query, p) - w * dot(centre, p) for p in (hub, specific)]
+        got = [dot(shifted, p) for p in (hub, specific)]
+        assert (expected[0] > expected[1]) == (got[0] > got[1])
+    assert centre_query(query, centre, 0.0) == pytest.approx(query)
+    with pytest.raises(ValueError):
+        centre_query(query, [1.0, 0.0], 0.5)
+
+
+def test_query_centre_embeds_the_bank_once_per_embedder() -> None:
+    from assistant.retrieval import load_query_bank, query_centre
+
+    bank = load_query_bank()
+    assert len(bank) >= 50 and all(q.endswith("?") for q in bank)
+    emb = FakeEmbedder(dim=32)
+    emb.fingerprint = "centre-test"  # a fresh identity: the process cache is keyed by it
+    first = query_centre(emb)
+    assert emb.calls == [len(bank)]  # one batch of the whole bank
+    assert query_centre(emb) is first and emb.calls == [len(bank)]  # then kept
+    vectors = emb.embed_queries(bank)
+    assert first == pytest.approx([sum(v[i] for v in vectors) / len(bank) for i in range(32)])
+
+
+def test_a_centred_retriever_searches_chroma_with_the_centred_query(
+    retriever: Retriever, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from assistant.retrieval import centre_query, query_centre
+
+    seen: list[list[float]] = []
+    original = retriever.index.dense_search
+
+    def spy(cols, vector, k, where=None):  # type: ignore[no-untyped-def]
+        seen.append(list(vector))
+        return original(cols, vector, k, where)
+
+    monkeypatch.setattr(retriever.index, "dense_search", spy)
+    query = "Quelles boissons peut-on vendre à une buvette temporaire ?"
+    assert retriever.embedder is not None
+    raw = retriever.embedder.embed_query(query)
+    retriever.search(query, k=3)
+    assert seen[-1] == pytest.approx(raw)  # off by default (the fake's calibration)
+    centred = replace(retriever, config=replace(retriever.config, centering=0.5))
+    hits = centred.search(query, k=3)
+    expected = centre_query(raw, query_centre(retriever.embedder), 0.5)
+    assert seen[-1] == pytest.approx(expected)
+    assert hits and all(0.0 <= h.metadata["relevance"] <= 1.0 for h in hits)
+
+
+def test_relevance_of_a_centred_search_uses_the_question_s_own_cosine(
+    retriever: Retriever,
+) -> None:
+    """Centering changes the ranking, not the relevance's scale: the cosine it is calibrated
+    on is the question's own, read from the stored vectors."""
+    from dataclasses import replace
+
+    query = "Quelles boissons peut-on vendre à une buvette temporaire ?"
+    assert retriever.embedder is not None
+    raw = retriever.embedder.embed_query(query)
+    centred = replace(retriever, config=replace(retriever.config, centering=0.7))
+    hits = centred.search(query, k=3)
+    stored = retriever.index.vectors("mairie", [h.id for h in hits])  # type: ignore[attr-defined]
+    for hit in hits:
+        own = sum(a * b for a, b in zip(stored[hit.id], raw, strict=True))
+        assert hit.metadata["cosine"] == pytest.approx(own)
+        assert hit.metadata["relevance_cosine"] == pytest.approx(own)
