@@ -49,6 +49,7 @@ from assistant.structure import (
     Structure,
     considerant_line,
     drop_repeats,
+    drop_unfinished_tail,
     is_legal_text,
     parse_partial,
     render,
@@ -78,6 +79,11 @@ MIN_SHARE_OF_BEST_RELEVANCE = 0.5
 PARTLY_COVERED = (
     "Le modèle a signalé qu'une partie de la demande n'est pas couverte par les documents : "
     "vérifiez que la réponse est complète."
+)
+# The model reached its token limit: the unfinished end of its last part was taken out.
+LENGTH_REACHED = (
+    "Le projet a atteint sa longueur maximale : la fin inachevée du dernier paragraphe a été "
+    "retirée. Complétez-le si besoin."
 )
 # Used when neither the settings nor the retriever give a calibrated threshold.
 DEFAULT_ABSTAIN_THRESHOLD = 0.35
@@ -1171,6 +1177,10 @@ class DraftingService:
             assert data is not None and plan.template is not None
             structure = structure_of(data, _form(plan.template), [c.n for c in plan.sources])
             structure = drop_repeats(structure)
+            if not stopped and stats.completion_tokens >= plan.max_tokens:
+                structure, trimmed = drop_unfinished_tail(structure)
+                if trimmed:
+                    warnings.append(LENGTH_REACHED)
             parts = structure.parts()
             phrase = fold(common.phrase_abstention)
             if parts and all(phrase in fold(p.text) for p in parts):

@@ -258,6 +258,32 @@ def _repeats(text: str, earlier: Sequence[set[str]]) -> int | None:
 MIN_MOTIVE_WORDS = 5
 
 
+_ENDED = re.compile(r"[.!?…»”)\]]$")
+_SENTENCE_END = re.compile(r"[.!?…][»”)\]]*(?=\s)")
+
+
+def drop_unfinished_tail(structure: Structure) -> tuple[Structure, bool]:
+    """The structure without the unfinished end of its last part, for a generation that reached
+    its token limit: that part keeps its complete sentences, or goes when it has none (a list
+    cut at « 5 », a sentence cut mid-way). Returns the structure and whether anything went."""
+    groups = [g for g in ("articles", "considerants", "paragraphs") if getattr(structure, g)]
+    if not groups:
+        return structure, False
+    name = groups[0]  # the last group the model writes (the act's articles come last)
+    parts: list[Part] = list(getattr(structure, name))
+    last = parts[-1]
+    if _ENDED.search(last.text.rstrip()):
+        return structure, False
+    ends = list(_SENTENCE_END.finditer(last.text))
+    if ends:
+        parts[-1] = replace(last, text=last.text[: ends[-1].end()])
+    else:
+        parts.pop()
+    trimmed = replace(structure)  # a copy; the caller's structure is left as it was
+    setattr(trimmed, name, parts)
+    return trimmed, True
+
+
 def drop_repeats(structure: Structure) -> Structure:
     """The structure without the parts that repeat an earlier one: a considérant that restates a
     considérant, an article that restates a considérant or an article, a paragraph that restates

@@ -432,3 +432,60 @@ def test_a_passage_far_less_relevant_than_the_best_is_not_a_source(
     svc = DraftingService(settings, FakeChatModel("Oui [1]."), FakeRetriever(hits), templates)
     draft = svc.draft(DraftRequest("Règlement intérieur du conseil municipal"))
     assert [c.source for c in draft.sources] == ["doc1.pdf", "doc2.pdf"]
+
+
+# --- a draft cut by the token limit ---------------------------------------------------------
+
+
+def test_the_unfinished_end_of_a_draft_cut_by_its_token_limit_is_taken_out() -> None:
+    from assistant.structure import drop_unfinished_tail
+
+    cut = Structure(
+        "prose",
+        paragraphs=[
+            Part("Votre demande est recevable.", [1]),
+            Part("Il faut écrire à la mairie. La réponse vient sous un mois. 5", [1]),
+        ],
+    )
+    trimmed, changed = drop_unfinished_tail(cut)
+    assert changed and trimmed.paragraphs[-1].text == (
+        "Il faut écrire à la mairie. La réponse vient sous un mois."
+    )
+    alone = Structure("prose", paragraphs=[Part("Fin.", []), Part("Pour occuper une partie", [])])
+    assert [p.text for p in drop_unfinished_tail(alone)[0].paragraphs] == ["Fin."]
+    act = Structure(
+        "acte",
+        considerants=[Part("la demande est complète", [1])],
+        articles=[Part("L'autorisation est accordée.", [1]), Part("Elle prend effet le", [1])],
+    )
+    got = drop_unfinished_tail(act)[0]
+    assert [p.text for p in got.articles] == ["L'autorisation est accordée."]
+    assert got.considerants == act.considerants
+    ended = Structure("prose", paragraphs=[Part("Tout est dit (article 2).", [])])
+    assert drop_unfinished_tail(ended) == (ended, False)
+
+
+def test_a_letter_cut_by_its_token_limit_ends_on_a_whole_sentence_and_says_so(
+    settings: Settings, templates: Templates
+) -> None:
+    from assistant.drafting import LENGTH_REACHED
+
+    hit = make_hit(1, "La demande se fait auprès de la mairie, qui répond sous un mois.")
+    long_tail = " ".join(["puis"] * 60)
+    reply = json.dumps(
+        {
+            "paragraphes": [
+                {"sources": [1], "texte": "La demande se fait auprès de la mairie."},
+                {"sources": [1], "texte": f"Elle répond sous un mois. Ensuite {long_tail}"},
+            ]
+        },
+        ensure_ascii=False,
+    )
+    limited = settings.model_copy(update={"max_tokens": 24})
+    svc = DraftingService(limited, FakeChatModel(reply), FakeRetriever([hit]), templates, None)
+    draft = svc.draft(DraftRequest("Délai", "courrier", fields={"destinataire": "Madame"}))
+    assert "Elle répond sous un mois. [1]" in draft.answer or "Elle répond sous un mois [1]" in (
+        draft.answer
+    )
+    assert "Ensuite" not in draft.answer and "puis" not in draft.answer
+    assert LENGTH_REACHED in draft.warnings
