@@ -98,12 +98,14 @@ def clean_lines(text: str, heading: str = "") -> list[Line]:
 
     ``heading``: the passage's heading path; an article heading in it applies to the first
     lines (a chunk cut inside an article keeps its number), until a line names its own article
-    (« Article 2 : … »)."""
+    (« Article 2 : … »). A sentence given twice under one article (chunks overlap; a merged
+    passage joins them) is kept once."""
     article = ""
     m = re.search(r"Article\s+[LRD]?\.?\s?\d[\d\-]*", heading or "")
     if m:
         article = m.group(0)
     out: list[Line] = []
+    emitted: set[tuple[str, str]] = set()
     section = ""
     for raw in _unwrap(text.splitlines()):
         line = raw.strip()
@@ -142,7 +144,8 @@ def clean_lines(text: str, heading: str = "") -> list[Line]:
         pieces = [line] if bullet else _SENTENCE.split(line)
         for piece in pieces:
             piece = piece.strip()
-            if len(piece) >= 3:
+            if len(piece) >= 3 and (article, fold(piece)) not in emitted:
+                emitted.add((article, fold(piece)))
                 out.append(
                     Line(piece, article, bullet, piece.rstrip().endswith(":"), section)
                 )

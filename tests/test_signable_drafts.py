@@ -489,3 +489,14 @@ def test_a_letter_cut_by_its_token_limit_ends_on_a_whole_sentence_and_says_so(
     )
     assert "Ensuite" not in draft.answer and "puis" not in draft.answer
     assert LENGTH_REACHED in draft.warnings
+
+
+def test_a_sentence_repeated_by_overlapping_chunks_is_evidence_once() -> None:
+    chunk_a = "Vous pouvez la transmettre par don ou legs. Vous ne pouvez pas la vendre."
+    chunk_b = "Vous ne pouvez pas la vendre. La donation est irrévocable."
+    lines = [line.text for line in clean_lines(f"{chunk_a}\n{chunk_b}")]
+    assert lines.count("Vous ne pouvez pas la vendre.") == 1
+    assert lines[-1] == "La donation est irrévocable."
+    # the same words under two articles are two rules
+    two = "Article L1 : Il délibère alors valablement.\nArticle L2 : Il délibère alors valablement."
+    assert len(clean_lines(two)) == 2
