@@ -760,7 +760,11 @@ class DraftingService:
 
     def warm_up(self, doc_types: Sequence[str] | None = None) -> None:
         """Evaluate each template's fixed part once so that its first request is fast (with a
-        prompt cache, see :func:`enable_prompt_cache`). Meant for a server at start-up."""
+        prompt cache, see :func:`enable_prompt_cache`), and let the retriever prepare what
+        its first search would (the query bank's embedding). Meant for a server at start-up."""
+        warm_retriever = getattr(self.retriever, "warm_up", None)
+        if warm_retriever is not None:
+            warm_retriever()
         for name in doc_types or self.templates.names():
             template = self.templates.get(name)
             messages = [

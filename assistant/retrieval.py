@@ -960,6 +960,12 @@ class Retriever:
             if stored and not same_embedder(stored, identity):
                 raise EmbedderMismatchError(mismatch_message(col, stored, identity))
 
+    def warm_up(self) -> None:
+        """Embed the query bank now when centering is on (:func:`query_centre`, about 0.9 s
+        with e5 on 2 cores), so that a server's first search does not wait for it."""
+        if self.config.centering and self.embedder is not None:
+            query_centre(self.embedder)
+
     def relevance(self, hits: Sequence[Hit]) -> float:
         """How well the best of ``hits`` answers the question, in [0, 1] (0 when none)."""
         values = [h.metadata.get("relevance") for h in hits]

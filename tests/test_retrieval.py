@@ -557,3 +557,22 @@ def test_relevance_of_a_centred_search_uses_the_question_s_own_cosine(
         own = sum(a * b for a, b in zip(stored[hit.id], raw, strict=True))
         assert hit.metadata["cosine"] == pytest.approx(own)
         assert hit.metadata["relevance_cosine"] == pytest.approx(own)
+
+
+def test_warm_up_embeds_the_query_bank_before_the_first_search(settings: Settings) -> None:
+    from dataclasses import replace
+
+    from assistant.retrieval import load_query_bank
+
+    emb = FakeEmbedder()
+    emb.fingerprint = "warm-up-test"
+    retriever = build_retriever(
+        settings.model_copy(update={"default_collection": "mairie"}),
+        index=_index(settings, emb),
+        embedder=emb,
+    )
+    before = len(emb.calls)
+    retriever.warm_up()  # centering off (the fake's calibration): nothing to prepare
+    assert len(emb.calls) == before
+    replace(retriever, config=replace(retriever.config, centering=0.5)).warm_up()
+    assert emb.calls[before:] == [len(load_query_bank())]
