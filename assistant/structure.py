@@ -170,6 +170,9 @@ _DELIMITERS = re.compile(r"<<[^<>]{0,200}>>|‹‹[^‹›]{0,200}››|\[\[?\s
 _INLINE_CITE = re.compile(r"\s*\[\s*\d{1,3}(?:\s*[,;-]\s*\d{1,3})*\s*\]")
 
 
+_DANGLING_ITEM = re.compile(r"(?<=[.!?…»])\s+(?:\d{1,2}[.)]?|[-•–])$")
+
+
 def clean_text(text: Any) -> str:
     """A model string as document text: one line, no prompt delimiters, no ``[n]`` marks (the
     program writes them from the part's sources), no Markdown emphasis, no braces; empty when
@@ -184,7 +187,10 @@ def clean_text(text: Any) -> str:
     text = text.replace("{", " ").replace("}", " ")
     if not re.search(r"\w", text):  # "…", the format hint's placeholder, or punctuation alone
         return ""
-    return " ".join(text.split())
+    # A list's next number left alone after the last item (« … publiques. 5. »): the model
+    # stopped or was stopped before writing the item.
+    text = _DANGLING_ITEM.sub("", " ".join(text.split()))
+    return text
 
 
 def _numbers(value: Any, valid: set[int]) -> list[int]:

@@ -500,3 +500,13 @@ def test_a_sentence_repeated_by_overlapping_chunks_is_evidence_once() -> None:
     # the same words under two articles are two rules
     two = "Article L1 : Il délibère alors valablement.\nArticle L2 : Il délibère alors valablement."
     assert len(clean_lines(two)) == 2
+
+
+def test_a_list_number_left_alone_at_the_end_of_a_part_goes() -> None:
+    from assistant.structure import clean_text
+
+    # seen in R03: « … informations publiques. 5 » and its « À VÉRIFIER : « 5 » » mark
+    assert clean_text("Il sera examiné. 5.") == "Il sera examiné."
+    assert clean_text("1. Écrire. 2. Attendre. 3)") == "1. Écrire. 2. Attendre."
+    assert clean_text("Coût : 30.") == "Coût : 30."  # a figure that ends its sentence stays
+    assert clean_text("Le délai est de 2 mois.") == "Le délai est de 2 mois."
