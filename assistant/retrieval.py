@@ -900,15 +900,9 @@ class Retriever:
         return get their real cosine from their stored vectors (fetched, not re-embedded)."""
         cfg = self.config
         head = order[: cfg.dense_rescore]
-        missing = [i for i in head if i not in cosine]
-        fetch = getattr(self.index, "vectors", None)
-        if missing and fetch is not None:
-            by_col: dict[str, list[str]] = {}
-            for i in missing:
-                by_col.setdefault(by_id[i].collection, []).append(i)
-            for col, ids in by_col.items():
-                for i, vec in fetch(col, ids).items():
-                    cosine[i] = sum(a * b for a, b in zip(vec, vector, strict=False))
+        missing = [by_id[i] for i in head if i not in cosine]
+        if missing:
+            cosine.update(self._cosines(missing, vector))
         floor = min(cosine.values()) if cosine else 0.0
         cos = {i: cosine.get(i, floor) for i in head}
         fused = {i: scores[i] for i in head}
