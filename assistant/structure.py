@@ -189,8 +189,7 @@ def clean_text(text: Any) -> str:
         return ""
     # A list's next number left alone after the last item (« … publiques. 5. »): the model
     # stopped or was stopped before writing the item.
-    text = _DANGLING_ITEM.sub("", " ".join(text.split()))
-    return text
+    return _DANGLING_ITEM.sub("", " ".join(text.split()))
 
 
 def _numbers(value: Any, valid: set[int]) -> list[int]:

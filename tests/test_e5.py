@@ -13,6 +13,7 @@ import json
 import struct
 import unicodedata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -31,6 +32,9 @@ from assistant.models import (
     read_e5_image,
 )
 from tests.conftest import MODELS_DIR, require_model, shared_corpus
+
+if TYPE_CHECKING:
+    from assistant.retrieval import Retriever
 
 HIDDEN, FF, HEADS, POSITIONS, TYPES = 32, 64, 2, 16, 2
 PIECES = [
@@ -290,6 +294,32 @@ def test_e5_bridges_french_paraphrase(e5: Embedder) -> None:
     assert cos(a, b) > 0.9999
 
 
+def _fiches_retriever(
+    e5: Embedder, tmp_path: Path, fiches: tuple[str, ...], collection: str
+) -> Retriever:
+    """A retriever over some service-public.fr fiches of the shared corpus, indexed with the
+    real e5 in ``tmp_path`` (collection ``collection``, the default one)."""
+    from assistant.ingest import sync_folder
+    from assistant.retrieval import build_retriever
+    from assistant.store import build_index
+
+    corpus = shared_corpus()
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in fiches:
+        (folder / name).write_bytes((corpus / "service_public_fiches" / name).read_bytes())
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        models_dir=MODELS_DIR,
+        embedding_model=DEFAULT_EMBEDDING_MODEL,
+        default_collection=collection,
+        threads=2,
+    )
+    index = build_index(settings)
+    sync_folder(folder, collection, index, e5)
+    return build_retriever(settings, index=index, embedder=e5)
+
+
 LETTER_FILLER = (
     "Je me permets de vous écrire au sujet de ma situation, qui dure depuis plusieurs mois et "
     "me cause beaucoup de soucis au quotidien. Mes enfants vont à l'école du quartier et je "
@@ -304,30 +334,18 @@ def test_a_long_letter_is_as_relevant_as_its_question(
 ) -> None:
     """A resident's 500-word letter holding one question: found as well as the one-line
     question, and relevance does not fall with the letter's length."""
-    from assistant.ingest import sync_folder
-    from assistant.retrieval import build_retriever, split_request
-    from assistant.store import build_index
+    from assistant.retrieval import split_request
 
-    corpus = shared_corpus()
-    folder = tmp_path / "docs"
-    for name in (
-        "service_public_fiches/sp_part_F31001_qu_est_ce_qu_une_concession_funeraire.md",
-        "service_public_fiches/sp_part_F612_troubles_de_voisinage_bruits_de_comportement.md",
-        "service_public_fiches/sp_part_F2191_attestation_d_accueil.md",
-    ):
-        target = folder / Path(name).name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes((corpus / name).read_bytes())
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        models_dir=MODELS_DIR,
-        embedding_model=DEFAULT_EMBEDDING_MODEL,
-        default_collection="lettres",
-        threads=2,
+    retriever = _fiches_retriever(
+        e5,
+        tmp_path,
+        (
+            "sp_part_F31001_qu_est_ce_qu_une_concession_funeraire.md",
+            "sp_part_F612_troubles_de_voisinage_bruits_de_comportement.md",
+            "sp_part_F2191_attestation_d_accueil.md",
+        ),
+        "lettres",
     )
-    index = build_index(settings)
-    sync_folder(folder, "lettres", index, e5)
-    retriever = build_retriever(settings, index=index, embedder=e5)
     question = "La concession de ma famille est arrivée à échéance, puis-je encore la renouveler ?"
     letter = (
         "Madame, Monsieur le Maire,\n\n"
@@ -369,37 +387,24 @@ def test_centering_keeps_a_generic_passage_out_of_unrelated_answers(
     centering takes it out of the dense top 3 of questions on other topics."""
     from dataclasses import replace
 
-    from assistant.ingest import sync_folder
-    from assistant.retrieval import build_retriever
-    from assistant.store import build_index
-
-    corpus = shared_corpus()
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    for name in (
-        "sp_part_F31001_qu_est_ce_qu_une_concession_funeraire.md",
-        "sp_prof_F22552_droit_de_preemption_commercial_de_la_commune.md",
-        "sp_part_F32388_silence_de_l_administration_sur_une_demande_principe_du_sile.md",
-        "sp_prof_F10003_occupation_du_domaine_public_par_un_commerce_aot.md",
-    ):
-        (folder / name).write_bytes((corpus / "service_public_fiches" / name).read_bytes())
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        models_dir=MODELS_DIR,
-        embedding_model=DEFAULT_EMBEDDING_MODEL,
-        default_collection="hubs",
-        threads=2,
+    centred = _fiches_retriever(
+        e5,
+        tmp_path,
+        (
+            "sp_part_F31001_qu_est_ce_qu_une_concession_funeraire.md",
+            "sp_prof_F22552_droit_de_preemption_commercial_de_la_commune.md",
+            "sp_part_F32388_silence_de_l_administration_sur_une_demande_principe_du_sile.md",
+            "sp_prof_F10003_occupation_du_domaine_public_par_un_commerce_aot.md",
+        ),
+        "hubs",
     )
-    index = build_index(settings)
-    sync_folder(folder, "hubs", index, e5)
-    centred = build_retriever(settings, index=index, embedder=e5)
     assert centred.config.centering > 0  # the e5 calibration turns it on
     plain = replace(centred, config=replace(centred.config, centering=0.0))
 
-    def tally(retriever: object) -> tuple[int, int]:
+    def tally(retriever: Retriever) -> tuple[int, int]:
         hub = first = 0
         for question, fiche in HUB_QUESTIONS.items():
-            hits = retriever.search(question, k=3, mode="dense")  # type: ignore[attr-defined]
+            hits = retriever.search(question, k=3, mode="dense")
             hub += any(" ".join(h.text.split()).startswith(HUB) for h in hits)
             first += fiche in hits[0].source
         return hub, first
