@@ -559,18 +559,14 @@ def test_relevance_of_a_centred_search_uses_the_question_s_own_cosine(
         assert hit.metadata["relevance_cosine"] == pytest.approx(own)
 
 
-def test_warm_up_embeds_the_query_bank_before_the_first_search(settings: Settings) -> None:
+def test_warm_up_embeds_the_query_bank_before_the_first_search(retriever: Retriever) -> None:
     from dataclasses import replace
 
     from assistant.retrieval import load_query_bank
 
-    emb = FakeEmbedder()
-    emb.fingerprint = "warm-up-test"
-    retriever = build_retriever(
-        settings.model_copy(update={"default_collection": "mairie"}),
-        index=_index(settings, emb),
-        embedder=emb,
-    )
+    emb = retriever.embedder
+    assert isinstance(emb, FakeEmbedder)
+    emb.fingerprint = "warm-up-test"  # a fresh identity: the process cache is keyed by it
     before = len(emb.calls)
     retriever.warm_up()  # centering off (the fake's calibration): nothing to prepare
     assert len(emb.calls) == before
