@@ -1453,6 +1453,4 @@ def build_service(
         from assistant.retrieval import build_retriever
 
         retriever = build_retriever(settings)
-    return DraftingService(
-        settings, chat_model, retriever, templates, build_audit(settings)
-    )
+    return DraftingService(settings, chat_model, retriever, templates, build_audit(settings))

@@ -146,9 +146,7 @@ def clean_lines(text: str, heading: str = "") -> list[Line]:
             piece = piece.strip()
             if len(piece) >= 3 and (article, fold(piece)) not in emitted:
                 emitted.add((article, fold(piece)))
-                out.append(
-                    Line(piece, article, bullet, piece.rstrip().endswith(":"), section)
-                )
+                out.append(Line(piece, article, bullet, piece.rstrip().endswith(":"), section))
     return out
 
 
