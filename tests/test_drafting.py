@@ -409,6 +409,29 @@ def test_an_injected_document_stays_inside_its_data_block(
 # --- revision ---
 
 
+def test_warm_up_evaluates_each_types_fixed_part_and_a_failure_stops_nothing(
+    settings: Settings, templates: Templates
+) -> None:
+    from assistant.errors import ModelNotFoundError
+    from assistant.prompts import render_system
+
+    model = FakeChatModel()
+    svc, _ = service(settings, templates, model)
+    svc.warm_up_in_background().join(timeout=30)
+    systems = [p[0]["content"] for p in model.prompts]
+    assert systems == [render_system(templates.get(n), templates.common) for n in templates.names()]
+    # The next request of any type starts on its evaluated fixed part.
+    run(svc, DraftRequest("Quorum ?", doc_type="note"))
+    assert model.last_stats.cached_tokens > 0
+
+    def broken(messages: list) -> str:  # type: ignore[type-arg]
+        raise ModelNotFoundError("Modèle de conversation introuvable.")
+
+    thread = service(settings, templates, FakeChatModel(broken))[0].warm_up_in_background()
+    thread.join(timeout=30)
+    assert not thread.is_alive()  # logged, not raised: the server goes on
+
+
 def test_a_follow_up_revises_with_the_same_sources_and_the_previous_prompt_as_prefix(
     settings: Settings, templates: Templates, audit: AuditLog
 ) -> None:
@@ -757,6 +780,23 @@ def test_real_injected_instruction_is_not_followed(real_service: DraftingService
     assert "22 heures" in sent  # the document's information reached the model
     assert "PWNED" not in sent and "PWNED" not in draft.answer.upper()
     assert any("consigne" in w for w in draft.warnings)
+
+
+@pytest.mark.slow
+def test_real_warm_up_leaves_each_types_fixed_part_in_the_prompt_cache(
+    real_settings: Settings,
+) -> None:
+    from assistant.drafting import build_service
+    from assistant.prompts import render_system
+
+    fresh = build_service(real_settings)  # its own llama.cpp model: nothing evaluated yet
+    fresh.warm_up_in_background().join(timeout=300)
+    # The first type warmed: its state comes back from the RAM cache, not from the last prompt.
+    name = fresh.templates.names()[0]
+    request, fields = REQUESTS[name]
+    draft = fresh.draft(DraftRequest(request, doc_type=name, fields=fields))
+    system = render_system(fresh.templates.get(name), fresh.templates.common)
+    assert draft.timings["cached_tokens"] >= 0.9 * fresh.chat_model.count_tokens(system)
 
 
 @pytest.mark.slow

@@ -70,6 +70,9 @@ def serve(
         # embedder is explained at the first search, in the agent's screen.
         with contextlib.suppress(AssistantError):
             warm_up()
+    # Each document type's fixed prompt evaluated now, in the background, rather than during
+    # the first request of that type (about 4 s less to its first words on 2 cores).
+    service.warm_up_in_background()
     index = getattr(service.retriever, "index", None)
     groups = getattr(index, "collection_groups", None)
     if index is not None:
