@@ -35,6 +35,7 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 from assistant.dehyphen import dehyphenate, vocabulary
 from assistant.nontext import strip_non_text
 from assistant.schema import Chunk, LoadedDocument
+from assistant.textnorm import DIVISION_HEADING
 
 # ---------------------------------------------------------------------------------------------
 # text normalisation
@@ -70,11 +71,6 @@ ARTICLE_RANK = 7.0
 
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*$")
 _BOLD_LINE = re.compile(r"^(\*\*|__)(.+)\1\s*:?$")
-_DIVISION = re.compile(
-    r"^(livre|titre|chapitre|sous-section|section|paragraphe)\s+"
-    r"([IVXLC]+|\d+|premier|ier|unique|préliminaire|[A-Z])\b",
-    re.IGNORECASE,
-)
 _ARTICLE = re.compile(
     r"^(?:Article|ARTICLE|Art\.)\s*"
     r"(?P<ref>(?:(?:LO|L|R|D|A)\s?\.?\s?\*?)?\d+(?:\s?[-‑–.]\s?\d+)*"
@@ -164,7 +160,7 @@ def _detect(line: str, previous: str) -> _Heading | None:
         return _Heading("considerants", BLOCK_RANK, "Considérants")
     if after_comma:
         return None
-    m = _DIVISION.match(line)
+    m = DIVISION_HEADING.match(line)
     if m and line[0].isupper() and len(line) <= 140:
         return _Heading(m.group(1).lower(), _DIVISION_RANKS[m.group(1).lower()], _label(line))
     m = _ARTICLE.match(line)

@@ -983,7 +983,7 @@ class DraftingService:
             text = (
                 trim_passage(clean, query, cap, self._count)
                 if naive
-                else evidence_text(clean, query, cap, self._count, hit.heading, seen)
+                else evidence_text(clean, query, cap, self._count, hit.heading, seen, hit.title)
             )
             if not text.strip():
                 continue

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
-from assistant.textnorm import fold, lexical_terms
+from assistant.textnorm import DIVISION_HEADING, fold, lexical_terms
 
 # Lines that are not content: metadata and navigation of the guides, separators.
 _NOISE_LINE = re.compile(
@@ -68,6 +68,8 @@ class Line:
     section: str = ""  # the Markdown heading the line sits under ("Durée de la concession")
 
 
+# Longer than this, a line opening with « Section 2 » is a sentence, not a heading.
+_DIVISION_MAX = 160
 _OPEN_END = re.compile(r"[^.!?:;»)\]]$")
 _CONTINUES = re.compile(r"^[a-zà-ÿœæ(]")
 
@@ -93,13 +95,17 @@ def _unwrap(raw: Sequence[str]) -> list[str]:
     return out
 
 
-def clean_lines(text: str, heading: str = "") -> list[Line]:
+def clean_lines(text: str, heading: str = "", title: str = "") -> list[Line]:
     """The content of a passage as sentences and list items, without noise.
 
     ``heading``: the passage's heading path; an article heading in it applies to the first
     lines (a chunk cut inside an article keeps its number), until a line names its own article
     (« Article 2 : … »). A sentence given twice under one article (chunks overlap; a merged
-    passage joins them) is kept once."""
+    passage joins them) is kept once. ``title``: the document's title; a line repeating it
+    (the front matter of a first chunk) is not content, the source's header already shows it.
+    A division heading (« CHAPITRE Ier : … », « Section 4 : Fonctionnement ») is a section
+    title, not a sentence: otherwise it would stand as the first sentence of the article that
+    follows, the one shown with any line of that article (:func:`select_lines`)."""
     article = ""
     m = re.search(r"Article\s+[LRD]?\.?\s?\d[\d\-]*", heading or "")
     if m:
@@ -107,9 +113,16 @@ def clean_lines(text: str, heading: str = "") -> list[Line]:
     out: list[Line] = []
     emitted: set[tuple[str, str]] = set()
     section = ""
+    title_key = fold(title) if title.strip() else ""
     for raw in _unwrap(text.splitlines()):
         line = raw.strip()
         if not line or _NOISE_LINE.match(line):
+            continue
+        bare = line.lstrip("#").strip()
+        if title_key and fold(bare) == title_key:
+            continue
+        if DIVISION_HEADING.match(bare) and len(bare) <= _DIVISION_MAX and not bare.endswith("."):
+            section = bare  # its words count for the lines under it, like a Markdown title
             continue
         head = _ARTICLE_HEAD.match(line.lstrip("#"))
         if head:
@@ -337,12 +350,13 @@ def evidence_text(
     count: Callable[[str], int],
     heading: str = "",
     seen: set[str] | None = None,
+    title: str = "",
 ) -> str:
     """The evidence of one passage for ``query`` within ``max_tokens`` (``count`` measures).
     Empty when nothing fits. ``seen``: folded lines already shown from other passages (the
     chunks of a document overlap); they are not shown twice, and the lines shown here are
-    added to it."""
-    lines = clean_lines(text, heading)
+    added to it. ``heading``, ``title``: see :func:`clean_lines`."""
+    lines = clean_lines(text, heading, title)
     if seen is not None:  # lines another source already shows (overlapping passages)
         lines = [line for line in lines if fold(line.text) not in seen]
     if not lines:

@@ -34,6 +34,15 @@ _STOP_TEXT = """
 STOP_WORDS = frozenset(_STOP_TEXT.split())
 
 # Hyphens, dashes and slashes that separate the parts of a reference ("2014/131", "L2121‑17").
+# The heading of a division of a code or a long act ("CHAPITRE Ier : Le conseil municipal",
+# "Section 4 : Fonctionnement", "Sous-section 2 : Concessions"): structure, not a rule. Used by
+# the chunker (heading paths) and by the evidence (never shown as a sentence of an article).
+DIVISION_HEADING = re.compile(
+    r"^(livre|titre|chapitre|sous-section|section|paragraphe)\s+"
+    r"([IVXLC]+|\d+|premier|ier|unique|préliminaire|[A-Z])\b",
+    re.IGNORECASE,
+)
+
 _SEP = r"[-\u2010\u2011\u2012\u2013/]"
 # A code article: L, R, D, LO (case-insensitive) or A (upper case only, "à" is too common),
 # optionally preceded by "article(s)", then a hyphenated number or a bare number of 3+ digits.

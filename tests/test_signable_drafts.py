@@ -335,6 +335,35 @@ def test_an_article_heading_chunk_is_labelled_by_its_own_number() -> None:
     assert "Article L2122-2 : Le conseil fixe" in text and text.startswith("Article L2122-1 : ")
 
 
+def test_the_title_and_division_headings_are_not_an_articles_first_sentence() -> None:
+    """A code's first chunk (its title, front matter) joined to the next (« CHAPITRE Ier : … »
+    before the article): any line of the article comes with its first sentence, which must be
+    the rule itself, not the chapter's heading or the document's title."""
+    from assistant.drafting import merge_passages
+    from assistant.evidence import render_lines
+
+    title = "Code général des collectivités territoriales — Chapitre Ier : Régime des actes"
+    front = make_hit(1, f"{title}\nSource : dépôt etalab/codes-juridiques-francais.", source="c.md")
+    body = make_hit(
+        2,
+        "CHAPITRE Ier : Régime juridique des actes pris par les autorités communales\n"
+        "Article L2131-1\n\nLes actes pris par les autorités communales sont exécutoires de "
+        "plein droit dès leur transmission au représentant de l'Etat.\n\n"
+        "Le maire certifie, sous sa responsabilité, le caractère exécutoire de ces actes.",
+        source="c.md",
+    )
+    front.metadata["chunk_index"], body.metadata["chunk_index"] = 0, 1
+    body.heading = "CHAPITRE Ier : Régime juridique des actes > Article L2131-1"
+    merged = merge_passages([body, front])[0]
+    lines = clean_lines(merged.text, merged.heading, title)
+    assert [line.text[:20] for line in lines] == ["Les actes pris par l", "Le maire certifie, s"]
+    assert lines[0].section.startswith("CHAPITRE Ier")  # its words still count for the lines
+    keep = select_lines(lines, "le maire certifie le caractère exécutoire", 1)
+    assert render_lines(lines, keep).startswith("Article L2131-1 : Les actes pris par")
+    # Without the title, its line stays (the caller did not say what it is).
+    assert any(line.text == title for line in clean_lines(merged.text, merged.heading))
+
+
 def test_list_numbers_are_not_figures_a_figure_ending_a_sentence_is() -> None:
     listed = "Les étapes : 1. Consultez le registre. 2. Écrivez au maire sous 2 mois."
     assert [k for _, k in figures(listed)] == ["n:2@mois"]  # the delay, not the item numbers
