@@ -463,7 +463,7 @@ def test_the_drafting_requests_cover_every_type() -> None:
         per_type[case.type] = per_type.get(case.type, 0) + 1
     assert all(
         per_type.get(t, 0) >= 3
-        for t in ("courrier", "deliberation", "reponse_usager", "question", "arrete")
+        for t in ("courrier", "deliberation", "reponse_usager", "question", "arrete", "note")
     )
     assert any(c.off_corpus for c in cases) and any(c.letter for c in cases)
     assert all(c.expected and c.facts for c in cases if not c.off_corpus)
