@@ -766,10 +766,10 @@ class DraftingService:
         """Evaluate each template's fixed part once so that its first request is fast (with a
         prompt cache, see :func:`enable_prompt_cache`), and (``retriever``) let the retriever
         prepare what its first search would (the query bank's embedding). Meant for a server
-        at start-up. Measured with the default models on 2 cores (``/work/exp/cold.py``, outside
-        the repository): 29 s for the seven types, after which the first courrier's first token
-        came after 8.5 s instead of 13.3 s, the first délibération's after 8.9 s instead of
-        12.0 s. Raises what the chat model raises (:class:`AssistantError` subclasses)."""
+        at start-up. Measured with the default models on 2 cores (docs/eval/drafts.md, sixth
+        pass): 29 s for the seven types, after which the first courrier's first token came
+        after 8.5 s instead of 13.3 s, the first délibération's after 8.9 s instead of 12.0 s.
+        Raises what the chat model raises (:class:`AssistantError` subclasses)."""
         warm_retriever = getattr(self.retriever, "warm_up", None) if retriever else None
         if warm_retriever is not None:
             warm_retriever()

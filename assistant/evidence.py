@@ -121,7 +121,12 @@ def clean_lines(text: str, heading: str = "", title: str = "") -> list[Line]:
         bare = line.lstrip("#").strip()
         if title_key and fold(bare) == title_key:
             continue
-        if DIVISION_HEADING.match(bare) and len(bare) <= _DIVISION_MAX and not bare.endswith("."):
+        if (
+            DIVISION_HEADING.match(bare)
+            and bare[0].isupper()  # as the chunker reads them: « section 2 » is in a sentence
+            and len(bare) <= _DIVISION_MAX
+            and not bare.endswith(".")
+        ):
             section = bare  # its words count for the lines under it, like a Markdown title
             continue
         head = _ARTICLE_HEAD.match(line.lstrip("#"))
