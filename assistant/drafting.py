@@ -87,7 +87,7 @@ PARTLY_COVERED = (
 # The model reached its token limit: the unfinished end of its last part was taken out.
 LENGTH_REACHED = (
     "Le projet a atteint sa longueur maximale : la fin inachevée du dernier paragraphe a été "
-    "retirée. Complétez-le si besoin."
+    "retirée (ou marquée […] quand c'était le seul). Complétez-le si besoin."
 )
 # Used when neither the settings nor the retriever give a calibrated threshold.
 DEFAULT_ABSTAIN_THRESHOLD = 0.35

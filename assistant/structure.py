@@ -270,7 +270,9 @@ _SENTENCE_END = re.compile(r"[.!?…][»”)\]]*(?=\s)")
 def drop_unfinished_tail(structure: Structure) -> tuple[Structure, bool]:
     """The structure without the unfinished end of its last part, for a generation that reached
     its token limit: that part keeps its complete sentences, or goes when it has none (a list
-    cut at « 5 », a sentence cut mid-way). Returns the structure and whether anything went."""
+    cut at « 5 », a sentence cut mid-way), unless it is the only one of its kind (the draft's
+    only paragraph, the act's only article): then it stays, ending on « […] », for the agent
+    to complete rather than an empty draft. Returns the structure and whether it changed."""
     groups = [g for g in ("articles", "considerants", "paragraphs") if getattr(structure, g)]
     if not groups:
         return structure, False
@@ -282,8 +284,10 @@ def drop_unfinished_tail(structure: Structure) -> tuple[Structure, bool]:
     ends = list(_SENTENCE_END.finditer(last.text))
     if ends:
         parts[-1] = replace(last, text=last.text[: ends[-1].end()])
-    else:
+    elif len(parts) > 1:
         parts.pop()
+    else:
+        parts[-1] = replace(last, text=f"{last.text.rstrip()} […]")
     trimmed = replace(structure)  # a copy; the caller's structure is left as it was
     setattr(trimmed, name, parts)
     return trimmed, True

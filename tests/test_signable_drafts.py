@@ -492,6 +492,15 @@ def test_the_unfinished_end_of_a_draft_cut_by_its_token_limit_is_taken_out() -> 
     assert got.considerants == act.considerants
     ended = Structure("prose", paragraphs=[Part("Tout est dit (article 2).", [])])
     assert drop_unfinished_tail(ended) == (ended, False)
+    # The only paragraph, cut before its first full stop: kept, visibly unfinished, not emptied
+    # (an empty draft would read as « the documents do not allow an answer »).
+    only = Structure("prose", paragraphs=[Part("Les élus ont droit à une formation adaptée", [1])])
+    kept, changed = drop_unfinished_tail(only)
+    assert changed and [p.text for p in kept.paragraphs] == [
+        "Les élus ont droit à une formation adaptée […]"
+    ]
+    single = Structure("acte", considerants=act.considerants, articles=[Part("Il est", [1])])
+    assert [p.text for p in drop_unfinished_tail(single)[0].articles] == ["Il est […]"]
 
 
 def test_a_letter_cut_by_its_token_limit_ends_on_a_whole_sentence_and_says_so(
