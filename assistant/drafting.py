@@ -20,6 +20,7 @@ prompt is already cached.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -29,7 +30,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from assistant.errors import DraftingError
+from assistant.errors import AssistantError, DraftingError
 from assistant.evidence import evidence_query, evidence_text, questions_of
 from assistant.llm import ChatModel, GenerationStats, Message
 from assistant.prompts import (
@@ -762,17 +763,44 @@ class DraftingService:
         yield DraftEvent("status", text="Rédaction en cours…")
         yield from self._generate(draft_id, plan, start)
 
-    def warm_up(self, doc_types: Sequence[str] | None = None, *, retriever: bool = True) -> None:
-        """Evaluate each template's fixed part once so that its first request is fast (with a
-        prompt cache, see :func:`enable_prompt_cache`), and (``retriever``) let the retriever
-        prepare what its first search would (the query bank's embedding). Meant for a server
-        at start-up. Measured with the default models on 2 cores (docs/eval/drafts.md, sixth
-        pass): 29 s for the seven types, after which the first courrier's first token came
-        after 8.5 s instead of 13.3 s, the first délibération's after 8.9 s instead of 12.0 s.
-        Raises what the chat model raises (:class:`AssistantError` subclasses)."""
-        warm_retriever = getattr(self.retriever, "warm_up", None) if retriever else None
-        if warm_retriever is not None:
-            warm_retriever()
+    def warm_up(self, doc_types: Sequence[str] | None = None) -> None:
+        """Let the retriever prepare what its first search would (the query bank's embedding),
+        then evaluate each template's fixed part once so that its first request is fast (with
+        a prompt cache, see :func:`enable_prompt_cache`). Measured with the default models on
+        2 cores (docs/eval/drafts.md, sixth pass): 29 s for the seven types, after which the
+        first courrier's first token came after 8.5 s instead of 13.3 s, the first
+        délibération's after 8.9 s instead of 12.0 s. Raises what the embedder and the chat
+        model raise (:class:`AssistantError` subclasses)."""
+        self._warm_retriever()
+        self._warm_templates(doc_types)
+
+    def warm_up_in_background(self) -> threading.Thread:
+        """:meth:`warm_up` for a server: the retriever's part now, in the caller's thread (the
+        embedder serves one thread at a time, and the first search needs it), a failure (no
+        embedder) left for that search to explain on the agent's screen; the templates' part in
+        a daemon thread, so that the server answers at once. A request arriving meanwhile waits
+        for the model like any other (the chat model's queue), at most one template's fixed
+        part. A failure there (a missing model) is logged and left for the first request to
+        explain. Returns the started thread."""
+        with contextlib.suppress(AssistantError):
+            self._warm_retriever()
+
+        def run() -> None:
+            try:
+                self._warm_templates()
+            except Exception as err:  # a warm-up never stops the server
+                log.warning("template warm-up stopped: %s", err)
+
+        thread = threading.Thread(target=run, name="warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def _warm_retriever(self) -> None:
+        warm = getattr(self.retriever, "warm_up", None)
+        if warm is not None:
+            warm()
+
+    def _warm_templates(self, doc_types: Sequence[str] | None = None) -> None:
         for name in doc_types or self.templates.names():
             template = self.templates.get(name)
             messages = [
@@ -781,24 +809,6 @@ class DraftingService:
             ]
             for _ in self.chat_model.stream(messages, max_tokens=1, temperature=0.0):
                 pass
-
-    def warm_up_in_background(self) -> threading.Thread:
-        """:meth:`warm_up` of the templates (not the retriever: the caller does that first, the
-        embedder serving one thread at a time) in a daemon thread, so that a server answers at
-        once. A request arriving meanwhile waits for the model like any other (the chat model's
-        queue), at most one template's fixed part. A failure (a missing model) is logged and
-        left for the first request to explain on the agent's screen. Returns the started
-        thread."""
-
-        def run() -> None:
-            try:
-                self.warm_up(retriever=False)
-            except Exception as err:  # a warm-up never stops the server
-                log.warning("template warm-up stopped: %s", err)
-
-        thread = threading.Thread(target=run, name="warm-up", daemon=True)
-        thread.start()
-        return thread
 
     # -- planning --------------------------------------------------------------------------------
 

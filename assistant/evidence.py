@@ -129,7 +129,7 @@ def clean_lines(text: str, heading: str = "", title: str = "") -> list[Line]:
         ):
             section = bare  # its words count for the lines under it, like a Markdown title
             continue
-        head = _ARTICLE_HEAD.match(line.lstrip("#"))
+        head = _ARTICLE_HEAD.match(bare)
         if head:
             article = head.group(1).strip()
             continue
@@ -162,8 +162,9 @@ def clean_lines(text: str, heading: str = "", title: str = "") -> list[Line]:
         pieces = [line] if bullet else _SENTENCE.split(line)
         for piece in pieces:
             piece = piece.strip()
-            if len(piece) >= 3 and (article, fold(piece)) not in emitted:
-                emitted.add((article, fold(piece)))
+            key = (article, fold(piece))
+            if len(piece) >= 3 and key not in emitted:
+                emitted.add(key)
                 out.append(Line(piece, article, bullet, piece.rstrip().endswith(":"), section))
     return out
 

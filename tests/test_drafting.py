@@ -412,24 +412,32 @@ def test_an_injected_document_stays_inside_its_data_block(
 def test_warm_up_evaluates_each_types_fixed_part_and_a_failure_stops_nothing(
     settings: Settings, templates: Templates
 ) -> None:
-    from assistant.errors import ModelNotFoundError
+    from assistant.errors import EmbeddingError, ModelNotFoundError
     from assistant.prompts import render_system
 
     model = FakeChatModel()
-    svc, _ = service(settings, templates, model)
+    svc, retriever = service(settings, templates, model)
+    warmed: list[str] = []
+    retriever.warm_up = lambda: warmed.append("bank")  # type: ignore[attr-defined]
     svc.warm_up_in_background().join(timeout=30)
+    assert warmed == ["bank"]  # the query bank, before the server answers
     systems = [p[0]["content"] for p in model.prompts]
     assert systems == [render_system(templates.get(n), templates.common) for n in templates.names()]
     # The next request of any type starts on its evaluated fixed part.
     run(svc, DraftRequest("Quorum ?", doc_type="note"))
     assert model.last_stats.cached_tokens > 0
 
-    def broken(messages: list) -> str:  # type: ignore[type-arg]
+    def broken(messages: list) -> str:
         raise ModelNotFoundError("Modèle de conversation introuvable.")
 
-    thread = service(settings, templates, FakeChatModel(broken))[0].warm_up_in_background()
+    def no_embedder() -> None:
+        raise EmbeddingError("Modèle d'embeddings introuvable.")
+
+    failing, failing_retriever = service(settings, templates, FakeChatModel(broken))
+    failing_retriever.warm_up = no_embedder  # type: ignore[attr-defined]
+    thread = failing.warm_up_in_background()  # neither failure is raised: the server goes on
     thread.join(timeout=30)
-    assert not thread.is_alive()  # logged, not raised: the server goes on
+    assert not thread.is_alive()  # logged, not raised
 
 
 def test_a_follow_up_revises_with_the_same_sources_and_the_previous_prompt_as_prefix(

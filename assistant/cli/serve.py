@@ -6,7 +6,6 @@ Listening beyond the machine (``--host 0.0.0.0``) is refused unless accounts are
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -43,7 +42,6 @@ def serve(
     settings = settings_from(ctx, host=host, port=port, auth_file=auth_file)
     # Imported here: Gradio and the models are heavy, other commands need neither.
     from assistant.drafting import build_service
-    from assistant.errors import AssistantError
     from assistant.ui.app import DocumentFiles, check_exposure, launch_ui
 
     authenticator = check_exposure(settings)  # refuse an open address before loading anything
@@ -64,14 +62,8 @@ def serve(
                 f"{settings.audit_retention_days} jours supprimé(s) (audit_retention_days)."
             )
     service = build_service(settings, worker=settings.engine_worker)
-    warm_up = getattr(service.retriever, "warm_up", None)
-    if warm_up is not None:
-        # The query bank's embedding now rather than during the first question; a missing
-        # embedder is explained at the first search, in the agent's screen.
-        with contextlib.suppress(AssistantError):
-            warm_up()
-    # Each document type's fixed prompt evaluated now, in the background, rather than during
-    # the first request of that type (about 4 s less to its first words on 2 cores).
+    # The query bank's embedding now, each document type's fixed prompt in the background,
+    # rather than during the first question and the first request of each type.
     service.warm_up_in_background()
     index = getattr(service.retriever, "index", None)
     groups = getattr(index, "collection_groups", None)
