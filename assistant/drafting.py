@@ -392,6 +392,12 @@ def merge_passages(hits: Sequence[Hit]) -> list[Hit]:
     return merged
 
 
+# The legal basis of an act or a note (see DraftingService._with_legal_basis): the document
+# type of the legal texts (assistant.loaders.guess_doc_type), how many of their passages are
+# searched, and how many of the best one's document are kept (merged: one source).
+LEGAL_DOC_TYPE = "loi"
+LEGAL_BASIS_K = 3
+LEGAL_BASIS_PASSAGES = 2
 # Neighbouring chunks read around each retrieved one (see DraftingService._with_neighbours).
 NEIGHBOUR_SPAN = 2
 NEIGHBOUR_DOCUMENTS = 3
@@ -746,9 +752,10 @@ class DraftingService:
                 return
             # The naive context (no budget) takes the first passages as retrieved, unfiltered.
             budgeted = self.budget_for(template) > 0
-            plan = self._plan_fresh(
-                request, template, self._with_neighbours(relevant) if budgeted else hits
-            )
+            if budgeted:
+                relevant = self._with_legal_basis(request, template, relevant)
+                relevant = self._with_neighbours(relevant)
+            plan = self._plan_fresh(request, template, relevant if budgeted else hits)
             plan.retrieval_s = retrieval_s
             plan.warnings[:0] = [
                 f"Champ « {f.label} » non renseigné : le projet le laisse à compléter."
@@ -843,6 +850,46 @@ class DraftingService:
             floor = _relevance(hits[0]) * MIN_SHARE_OF_BEST_RELEVANCE
             hits = [h for h in hits if _relevance(h) >= floor]
         return hits, time.monotonic() - t0
+
+    def _with_legal_basis(
+        self, request: DraftRequest, template: Template, hits: list[Hit]
+    ) -> list[Hit]:
+        """``hits`` with, for a type that rests on a legal text (``template.legal_basis``: acts,
+        notes), the best passages of the legal texts for the request second, after the best hit
+        (moved there when the search had them lower). The general search ranks a fiche or
+        another town's deliberation above the code article an act must cite (« réglementer le
+        bruit la nuit » finds the fiche, and L. 2212-2 falls under the relevance cut), and a
+        visa is written only from a legal text the evidence holds.
+
+        Searched with the request's first query among the passages of type
+        :data:`LEGAL_DOC_TYPE`; kept when relevant themselves (the abstention threshold: no
+        code article for a request the codes do not cover), at most
+        :data:`LEGAL_BASIS_PASSAGES` of the best one's document (another code's article is
+        more often noise: « délégation de fonctions » also finds the adjoints' allowances).
+        Called after the abstention decision: a legal text never makes an off-corpus request
+        answerable. A failed search leaves ``hits`` as they are (the legal basis is a bonus)."""
+        if not template.legal_basis or self.retriever is None:
+            return hits
+        queries = search_queries(request)
+        try:
+            found = self.retriever.search(
+                queries[0],
+                collections=request.collections or None,
+                k=LEGAL_BASIS_K,
+                doc_types=[LEGAL_DOC_TYPE],
+                allowed=request.allowed_collections,
+            )
+        except AssistantError as exc:
+            log.warning("legal basis search failed: %s", exc)
+            return hits
+        found = [h for h in found if _relevance(h) >= self.abstain_threshold]
+        if not found:
+            return hits
+        best = (found[0].collection, found[0].source)
+        legal = [h for h in found if (h.collection, h.source) == best][:LEGAL_BASIS_PASSAGES]
+        ids = {h.id for h in legal}
+        first = [h for h in hits[:1] if h.id not in ids]
+        return first + legal + [h for h in hits[1:] if h.id not in ids]
 
     def _with_neighbours(self, hits: list[Hit]) -> list[Hit]:
         """``hits`` with, for the passages of the first :data:`NEIGHBOUR_DOCUMENTS` documents,
@@ -1043,6 +1090,7 @@ class DraftingService:
             search_req = replace(merged, request=f"{base.request} {request.request}")
             hits, retrieval_s = self._search(search_req, template)
             relevant = [h for h in hits if _relevance(h) >= self.abstain_threshold] or hits[:1]
+            relevant = self._with_legal_basis(search_req, template, relevant)
             plan = self._plan_fresh(
                 replace(merged, request=self._revision_text(request.request)),
                 template,

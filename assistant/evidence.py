@@ -377,12 +377,14 @@ def evidence_text(
                 seen.update(fold(lines[i].text) for i in keep)
             return rendered
         limit -= 1 if limit <= 4 else 2
-    # Nothing fits whole: the best line alone (not an introduction), cut to whole words.
+    # Nothing fits whole: the best line alone (not an introduction), cut to whole words, with
+    # its article number (a visa is written from the numbers the evidence shows).
     order = [i for _, i in ranked] or list(range(len(lines)))
     best = next((lines[i] for i in order if lines[i].text and not lines[i].intro), lines[order[0]])
     if seen is not None:
         seen.add(fold(best.text))
-    words = best.text.split()
+    labelled = best.article and not fold(best.text).startswith(fold(best.article))
+    words = f"{best.article} : {best.text}".split() if labelled else best.text.split()
     while words and count(" ".join(words) + " […]") > max_tokens:
         words = words[: len(words) * 3 // 4]
     return " ".join(words) + " […]" if words else ""

@@ -88,6 +88,10 @@ class Template:
     # The line(s) between the considérants and the articles of an act, written by the program
     # ("Après en avoir délibéré,\n\nDÉCIDE :", "ARRÊTE :"); empty: "DÉCIDE :".
     decision: str = ""
+    # Whether the type rests on a legal text (an act's visas, a note's applicable rule): its
+    # evidence then always holds the best passage of the legal texts (doc type "loi") that is
+    # relevant itself (see DraftingService._with_legal_basis). TOML key: ``base_legale``.
+    legal_basis: bool = False
 
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
@@ -275,6 +279,16 @@ def _form(data: Mapping[str, Any], path: Path) -> str:
     return str(value)
 
 
+def _bool(data: Mapping[str, Any], key: str, path: Path) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise TemplateError(
+            f"Dans {path}, « {key} » doit valoir true ou false (trouvé : {value!r}). "
+            "Corrigez la valeur ou supprimez la ligne."
+        )
+    return value
+
+
 def load_template(path: Path) -> Template:
     data = _read_toml(path)
     texts = {key: _text(data, key, path) for key in _TEMPLATE_TEXT_KEYS}
@@ -300,6 +314,7 @@ def load_template(path: Path) -> Template:
         consigne=str(data.get("consigne", "")).strip(),
         form=_form(data, path),
         decision=str(data.get("decision", "")).strip(),
+        legal_basis=_bool(data, "base_legale", path),
     )
 
 

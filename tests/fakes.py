@@ -105,7 +105,8 @@ class FakeChatModel(ChatModel):
 
 class FakeRetriever:
     """Returns the given hits (best first) whatever the query; records the calls.
-    Mirrors :class:`assistant.retrieval.Retriever`'s ``search`` and ``abstain_threshold``."""
+    Mirrors :class:`assistant.retrieval.Retriever`'s ``search`` and ``abstain_threshold``;
+    ``doc_types`` keeps the hits whose ``metadata["doc_type"]`` is one of them."""
 
     def __init__(self, hits: list[Hit], abstain_threshold: float = 0.35) -> None:
         self.hits = hits
@@ -122,9 +123,20 @@ class FakeRetriever:
         allowed: list[str] | None = None,
     ) -> list[Hit]:
         self.calls.append(
-            {"query": query, "collections": collections, "k": k, "allowed": allowed}
+            {
+                "query": query,
+                "collections": collections,
+                "k": k,
+                "allowed": allowed,
+                "doc_types": doc_types,
+            }
         )
-        hits = [h for h in self.hits if allowed is None or h.collection in allowed]
+        hits = [
+            h
+            for h in self.hits
+            if (allowed is None or h.collection in allowed)
+            and (doc_types is None or h.metadata.get("doc_type") in doc_types)
+        ]
         return hits[:k]
 
 

@@ -129,6 +129,17 @@ def test_an_unknown_form_is_refused_with_the_choices(tmp_path: Path) -> None:
     assert load_template(PROMPTS / "courrier.toml").form == "prose"
 
 
+def test_acts_and_notes_rest_on_a_legal_text_and_a_wrong_value_is_refused(
+    templates: Templates, tmp_path: Path
+) -> None:
+    assert {t.name for t in templates if t.legal_basis} == {"arrete", "deliberation", "note"}
+    source = (PROMPTS / "note.toml").read_text(encoding="utf-8")
+    bad = tmp_path / "note.toml"
+    bad.write_text(source.replace("base_legale = true", 'base_legale = "oui"'), encoding="utf-8")
+    with pytest.raises(TemplateError, match=r"base_legale.*true ou false"):
+        load_template(bad)
+
+
 def test_unknown_type_and_field_are_refused_with_the_choices(templates: Templates) -> None:
     with pytest.raises(TemplateError, match="courrier"):
         templates.get("lettre")

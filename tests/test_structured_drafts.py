@@ -355,6 +355,73 @@ def test_an_act_gets_its_visas_from_the_cited_legal_text(
     assert [c["type"] for c in draft.checks] == ["chiffre"]
 
 
+POLICE = (
+    "**Article L2212-2**\n\nLa police municipale a pour objet d'assurer le bon ordre, la sûreté "
+    "et la tranquillité publiques, notamment le soin de réprimer les bruits de voisinage."
+)
+BRUIT = (
+    "# Troubles de voisinage : bruits de comportement\n\n### La nuit\n"
+    "Les bruits de voisinage commis la nuit constituent un tapage nocturne.\n"
+    "Le tapage nocturne est puni d'une amende de 68 €."
+)
+
+
+@pytest.mark.parametrize(
+    ("doc_type", "code_relevance", "code_is_source"),
+    [
+        ("arrete", 0.4, True),  # under the relevance cut of the search, brought back second
+        ("note", 0.4, True),
+        ("arrete", 0.2, False),  # not relevant itself: no legal basis rather than a wrong one
+        ("courrier", 0.4, False),  # a letter does not rest on a legal text by itself
+    ],
+)
+def test_an_act_or_a_note_gets_the_relevant_legal_text_as_its_second_source(
+    settings: Settings,
+    templates: Templates,
+    doc_type: str,
+    code_relevance: float,
+    code_is_source: bool,
+) -> None:
+    hits = [
+        make_hit(1, BRUIT, 0.9, source="fiches/F612.md"),
+        make_hit(2, "Les bruits de chantier sont interdits la nuit.", 0.8, source="delib.pdf"),
+        make_hit(3, POLICE, code_relevance, source="textes/cgct_L2212.md"),
+    ]
+    hits[2].title = "Code général des collectivités territoriales — Police municipale"
+    for hit, kind in zip(hits, ("fiche", "deliberation", "loi"), strict=True):
+        hit.metadata["doc_type"] = kind
+    reply = (
+        json.dumps(
+            {
+                "visas": [2],
+                "considerants": [{"sources": [1], "texte": "le tapage nocturne est puni"}],
+                "articles": [{"sources": [1], "texte": "Les bruits de voisinage sont interdits."}],
+            },
+            ensure_ascii=False,
+        )
+        if doc_type == "arrete"
+        else letter_json(([1], "Le tapage nocturne est puni."))
+    )
+    svc, _, retriever = build(settings, templates, reply, hits)
+    fields = {"objet": "Bruits de voisinage"}
+    if doc_type == "courrier":
+        fields["destinataire"] = "Monsieur Martin"
+    request = DraftRequest("Réglementer les bruits de voisinage la nuit", doc_type, fields)
+    _, draft = run(svc, request)
+    sources = [c.source for c in draft.sources]
+    assert sources[0] == "fiches/F612.md"
+    assert (sources[1] == "textes/cgct_L2212.md") is code_is_source
+    assert ("textes/cgct_L2212.md" in sources) is code_is_source
+    legal_calls = [c for c in retriever.calls if c["doc_types"] == ["loi"]]
+    assert len(legal_calls) == (0 if doc_type == "courrier" else 1)
+    if doc_type == "arrete" and code_is_source:
+        # The visa names the text and the article the evidence shows.
+        assert (
+            "Vu le code général des collectivités territoriales, notamment son article "
+            "L. 2212-2 [2] ;" in draft.answer
+        )
+
+
 def test_a_server_ignoring_the_schema_falls_back_to_the_text(
     settings: Settings, templates: Templates
 ) -> None:
