@@ -175,7 +175,7 @@ def clean_lines(text: str, heading: str = "", title: str = "") -> list[Line]:
 _ASKED = {
     "delay": re.compile(
         r"\b(?:d[ée]lais?|dur[ée]es?|combien de temps|quand|avant|validit[ée]|date|p[ée]riode|"
-        r"convoc\w*|pr[ée]avis|renouvel\w*)\b",
+        r"moment|convoc\w*|pr[ée]avis|renouvel\w*)\b",
         re.IGNORECASE,
     ),
     "amount": re.compile(
@@ -244,14 +244,25 @@ _TASK_WORDS = frozenset(
 )
 
 
+# The addressee a request opens with, before what it is about: « Note au maire sur … »,
+# « Répondre à M. Petit sur … » (at most six words, none a relative pronoun: « Répondre à un
+# habitant qui veut contester le permis affiché sur le terrain » names no addressee).
+_ADDRESSEE = re.compile(
+    r"^\s*\w+\s+(?:au|aux|à la|à l'|à)\s*(?:(?!qui\b|que\b|qu'|dont\b)\S+\s+){0,5}?"
+    r"(?:sur|concernant|relati(?:f|ve|fs|ves) à|à propos d(?:e|u|es)|au sujet d(?:e|u|es))\s+",
+    re.IGNORECASE,
+)
+
+
 def evidence_query(
     request: str, topic: str = "", addressing: Sequence[str] = (), questions: Sequence[str] = ()
 ) -> str:
     """What the evidence is chosen for: the request, its topic (``objet``) and the resident's
     questions, without the words that only address or frame it: the recipient's name and
     title ("Monsieur le Président de l'association des commerçants": a sentence about
-    associations is not evidence about terraces) and the task's own verbs ("Répondre à…").
-    A word of the topic is always kept."""
+    associations is not evidence about terraces), the addressee the request opens with (« Note
+    au maire sur … »: « maire » is on every line of the code) and the task's own verbs
+    ("Répondre à…"). A word of the topic is always kept."""
     keep = set(lexical_terms(topic))
     drop = {t for text in addressing for t in lexical_terms(text)} | _TASK_WORDS
     drop -= keep
@@ -260,7 +271,8 @@ def evidence_query(
         words = text.split()
         return " ".join(w for w in words if not (set(lexical_terms(w)) & drop))
 
-    return " ".join(p for p in (cleaned(request), topic, *map(cleaned, questions)) if p.strip())
+    about = _ADDRESSEE.sub("", request, count=1)
+    return " ".join(p for p in (cleaned(about), topic, *map(cleaned, questions)) if p.strip())
 
 
 def ranked_lines(lines: Sequence[Line], query: str) -> list[tuple[float, int]]:

@@ -9,7 +9,10 @@ planted document gave it). Each paragraph the model writes is checked here:
 - **contacts** (URL, e-mail, phone number): only those given by the sources shown to the model or
   by the agent; premium-rate numbers (08 9x) never, whoever gave them;
 - **copies**: a run of more than :data:`COPY_WORDS` words taken verbatim from a source must be a
-  marked quotation « … », and a quotation stays within :data:`QUOTE_MAX_WORDS` words.
+  marked quotation « … », and a quotation stays within :data:`QUOTE_MAX_WORDS` words;
+- **talk about the prompt**: a paragraph that speaks of its sources instead of its matter
+  (« Considérant que les sources fournies démontrent… », « … est fourni dans le document
+  numéroté 3 ») is marked to be rewritten (:func:`speaks_of_sources`).
 
 The functions are pure (no model, no I/O) and the evaluation (:mod:`assistant.evaluation`) uses the
 same extraction, so that what the product marks and what the evaluation counts agree.
@@ -32,6 +35,19 @@ MARK_OPEN = "[À VÉRIFIER : "
 MARK_CLOSE = "]"
 MARK_PATTERN = re.compile(r"\[À VÉRIFIER : [^\]]*\]")
 
+# What the model writes when it speaks of its prompt instead of the matter: the sources or
+# extracts it was given, their numbers, the agent's message. Tight on purpose: « retenue à la
+# source », « les sources de financement » are administrative French, not talk about the prompt.
+_META = re.compile(
+    r"\b(?:(?:les|des|ces|la|cette) sources?\s+(?:fournies?|numérotées?|citées?|ci-dessus|"
+    r"données?|du message|indiqu\w+|précis\w+|montr\w+|démontr\w+|prévoi\w+|mentionn\w+)"
+    r"|(?:selon|d'après|dans|par) (?:les|la|des|ces) sources?\b(?!\s+d[eu']\w*)"
+    r"|textes? des sources|(?:la|les|des) sources? n?°?\s?\d|documents? (?:fournis?|numérotés?)"
+    r"|numérotée?s? \d"
+    r"|extraits? (?:fournis?|numérotés?|ci-dessus)|message de l'agent"
+    r"|fournie?s? (?:par|dans) (?:les?|la|des) (?:sources?|documents?|extraits?))",
+    re.IGNORECASE,
+)
 # French number words -> digits, so that "deux mois" in a source supports "2 mois". Only words
 # that are never anything else ("un"/"une" are articles: left out, and 1 is never checked).
 _WORDS = {
@@ -360,6 +376,12 @@ def missing_sources(
     return added
 
 
+def speaks_of_sources(text: str) -> bool:
+    """Whether ``text`` speaks of the prompt (its sources, extracts, their numbers, the agent's
+    message) instead of the matter: a clerk deletes such a sentence, so it is marked."""
+    return _META.search(MARK_PATTERN.sub(" ", text)) is not None
+
+
 def check_paragraph(
     text: str,
     cited: Sequence[str],
@@ -371,7 +393,8 @@ def check_paragraph(
     ``cited``: texts of the sources the paragraph cites (what its figures must come from);
     ``shown``: every source text shown to the model (what a contact may come from); ``agent``:
     what the agent wrote (request, fields, pasted letter). Returns one :class:`Issue` per
-    unsupported figure, stray contact or over-long copy, in the order found."""
+    unsupported figure, stray contact, over-long copy or talk about the sources, in the order
+    found."""
     issues: list[Issue] = []
     allowed = figure_keys([*cited, *agent])
     seen: set[str] = set()
@@ -398,6 +421,8 @@ def check_paragraph(
     for quote in _QUOTE.findall(text):
         if len(_words(quote)) > QUOTE_MAX_WORDS:
             issues.append(Issue("copie", "citation entre « » trop longue : à réduire"))
+    if speaks_of_sources(text):
+        issues.append(Issue("sources", "parle des documents fournis, pas du sujet : à réécrire"))
     return issues
 
 

@@ -219,6 +219,35 @@ def test_the_evidence_query_drops_the_recipient_and_the_task_words() -> None:
     assert not {"Répondre", "président", "l'association", "commerçants"} & set(query.split())
 
 
+@pytest.mark.parametrize(
+    ("request_text", "kept", "dropped"),
+    [
+        ("Note au maire sur les règles de convocation du conseil.", "convocation", "maire"),
+        ("Répondre à M. Petit sur la validité du certificat d'urbanisme.", "validité", "Petit"),
+        (
+            "Note au directeur général des services sur les seuils des marchés publics.",
+            "seuils",
+            "directeur",
+        ),
+        # No addressee before « sur »: a relative clause is the matter, kept whole.
+        (
+            "Répondre à un habitant qui conteste le permis affiché sur le terrain voisin.",
+            "conteste",
+            "",
+        ),
+        # The addressee is the matter when the request is about them.
+        ("Arrêté du maire portant délégation de fonctions à un adjoint.", "maire", ""),
+    ],
+)
+def test_the_evidence_query_drops_the_addressee_the_request_opens_with(
+    request_text: str, kept: str, dropped: str
+) -> None:
+    words = evidence_query(request_text).split()
+    assert kept in words
+    if dropped:
+        assert dropped not in words
+
+
 def test_a_line_holding_the_figure_asked_comes_first() -> None:
     text = (
         "L'association organise une buvette temporaire lors de sa manifestation sportive "

@@ -171,6 +171,32 @@ def test_long_copies_must_be_short_quotations() -> None:
     assert copied_share(copy, [source]) == 1.0 and copied_share("autre chose ici", [source]) == 0
 
 
+@pytest.mark.parametrize(
+    ("text", "about_sources"),
+    [
+        # Seen in the drafts of the 1.5B model: the prompt talked about, not the matter.
+        ("que les sources fournies démontrent que le règlement est adopté", True),
+        ("que le texte de la délibération est fourni dans le document numéroté 3", True),
+        ("que les sources numérotées du message de l'agent sont utilisées uniquement", True),
+        ("Les obligations sont définies dans le texte des sources, qui précise le seuil.", True),
+        ("Selon les sources, le délai est de deux mois.", True),
+        # Administrative French that names a source without speaking of the prompt.
+        ("L'impôt sur le revenu est prélevé à la source.", False),
+        ("Les sources de financement du projet sont la commune et le département.", False),
+        ("Le captage protège la source de la rivière.", False),
+        ("Le justificatif est fourni par le demandeur.", False),
+    ],
+)
+def test_a_paragraph_speaking_of_its_sources_is_marked_to_be_rewritten(
+    text: str, about_sources: bool
+) -> None:
+    source = "Le règlement est adopté dans les deux mois ; le délai est de deux mois."
+    issues = check_paragraph(text, [source], [source], [])
+    assert ("sources" in [i.kind for i in issues]) is about_sources
+    if about_sources:
+        assert "à réécrire" in apply(text, issues)
+
+
 # --- evidence -------------------------------------------------------------------------------
 
 
