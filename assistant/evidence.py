@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
-from assistant.textnorm import DIVISION_HEADING, fold, lexical_terms
+from assistant.textnorm import DIVISION_HEADING, fold, light_terms
 
 # Lines that are not content: metadata and navigation of the guides, separators.
 _NOISE_LINE = re.compile(
@@ -213,11 +213,11 @@ def asked_kinds(query: str) -> set[str]:
 
 
 def _words(line: Line) -> set[str]:
-    words = set(lexical_terms(line.text))
+    words = set(light_terms(line.text))
     if line.article:
-        words.update(lexical_terms(line.article))
+        words.update(light_terms(line.article))
     if line.section:
-        words.update(lexical_terms(line.section))
+        words.update(light_terms(line.section))
     return words
 
 
@@ -237,7 +237,7 @@ def _score(line: Line, terms: set[str], kinds: AbstractSet[str] = frozenset()) -
 
 # Words of a drafting request that say what to write, not what it is about.
 _TASK_WORDS = frozenset(
-    lexical_terms(
+    light_terms(
         "répondre réponse rappeler informer indiquer expliquer préciser rédiger courrier lettre "
         "note délibération arrêté projet habitant habitante usager administré famille"
     )
@@ -263,13 +263,13 @@ def evidence_query(
     associations is not evidence about terraces), the addressee the request opens with (« Note
     au maire sur … »: « maire » is on every line of the code) and the task's own verbs
     ("Répondre à…"). A word of the topic is always kept."""
-    keep = set(lexical_terms(topic))
-    drop = {t for text in addressing for t in lexical_terms(text)} | _TASK_WORDS
+    keep = set(light_terms(topic))
+    drop = {t for text in addressing for t in light_terms(text)} | _TASK_WORDS
     drop -= keep
 
     def cleaned(text: str) -> str:
         words = text.split()
-        return " ".join(w for w in words if not (set(lexical_terms(w)) & drop))
+        return " ".join(w for w in words if not (set(light_terms(w)) & drop))
 
     about = _ADDRESSEE.sub("", request, count=1)
     return " ".join(p for p in (cleaned(about), topic, *map(cleaned, questions)) if p.strip())
@@ -285,7 +285,7 @@ def ranked_lines(lines: Sequence[Line], query: str) -> list[tuple[float, int]]:
     over the passage's lines 30/43 (a fiche's topic word is on every line, so incidental
     words outweighed it); inverse frequency over the whole index 35/43 (other facts lost:
     lines holding the delay asked for lost to lines holding rare words), damped 33/43."""
-    terms = set(lexical_terms(query))
+    terms = set(light_terms(query))
     kinds = asked_kinds(query)
     return sorted(
         ((s, i) for i, line in enumerate(lines) if (s := _score(line, terms, kinds)) > 0),

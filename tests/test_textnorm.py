@@ -6,7 +6,15 @@ import sqlite3
 
 import pytest
 
-from assistant.textnorm import STOP_WORDS, fold, index_text, lexical_terms, match_query
+from assistant.textnorm import (
+    STOP_WORDS,
+    fold,
+    index_text,
+    lexical_terms,
+    light_stem,
+    light_terms,
+    match_query,
+)
 
 
 def test_fold_strips_case_accents_and_ligatures() -> None:
@@ -34,6 +42,19 @@ def test_french_stemming_ignores_accents_and_plural() -> None:
     plain = lexical_terms("deliberation conseillers municipal")
     assert accented == plain
     assert not set(accented) & STOP_WORDS
+
+
+def test_sentence_matching_keeps_derivations_apart_and_joins_inflections() -> None:
+    """Snowball joins « règles » and « règlement »; matching a request against a passage's
+    sentences keeps them apart, and still joins the forms of one word."""
+    assert lexical_terms("règles") == lexical_terms("règlement")  # what the index does
+    assert light_terms("règles") != light_terms("règlement")
+    assert light_terms("réunir") == light_terms("réunit")
+    assert light_terms("Règles communales") == light_terms("règle communale")
+    assert light_terms("les conseils municipaux") == light_terms("le conseil municipal")
+    # References stay single tokens, as in the index.
+    assert light_terms("article L. 2121-17") == lexical_terms("article L. 2121-17")
+    assert light_stem("journaux") == "journal" and light_stem("durees") == light_stem("duree")
 
 
 def test_lowercase_a_is_not_an_article_prefix() -> None:
