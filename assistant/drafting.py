@@ -821,7 +821,8 @@ class DraftingService:
 
     def _search(self, request: DraftRequest, template: Template) -> tuple[list[Hit], float]:
         """Hits for the request (and its ``objet``); with a pasted letter, also for each of the
-        letter's questions, merged (a passage keeps its best relevance), best first."""
+        letter's questions, within the documents the request found, merged (a passage keeps
+        its best relevance), best first."""
         if self.retriever is None:
             raise DraftingError(
                 "La recherche documentaire n'est pas disponible dans ce mode. Relancez sans "
@@ -829,6 +830,11 @@ class DraftingService:
             )
         t0 = time.monotonic()
         best: dict[tuple[str, int | None, str], Hit] = {}
+        # The agent's request and objet say what the reply is about; a question of the
+        # resident's letter chooses passages within the documents they found (« Quels papiers
+        # faut-il apporter à la mairie ? » alone finds the attestation d'accueil's fiche).
+        agents = set(search_queries(replace(request, letter="")))
+        topic: set[tuple[str, str]] = set()
         for query in search_queries(request):
             for hit in self.retriever.search(
                 query,
@@ -836,6 +842,11 @@ class DraftingService:
                 k=self.settings.top_k,
                 allowed=request.allowed_collections,
             ):
+                document = (hit.collection, hit.source)
+                if query in agents:
+                    topic.add(document)
+                elif document not in topic:
+                    continue
                 key = (hit.source, hit.page, hit.text[:200])
                 if key not in best or _relevance(hit) > _relevance(best[key]):
                     best[key] = hit
@@ -927,14 +938,15 @@ class DraftingService:
                 out.append(near)
         return out
 
-    def _fixed_and_limits(self, template: Template) -> tuple[str, int, int]:
-        """The fixed system text, the answer's max tokens, and the bound of the variable part:
-        the template's budget, or the context window's room when there is no budget."""
+    def _fixed_and_limits(self, template: Template) -> tuple[str, int, int, int]:
+        """The fixed system text, the answer's max tokens, the bound of the variable part (the
+        template's budget, or the context window's room when there is no budget) and that
+        room."""
         system = render_system(template, self.templates.common)
         max_tokens = min(template.max_tokens, self.settings.max_tokens)
         room = self._n_ctx() - self._count(system) - max_tokens - CONTEXT_MARGIN
         wanted = self.budget_for(template)
-        return system, max_tokens, min(wanted, room) if wanted else room
+        return system, max_tokens, min(wanted, room) if wanted else room, room
 
     def _uncached(self, messages: list[Message], system: str) -> int:
         """Tokens of ``messages`` beyond the cached fixed part (the system message)."""
@@ -950,14 +962,16 @@ class DraftingService:
     ) -> _Plan:
         """A new prompt: fixed system part, then the sources that fit the budget."""
         common = self.templates.common
-        system, max_tokens, budget = self._fixed_and_limits(template)
+        system, max_tokens, budget, room = self._fixed_and_limits(template)
         questions = questions_of(request.letter) if request.letter.strip() else []
         topic = " ".join(request.fields.get(n, "") for n in TOPIC_FIELDS).strip()
         addressing = [v for k, v in request.fields.items() if k not in TOPIC_FIELDS]
         query = evidence_query(request.request, topic, addressing, questions)
         warnings: list[str] = []
 
-        def messages_for(blocks: list[SourceBlock]) -> list[Message]:
+        def messages_for(
+            blocks: list[SourceBlock], asked: Sequence[str] = questions
+        ) -> list[Message]:
             user = render_user(
                 template,
                 common,
@@ -965,12 +979,18 @@ class DraftingService:
                 request.request,
                 request.fields,
                 current_draft,
-                letter_questions=questions,
+                letter_questions=asked,
             )
             return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
         naive = self.budget_for(template) == 0
         base = self._uncached(messages_for([]), system)
+        if questions and not naive:
+            # A resident's questions do not come out of the evidence: the budget is that of
+            # the request without them, plus their tokens, within the context window (three
+            # long questions left a reply 194 tokens of evidence instead of about 400).
+            without = self._uncached(messages_for([], ()), system)
+            budget = min(room, budget + base - without)
         if base + MIN_SOURCE_TOKENS > budget:
             raise DraftingError(
                 "La demande est trop longue pour le budget de contexte du type "

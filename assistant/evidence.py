@@ -194,7 +194,9 @@ _FIGURE_OF = {
         r"(?:jours?|mois|ans?|années?|semaines?|heures?)\b|\bjours? francs\b",
         re.IGNORECASE,
     ),
-    "amount": re.compile(r"\d[\d\s\u00a0\u202f.,]*\s?(?:€|euros?\b|%)", re.IGNORECASE),
+    "amount": re.compile(
+        r"\d[\d\s\u00a0\u202f.,]*\s?(?:€|euros?\b|%)|\bgratuit\w*|\bsans frais\b", re.IGNORECASE
+    ),
     "count": re.compile(
         r"\b\d+\s?%|\b(?:majorit[ée]|tiers|moiti[ée]|quart)\b|\b\d+\s+(?:fois|membres|"
         r"conseillers|adjoints|autorisations)\b",

@@ -248,6 +248,13 @@ def test_the_evidence_query_drops_the_addressee_the_request_opens_with(
         assert dropped not in words
 
 
+def test_free_of_charge_answers_a_question_on_the_cost() -> None:
+    text = "La copie est délivrée par la mairie du lieu de naissance.\n#### Coût\nGratuit."
+    lines = clean_lines(text)
+    best = select_lines(lines, "Combien coûte une copie intégrale d'acte de naissance ?", 1)
+    assert lines[best[0]].text == "Gratuit."
+
+
 def test_a_line_holding_the_figure_asked_comes_first() -> None:
     text = (
         "L'association organise une buvette temporaire lors de sa manifestation sportive "

@@ -478,6 +478,69 @@ def test_a_letter_is_searched_by_its_questions_and_never_echoed(
     assert refused.abstained and "Secret Personne" not in refused.answer
 
 
+def test_a_letters_questions_choose_passages_within_the_documents_the_request_found(
+    settings: Settings, templates: Templates
+) -> None:
+    """« Quels papiers faut-il apporter ? » alone finds any fiche listing papers; the reply is
+    about what the agent's request and objet name."""
+    topic = make_hit(1, AOT, 0.9, source="fiches/F10003.md")
+    same_document = make_hit(
+        2, "Les papiers à apporter à la mairie : un extrait Kbis.", 0.8, "fiches/F10003.md", 2
+    )
+    elsewhere = make_hit(
+        3, "Les papiers à apporter à la mairie : un passeport.", 0.9, "fiches/F2191.md"
+    )
+
+    class ByQuery(FakeRetriever):
+        def search(self, query: str, *args: Any, **kwargs: Any) -> list[Any]:
+            super().search(query, *args, **kwargs)
+            return [same_document, elsewhere] if "papiers" in query else [topic]
+
+    model = FakeChatModel(letter_json(([1], "Une AOT."), ([2], "Un extrait Kbis.")))
+    retriever = ByQuery([])
+    svc = DraftingService(settings, model, retriever, templates)
+    letter = "Bonjour. Quels papiers faut-il apporter à la mairie ?"
+    request = DraftRequest(
+        "Répondre sur la terrasse",
+        "reponse_usager",
+        fields={"usager": "M. X", "objet": "Terrasse"},
+        letter=letter,
+    )
+    _, draft = run(svc, request)
+    prompt = model.prompts[-1][1]["content"]
+    assert "extrait Kbis" in prompt  # the question's passage of the request's document
+    assert "passeport" not in prompt and "F2191" not in [c.source for c in draft.sources]
+
+
+def test_a_long_letter_does_not_squeeze_the_evidence(
+    settings: Settings, templates: Templates
+) -> None:
+    """A resident's long questions do not come out of the evidence's budget (measured: 194
+    tokens of evidence for a three-question letter, about 400 for a short request)."""
+    rules = "\n".join(
+        f"Règle {i} des terrasses : la terrasse respecte la largeur de trottoir numéro {i}."
+        for i in range(1, 30)
+    )
+    hits = [make_hit(1, rules, 0.9, source="fiches/terrasses.md")]
+    fields = {"usager": "M. X", "objet": "Terrasse"}
+    question = (
+        "Pourriez-vous me dire quelles règles de largeur de trottoir s'appliquent à une terrasse "
+        "de café installée devant ma vitrine, sachant que le trottoir est étroit et que les "
+        "piétons passent nombreux aux heures de pointe, et que je ne veux pas gêner les voisins ? "
+    )
+
+    def evidence(letter: str) -> str:
+        model = FakeChatModel(letter_json(([1], "Une terrasse.")))
+        svc = DraftingService(settings, model, FakeRetriever(hits), templates)
+        run(svc, DraftRequest("Répondre sur la terrasse", "reponse_usager", fields, letter=letter))
+        prompt = model.prompts[-1][1]["content"]
+        return prompt[prompt.index("<<SOURCE 1") : prompt.index("<<FIN SOURCE 1>>")]
+
+    short = evidence("Quelles règles pour une terrasse ?")
+    long = evidence(" ".join(f"{question[:-2]} (point {i}) ?" for i in range(4)))
+    assert long.count("Règle ") >= short.count("Règle ") >= 5
+
+
 # --- one text everywhere ----------------------------------------------------------------------
 
 
