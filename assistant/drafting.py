@@ -1110,7 +1110,8 @@ class DraftingService:
             search_req = replace(merged, request=f"{base.request} {request.request}")
             hits, retrieval_s = self._search(search_req, template)
             relevant = [h for h in hits if _relevance(h) >= self.abstain_threshold] or hits[:1]
-            relevant = self._with_legal_basis(search_req, template, relevant)
+            if self.budget_for(template) > 0:  # as for a new draft
+                relevant = self._with_legal_basis(search_req, template, relevant)
             plan = self._plan_fresh(
                 replace(merged, request=self._revision_text(request.request)),
                 template,
