@@ -882,6 +882,8 @@ class DraftingService:
         if not template.legal_basis or self.retriever is None:
             return hits
         queries = search_queries(request)
+        if not queries:  # nothing to search for (an empty request)
+            return hits
         try:
             found = self.retriever.search(
                 queries[0],
