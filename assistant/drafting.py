@@ -26,12 +26,12 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from assistant.errors import AssistantError, DraftingError
-from assistant.evidence import evidence_query, evidence_text, questions_of
+from assistant.evidence import clean_lines, evidence_query, questions_of, share_evidence
 from assistant.llm import ChatModel, GenerationStats, Message
 from assistant.prompts import (
     CommonText,
@@ -61,7 +61,7 @@ from assistant.structure import (
     structure_of,
     visa_line,
 )
-from assistant.textnorm import fold, lexical_terms
+from assistant.textnorm import fold
 from assistant.verify import apply as apply_issues
 from assistant.verify import check_paragraph, missing_sources, quote_copy
 
@@ -71,8 +71,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Below this many tokens a passage is not worth sending (a trimmed source keeps at least this).
+# Below this many tokens of room for evidence, a request is refused as too long for its budget.
 MIN_SOURCE_TOKENS = 60
+# Merged passages (one a document page) whose sentences compete for the evidence's room.
+MAX_EVIDENCE_SOURCES = 5
 # Without a budget (settings.context_budget = 0): the naive context, this many whole passages.
 NAIVE_TOP_K = 5
 # Tokens kept free in the context window besides the answer (chat-template markup).
@@ -89,6 +91,16 @@ PARTLY_COVERED = (
 LENGTH_REACHED = (
     "Le projet a atteint sa longueur maximale : la fin inachevée du dernier paragraphe a été "
     "retirée (ou marquée […] quand c'était le seul). Complétez-le si besoin."
+)
+# The model wrote nothing usable from relevant sources (only "…", empty parts): not an
+# abstention (the documents may well answer), a failed generation the agent can run again.
+EMPTY_DRAFT = (
+    "[À COMPLÉTER : le modèle n'a rien rédigé d'exploitable à partir des sources retenues ; "
+    "relancez la rédaction ou précisez la demande]"
+)
+EMPTY_DRAFT_WARNING = (
+    "Le modèle n'a produit aucun texte exploitable : les sources retenues sont listées, "
+    "relancez la rédaction ou précisez la demande."
 )
 # Used when neither the settings nor the retriever give a calibrated threshold.
 DEFAULT_ABSTAIN_THRESHOLD = 0.35
@@ -224,65 +236,6 @@ class SearchBackend(Protocol):
 
 
 # --- pure helpers (tested directly) ---------------------------------------------------------------
-
-_SENTENCE_BREAK = re.compile(
-    r"(?<=[.!?;])\s+|\n\s*\n|\n(?=\s*(?:[-*•#]|Article|Art\.|Vu |Considérant))"
-)
-
-
-def _segments(text: str) -> list[tuple[int, int]]:
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for m in _SENTENCE_BREAK.finditer(text):
-        if m.start() > start:
-            spans.append((start, m.start()))
-        start = m.end()
-    if start < len(text):
-        spans.append((start, len(text)))
-    return spans or [(0, len(text))]
-
-
-def _cut_words(text: str, max_tokens: int, count: Callable[[str], int]) -> str:
-    """The longest prefix of whole words of ``text`` within ``max_tokens`` (binary search)."""
-    words = text.split()
-    lo, hi = 0, len(words)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if count(" ".join(words[:mid]) + " […]") <= max_tokens:
-            lo = mid
-        else:
-            hi = mid - 1
-    return " ".join(words[:lo]) + " […]" if lo else ""
-
-
-def trim_passage(text: str, query: str, max_tokens: int, count: Callable[[str], int]) -> str:
-    """``text`` cut down to the sentences around the best match of ``query``, within
-    ``max_tokens``; cuts are marked ``[…]``. Empty when nothing useful fits."""
-    if count(text) <= max_tokens:
-        return text
-    spans = _segments(text)
-    terms = set(lexical_terms(query))
-    scores = [len(terms & set(lexical_terms(text[a:b]))) for a, b in spans]
-    best = max(range(len(spans)), key=lambda i: (scores[i], -i))
-
-    def render(lo: int, hi: int) -> str:
-        body = text[spans[lo][0] : spans[hi][1]].strip()
-        return ("[…] " if lo > 0 else "") + body + (" […]" if hi < len(spans) - 1 else "")
-
-    lo = hi = best
-    if count(render(lo, hi)) > max_tokens:
-        return _cut_words(text[spans[best][0] :], max_tokens, count)
-    grew = True
-    while grew:  # grow forwards and backwards alternately while it fits
-        grew = False
-        if hi + 1 < len(spans) and count(render(lo, hi + 1)) <= max_tokens:
-            hi += 1
-            grew = True
-        if lo > 0 and count(render(lo - 1, hi)) <= max_tokens:
-            lo -= 1
-            grew = True
-    return render(lo, hi)
-
 
 # "[1]", "[1, 2]", "[1 et 3]", "[1-3]", "[source 2]", "[Source n° 2]".
 _CITE = re.compile(
@@ -1033,37 +986,52 @@ class DraftingService:
         *,
         naive: bool = False,
     ) -> list[Citation]:
-        """Best sources first, whole when short; a long one is trimmed around the match.
-        ``naive``: the first ``NAIVE_TOP_K`` passages whole (the caller drops what overflows)."""
+        """The sources shown to the model, numbered from 1: the evidence of the best merged
+        passages (:func:`assistant.evidence.share_evidence`) within ``room`` tokens, a passage
+        left without evidence dropped. ``naive`` (no budget): the first ``NAIVE_TOP_K``
+        passages whole. A passage's sentences addressed to the assistant are removed, with a
+        warning in ``warnings``."""
         if naive:
-            hits = hits[:NAIVE_TOP_K]
-            room = 1 << 30
-        if not naive:
-            hits = merge_passages(hits)
-        # A source takes at most a third of the room, or all of it when it is the only one
-        # (the chunks of one document are one source now).
-        long_cap = room if naive else max(MIN_SOURCE_TOKENS, room // min(3, max(1, len(hits))))
+            return self._select_whole(hits, warnings)
+        hits = merge_passages(hits)[:MAX_EVIDENCE_SOURCES]
+        cleaned = [neutralise_instructions(hit.text) for hit in hits]
+        # What a source's header costs (its number does not change the count noticeably).
+        overheads = [
+            self._count(render_source(SourceBlock(k + 1, h.source, h.page, h.title, ""))) + 2
+            for k, h in enumerate(hits)
+        ]
+        texts = share_evidence(
+            [
+                clean_lines(escape_data(clean), hit.heading, hit.title)
+                for hit, (clean, _) in zip(hits, cleaned, strict=True)
+            ],
+            query,
+            room,
+            self._count,
+            overheads,
+        )
         chosen: list[Citation] = []
-        used = 0
-        seen: set[str] = set()  # evidence lines already shown (overlapping passages)
-        for hit in hits:
-            remaining = room - used
-            if remaining < MIN_SOURCE_TOKENS:
-                break
+        for hit, (_, removed), text in zip(hits, cleaned, texts, strict=True):
+            if not text.strip():
+                continue
+            n = len(chosen) + 1
+            if removed:
+                warnings.append(
+                    f"La source [{n}] ({hit.source}) contient {removed} passage(s) ressemblant "
+                    "à une consigne adressée à l'assistant : ils ont été retirés et n'ont pas "
+                    "été suivis."
+                )
+            chosen.append(_citation(n, hit, text))
+        return chosen
+
+    def _select_whole(self, hits: Sequence[Hit], warnings: list[str]) -> list[Citation]:
+        """The first ``NAIVE_TOP_K`` passages whole; the caller drops what overflows the
+        context window."""
+        chosen: list[Citation] = []
+        for hit in hits[:NAIVE_TOP_K]:
             n = len(chosen) + 1
             clean, removed = neutralise_instructions(hit.text)
-            clean = escape_data(clean)
-            header = (
-                self._count(render_source(SourceBlock(n, hit.source, hit.page, hit.title, ""))) + 2
-            )
-            cap = min(remaining, long_cap) - header
-            if cap < MIN_SOURCE_TOKENS // 2:
-                break
-            text = (
-                trim_passage(clean, query, cap, self._count)
-                if naive
-                else evidence_text(clean, query, cap, self._count, hit.heading, seen, hit.title)
-            )
+            text = escape_data(clean)
             if not text.strip():
                 continue
             if removed:
@@ -1072,9 +1040,7 @@ class DraftingService:
                     "à une consigne adressée à l'assistant : ils ont été retirés et n'ont pas "
                     "été suivis."
                 )
-            citation = _citation(n, hit, text)
-            chosen.append(citation)
-            used += self._count(render_source(_block(citation))) + 2
+            chosen.append(_citation(n, hit, text))
         return chosen
 
     def _plan_plain(self, request: DraftRequest) -> _Plan:
@@ -1305,7 +1271,8 @@ class DraftingService:
                     warnings.append(PARTLY_COVERED)
                 body, cited, checks = self._render_checked(plan, structure)
             if not body.strip() and not stopped:
-                body = common.phrase_abstention
+                body = EMPTY_DRAFT
+                warnings.append(EMPTY_DRAFT_WARNING)
             if checks:
                 warnings.append(
                     f"{len(checks)} point(s) à vérifier, marqués « À VÉRIFIER » dans le texte."

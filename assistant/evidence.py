@@ -295,6 +295,38 @@ def ranked_lines(lines: Sequence[Line], query: str) -> list[tuple[float, int]]:
     )
 
 
+def _context(lines: Sequence[Line], i: int, first_of_article: dict[str, int]) -> set[int]:
+    """Line ``i`` with the neighbours that make it readable: its article's first sentence (which
+    states the rule: « Le conseil municipal ne délibère valablement que lorsque… » before « Si
+    … ce quorum n'est pas atteint… »), the introduction of a list item, the first item after an
+    introduction, the sentence it leans on and the one leaning on it."""
+    out = {i}
+    line = lines[i]
+    head = first_of_article.get(line.article, i) if line.article else i
+    out.add(head)
+    if line.bullet:  # its introduction
+        j = i - 1
+        while j >= 0 and lines[j].bullet:
+            j -= 1
+        if j >= 0 and lines[j].intro:
+            out.add(j)
+    if line.intro and i + 1 < len(lines):
+        out.add(i + 1)
+    if i > 0 and not line.bullet and _LEANS_BACK.match(line.text):
+        out.add(i - 1)
+    if i + 1 < len(lines) and not lines[i + 1].bullet and _LEANS_BACK.match(lines[i + 1].text):
+        out.add(i + 1)
+    return out
+
+
+def _first_of_article(lines: Sequence[Line]) -> dict[str, int]:
+    first: dict[str, int] = {}
+    for i, line in enumerate(lines):
+        if line.article:
+            first.setdefault(line.article, i)
+    return first
+
+
 def select_lines(
     lines: Sequence[Line],
     query: str,
@@ -302,39 +334,17 @@ def select_lines(
     ranked: Sequence[tuple[float, int]] | None = None,
 ) -> list[int]:
     """Indices (sorted) of at most ``limit`` lines bearing on ``query``, with the neighbours
-    that make them readable: the introduction of a kept list item, the first item after a kept
-    introduction. The first lines are kept when nothing matches (the passage was retrieved for a
-    reason the words do not show, e.g. by meaning). ``ranked``: :func:`ranked_lines` of these
-    lines for ``query``, when the caller already has it."""
+    that make them readable (see :func:`_context`). The first lines are kept when nothing
+    matches (the passage was retrieved for a reason the words do not show, e.g. by meaning).
+    ``ranked``: :func:`ranked_lines` of these lines for ``query``, when the caller already has
+    it."""
     scored = ranked_lines(lines, query) if ranked is None else ranked
-    first_of_article: dict[str, int] = {}
-    for i, line in enumerate(lines):
-        if line.article:
-            first_of_article.setdefault(line.article, i)
+    first_of_article = _first_of_article(lines)
     chosen: set[int] = set()
     for _, i in scored:
         if len(chosen) >= limit:
             break
-        chosen.add(i)
-        # A line of a code article comes with the article's first sentence, which states its
-        # rule (« Le conseil municipal ne délibère valablement que lorsque… » before « Si …
-        # ce quorum n'est pas atteint… »).
-        head = first_of_article.get(lines[i].article, i) if lines[i].article else i
-        if head != i:
-            chosen.add(head)
-        if lines[i].bullet:  # its introduction
-            j = i - 1
-            while j >= 0 and lines[j].bullet:
-                j -= 1
-            if j >= 0 and lines[j].intro:
-                chosen.add(j)
-        if lines[i].intro and i + 1 < len(lines):
-            chosen.add(i + 1)
-        # A sentence is shown with the one it leans on, and with the one that leans on it.
-        if i > 0 and not lines[i].bullet and _LEANS_BACK.match(lines[i].text):
-            chosen.add(i - 1)
-        if i + 1 < len(lines) and not lines[i + 1].bullet and _LEANS_BACK.match(lines[i + 1].text):
-            chosen.add(i + 1)
+        chosen |= _context(lines, i, first_of_article)
     if not chosen:
         chosen = set(range(min(2, len(lines))))
     return sorted(chosen)
@@ -363,45 +373,106 @@ def render_lines(lines: Sequence[Line], keep: Sequence[int]) -> str:
     return "\n".join(out)
 
 
+# Most sentences of one source chosen for the request (their neighbours come with them).
+MAX_LINES_PER_SOURCE = 6
+
+
+def share_evidence(
+    passages: Sequence[Sequence[Line]],
+    query: str,
+    room: int,
+    count: Callable[[str], int],
+    overheads: Sequence[int] = (),
+) -> list[str]:
+    """The evidence of each passage for ``query``, all of it within ``room`` tokens (``count``
+    measures; ``overheads[k]``: what passage ``k``'s header costs when it is shown). ``""`` for
+    a passage left out. Passages are in retrieval order, best first.
+
+    The room is shared by the sentences' scores (:func:`ranked_lines`), across passages: the
+    best sentences of all the passages first, a tie to the better-ranked passage, each with its
+    neighbours (:func:`select_lines`), at most :data:`MAX_LINES_PER_SOURCE` a passage; a
+    sentence that does not fit is passed over for shorter ones. A passage whose sentences all
+    lose is left out, so that a fiche's second relevant sentence (« dix-huit jours » after the
+    rule that states the right) is shown rather than a third source's incidental one. Measured
+    against an even split (a third of the room a source) with the no-model proxy
+    (``docs/eval/drafts.md``, eighth pass).
+
+    A passage sharing no word with the query was retrieved for a reason its words do not show
+    (by meaning): its first lines are shown if room remains. Nothing fitting whole, the first
+    passage's best line is cut to whole words (with its article number: a visa is written from
+    the numbers the evidence shows). A sentence shown by an earlier passage is not shown again
+    (the chunks of a document overlap)."""
+    seen: set[str] = set()
+    sets: list[list[Line]] = []
+    for lines in passages:
+        kept = [line for line in lines if fold(line.text) not in seen]
+        seen.update(fold(line.text) for line in kept)
+        sets.append(kept)
+    n = len(sets)
+    over = [overheads[k] if k < len(overheads) else 0 for k in range(n)]
+    ranked = [ranked_lines(lines, query) for lines in sets]
+    firsts = [_first_of_article(lines) for lines in sets]
+    keep: list[set[int]] = [set() for _ in range(n)]
+    picked = [0] * n
+    cost = [0] * n
+    total = 0
+
+    def attempt(k: int, add: set[int]) -> bool:
+        nonlocal total
+        trial = keep[k] | add
+        c = count(render_lines(sets[k], sorted(trial))) + over[k]
+        if total - cost[k] + c > room:
+            return False
+        keep[k], total, cost[k] = trial, total - cost[k] + c, c
+        return True
+
+    candidates = sorted(
+        ((score, k, i) for k in range(n) for score, i in ranked[k]),
+        key=lambda x: (-x[0], x[1], x[2]),
+    )
+    for _, k, i in candidates:
+        if picked[k] >= MAX_LINES_PER_SOURCE or i in keep[k]:
+            continue
+        if attempt(k, _context(sets[k], i, firsts[k])):
+            picked[k] += 1
+    for k in range(n):  # retrieved by meaning: its first lines, if room remains
+        if sets[k] and not ranked[k]:
+            attempt(k, set(range(min(2, len(sets[k])))))
+    texts = [render_lines(sets[k], sorted(keep[k])) if keep[k] else "" for k in range(n)]
+    if not any(texts) and sets and sets[0]:
+        texts[0] = _cut_line(sets[0], ranked[0], room - over[0], count)
+    return texts
+
+
+def _cut_line(
+    lines: Sequence[Line],
+    ranked: Sequence[tuple[float, int]],
+    max_tokens: int,
+    count: Callable[[str], int],
+) -> str:
+    """The best line alone (not an introduction), cut to whole words within ``max_tokens``,
+    with its article number; ``""`` when not a word fits."""
+    order = [i for _, i in ranked] or list(range(len(lines)))
+    best = next((lines[i] for i in order if lines[i].text and not lines[i].intro), lines[order[0]])
+    labelled = best.article and not fold(best.text).startswith(fold(best.article))
+    words = f"{best.article} : {best.text}".split() if labelled else best.text.split()
+    while words and count(" ".join(words) + " […]") > max_tokens:
+        words = words[: len(words) * 3 // 4]
+    return " ".join(words) + " […]" if words else ""
+
+
 def evidence_text(
     text: str,
     query: str,
     max_tokens: int,
     count: Callable[[str], int],
     heading: str = "",
-    seen: set[str] | None = None,
     title: str = "",
 ) -> str:
-    """The evidence of one passage for ``query`` within ``max_tokens`` (``count`` measures).
-    Empty when nothing fits. ``seen``: folded lines already shown from other passages (the
-    chunks of a document overlap); they are not shown twice, and the lines shown here are
-    added to it. ``heading``, ``title``: see :func:`clean_lines`."""
-    lines = clean_lines(text, heading, title)
-    if seen is not None:  # lines another source already shows (overlapping passages)
-        lines = [line for line in lines if fold(line.text) not in seen]
-    if not lines:
-        return ""
-    ranked = ranked_lines(lines, query)  # once: each smaller limit below reuses it
-    limit = 6
-    while limit > 0:
-        keep = select_lines(lines, query, limit, ranked)
-        rendered = render_lines(lines, keep)
-        if count(rendered) <= max_tokens:
-            if seen is not None:
-                seen.update(fold(lines[i].text) for i in keep)
-            return rendered
-        limit -= 1 if limit <= 4 else 2
-    # Nothing fits whole: the best line alone (not an introduction), cut to whole words, with
-    # its article number (a visa is written from the numbers the evidence shows).
-    order = [i for _, i in ranked] or list(range(len(lines)))
-    best = next((lines[i] for i in order if lines[i].text and not lines[i].intro), lines[order[0]])
-    if seen is not None:
-        seen.add(fold(best.text))
-    labelled = best.article and not fold(best.text).startswith(fold(best.article))
-    words = f"{best.article} : {best.text}".split() if labelled else best.text.split()
-    while words and count(" ".join(words) + " […]") > max_tokens:
-        words = words[: len(words) * 3 // 4]
-    return " ".join(words) + " […]" if words else ""
+    """The evidence of one passage for ``query`` within ``max_tokens`` (``count`` measures):
+    :func:`share_evidence` of this passage alone. Empty when nothing fits. ``heading``,
+    ``title``: see :func:`clean_lines`."""
+    return share_evidence([clean_lines(text, heading, title)], query, max_tokens, count)[0]
 
 
 # --- a resident's letter -------------------------------------------------------------------------

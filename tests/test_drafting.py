@@ -23,7 +23,6 @@ from assistant.drafting import (
     drop_frame,
     map_citations,
     plain_text,
-    trim_passage,
 )
 from assistant.errors import TemplateError
 from assistant.prompts import Templates, load_templates
@@ -230,18 +229,6 @@ def test_each_type_has_its_own_budget(settings: Settings, templates: Templates) 
     assert (
         svc.budget_for(templates.get("deliberation")) == templates.get("deliberation").budget_tokens
     )
-
-
-def test_trim_passage_keeps_the_matching_sentence() -> None:
-    text = long_text(QUORUM, filler=20)
-
-    def count(t: str) -> int:
-        return len(t) // 3
-
-    out = trim_passage(text, "quorum majorité des membres", 80, count)
-    assert QUORUM in out and count(out) <= 80
-    assert out.startswith("[…]") and out.endswith("[…]")
-    assert trim_passage("Court.", "x", 80, count) == "Court."
 
 
 def test_fixed_part_first_and_byte_identical(settings: Settings, templates: Templates) -> None:

@@ -20,7 +20,9 @@ from assistant.evidence import (
     clean_lines,
     evidence_query,
     evidence_text,
+    render_lines,
     select_lines,
+    share_evidence,
 )
 from assistant.prompts import Templates, load_templates, render_footer, render_header, salutation_of
 from assistant.structure import Part, Structure, drop_repeats, visa_line
@@ -295,10 +297,9 @@ def test_a_pdf_line_break_does_not_cut_a_sentence_and_no_line_is_shown_twice() -
     assert texts[0].endswith("(Communauté d'agglomération, Département) sont gratuites.")
     assert "Convention" in texts  # a title line is not glued to the next sentence
     count = lambda s: len(s) // 3  # noqa: E731
-    seen: set[str] = set()
-    first = evidence_text(page, "subvention convention", 200, count, seen=seen)
+    lines = clean_lines(page)
+    first, again = share_evidence([lines, lines], "subvention convention", 200, count)
     assert "23 000" in first
-    again = evidence_text(page, "subvention convention", 200, count, seen=seen)
     assert "23 000" not in again
 
 
@@ -586,3 +587,31 @@ def test_a_list_number_left_alone_at_the_end_of_a_part_goes() -> None:
     assert clean_text("1. Écrire. 2. Attendre. 3)") == "1. Écrire. 2. Attendre."
     assert clean_text("Coût : 30.") == "Coût : 30."  # a figure that ends its sentence stays
     assert clean_text("Le délai est de 2 mois.") == "Le délai est de 2 mois."
+
+
+def test_the_evidence_room_goes_to_the_best_sentences_of_all_sources() -> None:
+    """Seen on a held-out note (H04): the room split evenly between three sources showed the
+    code's rule on training but not its second sentence, « dix-huit jours », while the other
+    sources each showed an incidental line. The room now follows the sentences' scores: both
+    sentences of the first passage, and the passage whose only line loses is left out."""
+    count = lambda s: len(s) // 3  # noqa: E731
+    code = clean_lines(
+        "Les élus salariés ont droit à un congé de formation adaptée à leurs fonctions. "
+        "Le congé de formation des élus salariés est fixé à dix-huit jours par mandat. "
+        "Le conseil délibère sur les orientations."
+    )
+    other = clean_lines("Les élus du conseil siègent en séance publique une fois par trimestre.")
+    incidental = clean_lines("La formation des agents est organisée par le centre de gestion.")
+    query = "congé de formation des élus salariés : combien de jours ?"
+    room = count(render_lines(code, [0, 1])) + 2
+    first, second, third = share_evidence([code, other, incidental], query, room, count)
+    assert "dix-huit jours" in first and "formation adaptée" in first
+    assert second == "" and third == ""
+    # With room for all, a source retrieved by meaning (no word in common) shows its first
+    # lines after the scored ones.
+    meaning = clean_lines("Les absences sont rémunérées. Elles ouvrent droit à indemnité.")
+    texts = share_evidence([code, meaning], query, 10_000, count, [5, 5])
+    assert "rémunérées" in texts[1]
+    # Nothing fits whole: the first passage's best line, cut to whole words.
+    (cut,) = share_evidence([code], query, 12, count)
+    assert cut.endswith("[…]") and count(cut) <= 12 and cut.startswith("Le congé")

@@ -268,6 +268,21 @@ def test_a_letter_that_answers_drops_its_paragraph_saying_the_documents_do_not(
     assert draft.abstained and phrase in draft.answer
 
 
+def test_a_draft_with_no_usable_text_is_not_called_an_abstention(
+    settings: Settings, templates: Templates
+) -> None:
+    """Seen with the tests' 135M model: paragraphs of only « … » from relevant sources. The
+    agent is told the model wrote nothing and to run it again, not that the documents do not
+    allow an answer (they may well), and the sources stay listed."""
+    from assistant.drafting import EMPTY_DRAFT, EMPTY_DRAFT_WARNING
+
+    svc, _, _ = build(settings, templates, letter_json(([1], "…"), ([1], "...")))
+    _, draft = run(svc, DraftRequest("Terrasses", "courrier", fields=COURRIER))
+    assert not draft.abstained and EMPTY_DRAFT in draft.answer
+    assert templates.common.phrase_abstention not in draft.answer
+    assert EMPTY_DRAFT_WARNING in draft.warnings and draft.unused_sources
+
+
 def test_a_line_break_inside_a_text_value_is_read_and_debris_is_dropped() -> None:
     """llama-cpp-python's grammar for JSON strings lets control characters through: a raw line
     break inside a text value must not lose the draft's structure. Braces written inside a
