@@ -170,6 +170,14 @@ _DELIMITERS = re.compile(r"<<[^<>]{0,200}>>|‹‹[^‹›]{0,200}››|\[\[?\s
 _INLINE_CITE = re.compile(r"\s*\[\s*\d{1,3}(?:\s*[,;-]\s*\d{1,3})*\s*\]")
 
 
+# A blank the model left in its own way (« prévu le [date] », « [Nom du demandeur] », « le
+# XX/XX/XXXX »): written as the program writes the fields it lacks, « [À COMPLÉTER : date] »,
+# so that the agent finds every blank by one mark. Up to six words with a letter, no digit (not
+# a citation « [2] »), not a mark already.
+_BARE_BLANK = re.compile(
+    r"\[(?!\s*(?:À (?:COMPLÉTER|VÉRIFIER)|sic\s*\]))\s*((?=[^\]]*[^\W\d_])[^\[\]\d]{2,60}?)\s*\]"
+)
+_XX_DATE = re.compile(r"\b(?:XX|JJ)[/.](?:XX|MM)[/.](?:XXXX|AAAA|20XX|\d{4})\b", re.IGNORECASE)
 _DANGLING_ITEM = re.compile(r"(?<=[.!?…»])\s+(?:\d{1,2}[.)]?|[-•–])$")
 
 
@@ -187,9 +195,18 @@ def clean_text(text: Any) -> str:
     text = text.replace("{", " ").replace("}", " ")
     if not re.search(r"\w", text):  # "…", the format hint's placeholder, or punctuation alone
         return ""
+    text = _XX_DATE.sub("[À COMPLÉTER : date]", text)
+    text = _BARE_BLANK.sub(_blank, text)
     # A list's next number left alone after the last item (« … publiques. 5. »): the model
     # stopped or was stopped before writing the item.
     return _DANGLING_ITEM.sub("", " ".join(text.split()))
+
+
+def _blank(match: re.Match[str]) -> str:
+    what = " ".join(match.group(1).split())
+    if len(what.split()) > 6:
+        return match.group(0)
+    return f"[À COMPLÉTER : {what[0].lower() + what[1:] if what[1:2].islower() else what}]"
 
 
 def _numbers(value: Any, valid: set[int]) -> list[int]:

@@ -615,3 +615,25 @@ def test_the_evidence_room_goes_to_the_best_sentences_of_all_sources() -> None:
     # Nothing fits whole: the first passage's best line, cut to whole words.
     (cut,) = share_evidence([code], query, 12, count)
     assert cut.endswith("[…]") and count(cut) <= 12 and cut.startswith("Le congé")
+
+
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        ("prévu pour le [date].", "prévu pour le [À COMPLÉTER : date]."),
+        ("Madame [Nom du demandeur],", "Madame [À COMPLÉTER : nom du demandeur],"),
+        ("le XX/XX/XXXX à 10 h", "le [À COMPLÉTER : date] à 10 h"),
+        ("numéro [SIRET]", "numéro [À COMPLÉTER : SIRET]"),
+        ("le [À COMPLÉTER : lieu]", "le [À COMPLÉTER : lieu]"),  # a mark already
+        ("article 2 [sic]", "article 2 [sic]"),
+        ("[…] la suite", "[…] la suite"),  # an ellipsis is not a blank
+    ],
+)
+def test_a_blank_the_model_leaves_is_marked_as_the_program_marks_its_own(
+    written: str, shown: str
+) -> None:
+    """Seen in a courrier (C04): « prévu pour le [date] », a blank the agent could miss among
+    the « [À COMPLÉTER : …] » of the frame."""
+    from assistant.structure import clean_text
+
+    assert clean_text(written) == shown
