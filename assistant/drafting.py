@@ -341,7 +341,12 @@ def merge_passages(hits: Sequence[Hit]) -> list[Hit]:
             if article and not re.match(r"\W*Article\b", text):
                 text = f"{article.group(0)}\n{text}"
             texts.append(text)
-        merged.append(replace(group[0], text="\n".join(texts)))
+        # The heading that applies to the joined text's first lines is its first chunk's (in
+        # the document's order), not the best hit's: the front matter of a code merged with
+        # « Article L411-2 » took that number (and was shown as the article's first sentence).
+        lead = min(group, key=order).heading
+        meta = {**group[0].metadata, "lead_heading": lead}
+        merged.append(replace(group[0], text="\n".join(texts), metadata=meta))
     return merged
 
 
@@ -1002,7 +1007,11 @@ class DraftingService:
         ]
         texts = share_evidence(
             [
-                clean_lines(escape_data(clean), hit.heading, hit.title)
+                clean_lines(
+                    escape_data(clean),
+                    str(hit.metadata.get("lead_heading", hit.heading)),
+                    hit.title,
+                )
                 for hit, (clean, _) in zip(hits, cleaned, strict=True)
             ],
             query,

@@ -317,6 +317,33 @@ def test_the_chunks_of_one_page_are_one_source() -> None:
     )
 
 
+def test_a_code_s_front_matter_merged_with_an_article_does_not_take_its_number(
+    settings: Settings, templates: Templates
+) -> None:
+    """Seen in a held-out note (H07): the CRPA's first chunk (« Nombre d'articles : 30 »),
+    merged with the L. 411-2 chunk that ranked first, was shown as « Article L411-2 : Nombre
+    d'articles : 30 », the article's first sentence, and the model declined to answer."""
+    from dataclasses import replace
+
+    front = make_hit(
+        1, "Nombre d'articles : 30 (parties législative L, réglementaire R).", 0.5, "crpa.md", None
+    )
+    rule = make_hit(
+        2,
+        "Article L411-2\nUn recours gracieux ou hiérarchique interrompt le délai de recours.",
+        0.9,
+        "crpa.md",
+        None,
+    )
+    rule = replace(rule, heading="Article L411-2", metadata={"relevance": 0.9, "chunk_index": 3})
+    svc = DraftingService(settings, FakeChatModel("x"), FakeRetriever([rule, front]), templates)
+    draft = svc.draft(DraftRequest("Un recours gracieux interrompt-il le délai de recours ?"))
+    (source,) = draft.sources
+    assert "Article L411-2 : Nombre" not in source.text
+    assert "L411-2 : Un recours gracieux" in source.text
+    assert source.heading == "Article L411-2"  # the citation still names the best passage
+
+
 def test_a_section_title_counts_for_the_lines_under_it() -> None:
     fiche = (
         "### Qui peut acquérir une concession ?\n"
