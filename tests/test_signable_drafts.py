@@ -16,10 +16,12 @@ import pytest
 from assistant.config import Settings
 from assistant.drafting import DraftingService, DraftRequest
 from assistant.evidence import (
+    SOURCE_FLOOR_SHARE,
     asked_kinds,
     clean_lines,
     evidence_query,
     evidence_text,
+    ranked_lines,
     render_lines,
     select_lines,
     share_evidence,
@@ -664,3 +666,24 @@ def test_a_blank_the_model_leaves_is_marked_as_the_program_marks_its_own(
     from assistant.structure import clean_text
 
     assert clean_text(written) == shown
+
+
+def test_a_source_whose_best_sentence_scores_near_the_best_keeps_it() -> None:
+    """The room follows the scores, but not to the point of losing a relevant source: a
+    fiche's sentence scoring over half the best one's is shown before the code's third
+    sentence, which scores higher."""
+    count = lambda s: len(s) // 3  # noqa: E731
+    code = clean_lines(
+        "Le congé de formation des élus salariés est fixé à dix-huit jours par mandat. "
+        "Les élus salariés ont droit à un congé de formation adaptée à leurs fonctions. "
+        "Le congé de formation des élus salariés est renouvelable en cas de réélection."
+    )
+    fiche = clean_lines("Un élu salarié peut demander un congé de formation.")
+    query = "congé de formation des élus salariés : combien de jours ?"
+    (best, _), (third, _) = ranked_lines(code, query)[0], ranked_lines(code, query)[2]
+    (lead, _) = ranked_lines(fiche, query)[0]
+    assert best * SOURCE_FLOOR_SHARE <= lead < third  # the case this test is about
+    room = count(render_lines(code, [0, 1, 2])) + 2
+    first, second = share_evidence([code, fiche], query, room, count)
+    assert "dix-huit jours" in first and "peut demander" in second
+    assert "renouvelable" not in first
