@@ -387,6 +387,13 @@ def _citation(n: int, hit: Hit, text: str) -> Citation:
     )
 
 
+def _injection_warning(n: int, source: str, removed: int) -> str:
+    return (
+        f"La source [{n}] ({source}) contient {removed} passage(s) ressemblant à une consigne "
+        "adressée à l'assistant : ils ont été retirés et n'ont pas été suivis."
+    )
+
+
 def _block(c: Citation) -> SourceBlock:
     return SourceBlock(n=c.n, source=c.source, page=c.page, title=c.title, text=c.text)
 
@@ -1025,11 +1032,7 @@ class DraftingService:
                 continue
             n = len(chosen) + 1
             if removed:
-                warnings.append(
-                    f"La source [{n}] ({hit.source}) contient {removed} passage(s) ressemblant "
-                    "à une consigne adressée à l'assistant : ils ont été retirés et n'ont pas "
-                    "été suivis."
-                )
+                warnings.append(_injection_warning(n, hit.source, removed))
             chosen.append(_citation(n, hit, text))
         return chosen
 
@@ -1044,11 +1047,7 @@ class DraftingService:
             if not text.strip():
                 continue
             if removed:
-                warnings.append(
-                    f"La source [{n}] ({hit.source}) contient {removed} passage(s) ressemblant "
-                    "à une consigne adressée à l'assistant : ils ont été retirés et n'ont pas "
-                    "été suivis."
-                )
+                warnings.append(_injection_warning(n, hit.source, removed))
             chosen.append(_citation(n, hit, text))
         return chosen
 

@@ -175,7 +175,8 @@ _INLINE_CITE = re.compile(r"\s*\[\s*\d{1,3}(?:\s*[,;-]\s*\d{1,3})*\s*\]")
 # so that the agent finds every blank by one mark. Up to six words with a letter, no digit (not
 # a citation « [2] »), not a mark already.
 _BARE_BLANK = re.compile(
-    r"\[(?!\s*(?:À (?:COMPLÉTER|VÉRIFIER)|sic\s*\]))\s*((?=[^\]]*[^\W\d_])[^\[\]\d]{2,60}?)\s*\]"
+    r"\[(?!\s*(?:(?i:à\s+(?:compléter|vérifier))|sic\s*\]))"
+    r"\s*((?=[^\]]*[^\W\d_])[^\[\]\d]{2,60}?)\s*\]"
 )
 _XX_DATE = re.compile(r"\b(?:XX|JJ)[/.](?:XX|MM)[/.](?:XXXX|AAAA|20XX|\d{4})\b", re.IGNORECASE)
 _DANGLING_ITEM = re.compile(r"(?<=[.!?…»])\s+(?:\d{1,2}[.)]?|[-•–])$")
@@ -183,8 +184,9 @@ _DANGLING_ITEM = re.compile(r"(?<=[.!?…»])\s+(?:\d{1,2}[.)]?|[-•–])$")
 
 def clean_text(text: Any) -> str:
     """A model string as document text: one line, no prompt delimiters, no ``[n]`` marks (the
-    program writes them from the part's sources), no Markdown emphasis, no braces; empty when
-    no word is left (a placeholder « … » copied from the format hint)."""
+    program writes them from the part's sources), no Markdown emphasis, no braces, its own
+    blanks (« [date] ») written « [À COMPLÉTER : date] »; empty when no word is left (a
+    placeholder « … » copied from the format hint)."""
     if not isinstance(text, str):
         return ""
     text = _DELIMITERS.sub("", text)

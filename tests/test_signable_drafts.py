@@ -654,6 +654,7 @@ def test_the_evidence_room_goes_to_the_best_sentences_of_all_sources() -> None:
         ("le XX/XX/XXXX à 10 h", "le [À COMPLÉTER : date] à 10 h"),
         ("numéro [SIRET]", "numéro [À COMPLÉTER : SIRET]"),
         ("le [À COMPLÉTER : lieu]", "le [À COMPLÉTER : lieu]"),  # a mark already
+        ("le [à compléter : lieu]", "le [à compléter : lieu]"),
         ("article 2 [sic]", "article 2 [sic]"),
         ("[…] la suite", "[…] la suite"),  # an ellipsis is not a blank
     ],
