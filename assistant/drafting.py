@@ -61,7 +61,7 @@ from assistant.structure import (
     structure_of,
     visa_line,
 )
-from assistant.textnorm import fold
+from assistant.textnorm import fold, with_equivalents
 from assistant.verify import apply as apply_issues
 from assistant.verify import check_paragraph, missing_sources, quote_copy
 
@@ -290,7 +290,9 @@ def map_citations(text: str, valid: Sequence[int]) -> tuple[str, list[int], list
 def search_queries(request: DraftRequest) -> list[str]:
     """What retrieval searches for a request: the request with its ``objet``/``sujet``, the
     ``objet`` alone, then, with a pasted letter, each of the letter's questions
-    (:func:`questions_of`). The hits are merged, each passage keeping its best relevance."""
+    (:func:`questions_of`), each with the codes' names for its terms
+    (:func:`assistant.textnorm.with_equivalents`). The hits are merged, each passage keeping
+    its best relevance."""
     subject = " ".join(
         request.fields.get(name, "") for name in TOPIC_FIELDS if request.fields.get(name)
     )
@@ -299,7 +301,8 @@ def search_queries(request: DraftRequest) -> list[str]:
         queries.append(subject)
     if request.letter.strip():
         queries += [f"{q} {subject}".strip() for q in questions_of(request.letter)]
-    return [q for q in dict.fromkeys(queries) if q]
+    # Each with the codes' names for the terms it uses (« préfet »: « représentant de l'État »).
+    return [with_equivalents(q) for q in dict.fromkeys(queries) if q]
 
 
 _HEADING_ARTICLE = re.compile(r"Article\s+[LRD]\.?\s?\d+(?:-\d+)+")

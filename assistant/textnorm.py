@@ -234,3 +234,37 @@ def query_terms(text: str) -> list[str]:
 def match_terms(terms: Sequence[str]) -> str:
     """An FTS5 MATCH expression OR-combining ``terms``, each quoted (see :func:`match_query`)."""
     return " OR ".join(f'"{term}"' for term in terms)
+
+
+# The administration's equivalent names: what an agent writes (« le préfet », « le DGS », « la
+# ZAC ») and what the codes and fiches write (« le représentant de l'État dans le département »,
+# « le directeur général des services », « la zone d'aménagement concerté »). Hand-written: a
+# short list of fixed legal terms and acronyms; no French administrative thesaurus ships with the
+# stack.
+_EQUIVALENTS = (
+    (re.compile(r"\bpr[ée]f(?:et|[èe]te)s?\b", re.IGNORECASE), "représentant de l'État"),
+    (re.compile(r"\bDGS\b"), "directeur général des services"),
+    (re.compile(r"\bCGCT\b"), "code général des collectivités territoriales"),
+    (re.compile(r"\bCRPA\b"), "code des relations entre le public et l'administration"),
+    (re.compile(r"\bPLU\b"), "plan local d'urbanisme"),
+    (re.compile(r"\bAOT\b"), "autorisation d'occupation temporaire"),
+    (re.compile(r"\bZAC\b"), "zone d'aménagement concerté"),
+    (re.compile(r"\bSEM\b"), "société d'économie mixte"),
+    (re.compile(r"\bCCAS\b"), "centre communal d'action sociale"),
+    (re.compile(r"\bEPCI\b"), "établissement public de coopération intercommunale"),
+    (re.compile(r"\bDSP\b"), "délégation de service public"),
+    (re.compile(r"\bDIA\b"), "déclaration d'intention d'aliéner"),
+)
+
+
+def with_equivalents(text: str) -> str:
+    """``text`` followed by the codes' names for the terms it uses, in brackets (« Le préfet
+    peut-il… » -> « Le préfet peut-il… (représentant de l'État) »); ``text`` itself when it
+    uses none or already says them. Used for retrieval (the evidence's sentences are scored on
+    the request's own words: there, « plan local d'urbanisme » added to « PLU » outweighed the
+    delay asked). No-model proxy on the three request files: facts in the prompt 89 -> 90/121,
+    expected source in the prompt 56 -> 57/59 (K12: « De combien de temps dispose le préfet
+    pour déférer une délibération… » now finds L. 2131-6)."""
+    folded = fold(text)
+    extra = [name for rx, name in _EQUIVALENTS if rx.search(text) and fold(name) not in folded]
+    return f"{text} ({' ; '.join(extra)})" if extra else text

