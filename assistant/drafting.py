@@ -51,6 +51,7 @@ from assistant.schema import Hit
 from assistant.structure import (
     Structure,
     considerant_line,
+    drop_asked,
     drop_repeats,
     drop_unfinished_tail,
     is_legal_text,
@@ -1420,7 +1421,9 @@ class DraftingService:
         agent = [request.request, request.letter, *request.fields.values()]
         checks: list[dict[str, Any]] = []
         texts = {n: c.text for n, c in by_n.items()}
+        asked = questions_of(request.letter) if request.letter.strip() else []
         for index, part in enumerate(structure.parts(), start=1):
+            part.text = drop_asked(part.text, asked)
             # A figure taken from another shown source: that source is cited too.
             part.sources += missing_sources(part.text, part.sources, texts, agent)
             cited_texts = [by_n[n].text for n in part.sources if n in by_n]

@@ -501,6 +501,10 @@ _FORMULA = re.compile(
     r"veuillez|cordialement|salutations|dans l'attente)",
     re.IGNORECASE,
 )
+# A salutation opening a sentence: « Madame, Monsieur, », « Monsieur le Maire, ».
+_SALUTATION = re.compile(
+    r"^(?:(?:madame|monsieur|mesdames|messieurs)(?:\s+l[ea]\s+\w+)?\s*,\s*)+", re.IGNORECASE
+)
 MAX_QUESTIONS = 4
 MAX_QUESTION_CHARS = 300
 
@@ -512,8 +516,14 @@ def questions_of(letter: str, limit: int = MAX_QUESTIONS) -> list[str]:
     question; greetings and politeness formulas are not. When nothing asks, the longest sentences
     stand for the letter. Each question is cut to :data:`MAX_QUESTION_CHARS` characters.
     (A stand-in for the retriever's own long-request search: one small function to switch.)"""
-    flat = " ".join(letter.split())
-    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", flat) if s.strip()]
+    # By paragraph first: a salutation line has no final stop, and glued to the question under
+    # it (« Monsieur le Maire, Pourriez-vous… ? ») it made the question a formula.
+    sentences = [
+        _SALUTATION.sub("", s.strip())
+        for paragraph in re.split(r"\n\s*\n", letter)
+        for s in re.split(r"(?<=[.!?])\s+", " ".join(paragraph.split()))
+    ]
+    sentences = [s for s in sentences if s]
     asks = [s for s in sentences if _ASK.search(s) and not _FORMULA.match(s)]
     if not asks:
         asks = sorted((s for s in sentences if not _FORMULA.match(s)), key=len, reverse=True)[

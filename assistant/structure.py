@@ -204,6 +204,22 @@ def clean_text(text: Any) -> str:
     return _DANGLING_ITEM.sub("", " ".join(text.split()))
 
 
+def drop_asked(text: str, questions: Sequence[str]) -> str:
+    """``text`` without the resident's own questions copied into it (seen in a reply: « Pourriez-
+    vous m'indiquer quels taux la Ville a votés pour 2014… ? » as the answer's first sentence):
+    the letter asked them, the reply does not. A question of five words or more, matched whole
+    (case and spacing aside); ``text`` itself when nothing else would remain."""
+    out = text
+    for question in questions:
+        words = question.split()
+        if len(words) < 5:
+            continue
+        pattern = re.compile(r"\s+".join(map(re.escape, words)), re.IGNORECASE)
+        out = pattern.sub(" ", out)
+    out = " ".join(out.split())
+    return out if re.search(r"\w", out) else text
+
+
 def _blank(match: re.Match[str]) -> str:
     what = " ".join(match.group(1).split())
     if len(what.split()) > 6:

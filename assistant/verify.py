@@ -43,6 +43,7 @@ _META = re.compile(
     r"données?|du message|indiqu\w+|précis\w+|montr\w+|démontr\w+|prévoi\w+|mentionn\w+)"
     r"|(?:selon|d'après|dans|par) (?:les|la|des|ces) sources?\b(?!\s+d[eu']\w*)"
     r"|textes? des sources|(?:la|les|des) sources? n?°?\s?\d|documents? (?:fournis?|numérotés?)"
+    r"|(?:le|les|ce|ces) textes? (?:fournis?(?! par)|ci-dessus)"
     r"|numérotée?s? \d"
     r"|extraits? (?:fournis?|numérotés?|ci-dessus)|message de l'agent"
     r"|fournie?s? (?:par|dans) (?:les?|la|des) (?:sources?|documents?|extraits?))",

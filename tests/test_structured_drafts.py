@@ -192,11 +192,14 @@ def test_long_copies_must_be_short_quotations() -> None:
         ("que les sources numérotées du message de l'agent sont utilisées uniquement", True),
         ("Les obligations sont définies dans le texte des sources, qui précise le seuil.", True),
         ("Selon les sources, le délai est de deux mois.", True),
+        # K06 (session 22)
+        ("Considérant que le texte fourni décrit les principes de répartition des moyens", True),
         # Administrative French that names a source without speaking of the prompt.
         ("L'impôt sur le revenu est prélevé à la source.", False),
         ("Les sources de financement du projet sont la commune et le département.", False),
         ("Le captage protège la source de la rivière.", False),
         ("Le justificatif est fourni par le demandeur.", False),
+        ("Le texte fourni par le pétitionnaire est incomplet.", False),
     ],
 )
 def test_a_paragraph_speaking_of_its_sources_is_marked_to_be_rewritten(
@@ -235,6 +238,10 @@ def test_a_letter_is_read_for_its_questions() -> None:
     assert asked == [
         "Pourriez-vous me dire quels documents apporter ?",
         "Combien coûte l'attestation ?",
+    ]
+    # A salutation line without a final stop is not glued to the question under it.
+    assert questions_of("Monsieur le Maire,\n\nPuis-je déposer ma demande en ligne ?\n\nM. B") == [
+        "Puis-je déposer ma demande en ligne ?"
     ]
     queries = search_queries(DraftRequest("Répondre", fields={"objet": "Accueil"}, letter=letter))
     assert queries[:2] == ["Répondre Accueil", "Accueil"] and len(queries) == 4
@@ -294,6 +301,26 @@ def test_a_draft_with_no_usable_text_is_not_called_an_abstention(
     assert not draft.abstained and EMPTY_DRAFT in draft.answer
     assert templates.common.phrase_abstention not in draft.answer
     assert EMPTY_DRAFT_WARNING in draft.warnings and draft.unused_sources
+
+
+def test_a_reply_does_not_put_the_resident_s_question_back_in_his_mouth(
+    settings: Settings, templates: Templates
+) -> None:
+    """Seen in a held-out reply (K15): the answer's first sentence was the resident's question,
+    copied from his letter. It goes; the answer after it stays."""
+    letter = (
+        "Monsieur le Maire,\n\nPourriez-vous m'indiquer quel délai s'applique à ma terrasse ?"
+        "\n\nVeuillez agréer mes salutations.\n\nM. Molinier"
+    )
+    echo = "Pourriez-vous m'indiquer quel délai s'applique à ma terrasse ?"
+    reply = letter_json(([1], f"{echo} Sans réponse dans les 2 mois, la demande est refusée."))
+    svc, _, _ = build(settings, templates, reply)
+    request = DraftRequest(
+        "Répondre", "reponse_usager", fields={"objet": "Terrasse"}, letter=letter
+    )
+    _, draft = run(svc, request)
+    assert "Pourriez-vous" not in draft.answer
+    assert "Sans réponse dans les 2 mois, la demande est refusée" in draft.answer
 
 
 def test_a_line_break_inside_a_text_value_is_read_and_debris_is_dropped() -> None:
