@@ -474,20 +474,6 @@ def _cut_line(
     return " ".join(words) + " […]" if words else ""
 
 
-def evidence_text(
-    text: str,
-    query: str,
-    max_tokens: int,
-    count: Callable[[str], int],
-    heading: str = "",
-    title: str = "",
-) -> str:
-    """The evidence of one passage for ``query`` within ``max_tokens`` (``count`` measures):
-    :func:`share_evidence` of this passage alone. Empty when nothing fits. ``heading``,
-    ``title``: see :func:`clean_lines`."""
-    return share_evidence([clean_lines(text, heading, title)], query, max_tokens, count)[0]
-
-
 # --- a resident's letter -------------------------------------------------------------------------
 
 _ASK = re.compile(

@@ -20,7 +20,6 @@ from assistant.evidence import (
     asked_kinds,
     clean_lines,
     evidence_query,
-    evidence_text,
     ranked_lines,
     render_lines,
     select_lines,
@@ -503,7 +502,9 @@ def test_the_best_line_is_kept_when_nothing_fits_whole() -> None:
         "Les décisions prises par délégation peuvent être signées par un adjoint agissant par "
         "délégation du maire dans les conditions fixées à l'article L. 2122-18."
     )
-    shown = evidence_text(text, "délégation de fonctions à un adjoint", 25, lambda t: len(t) // 4)
+    (shown,) = share_evidence(
+        [clean_lines(text)], "délégation de fonctions à un adjoint", 25, lambda t: len(t) // 4
+    )
     assert shown.startswith("Article L2122-23 : Les décisions prises par délégation")
     assert shown.endswith("[…]")
 
@@ -618,12 +619,19 @@ def test_a_list_number_left_alone_at_the_end_of_a_part_goes() -> None:
     assert clean_text("Le délai est de 2 mois.") == "Le délai est de 2 mois."
 
 
+def _count_thirds(text: str) -> int:
+    return len(text) // 3
+
+
+TRAINING_QUERY = "congé de formation des élus salariés : combien de jours ?"
+
+
 def test_the_evidence_room_goes_to_the_best_sentences_of_all_sources() -> None:
     """Seen on a held-out note (H04): the room split evenly between three sources showed the
     code's rule on training but not its second sentence, « dix-huit jours », while the other
     sources each showed an incidental line. The room now follows the sentences' scores: both
     sentences of the first passage, and the passage whose only line loses is left out."""
-    count = lambda s: len(s) // 3  # noqa: E731
+    count = _count_thirds
     code = clean_lines(
         "Les élus salariés ont droit à un congé de formation adaptée à leurs fonctions. "
         "Le congé de formation des élus salariés est fixé à dix-huit jours par mandat. "
@@ -631,7 +639,7 @@ def test_the_evidence_room_goes_to_the_best_sentences_of_all_sources() -> None:
     )
     other = clean_lines("Les élus du conseil siègent en séance publique une fois par trimestre.")
     incidental = clean_lines("La formation des agents est organisée par le centre de gestion.")
-    query = "congé de formation des élus salariés : combien de jours ?"
+    query = TRAINING_QUERY
     room = count(render_lines(code, [0, 1])) + 2
     first, second, third = share_evidence([code, other, incidental], query, room, count)
     assert "dix-huit jours" in first and "formation adaptée" in first
@@ -673,15 +681,16 @@ def test_a_source_whose_best_sentence_scores_near_the_best_keeps_it() -> None:
     """The room follows the scores, but not to the point of losing a relevant source: a
     fiche's sentence scoring over half the best one's is shown before the code's third
     sentence, which scores higher."""
-    count = lambda s: len(s) // 3  # noqa: E731
+    count = _count_thirds
     code = clean_lines(
         "Le congé de formation des élus salariés est fixé à dix-huit jours par mandat. "
         "Les élus salariés ont droit à un congé de formation adaptée à leurs fonctions. "
         "Le congé de formation des élus salariés est renouvelable en cas de réélection."
     )
     fiche = clean_lines("Un élu salarié peut demander un congé de formation.")
-    query = "congé de formation des élus salariés : combien de jours ?"
-    (best, _), (third, _) = ranked_lines(code, query)[0], ranked_lines(code, query)[2]
+    query = TRAINING_QUERY
+    ranked = ranked_lines(code, query)
+    (best, _), (third, _) = ranked[0], ranked[2]
     (lead, _) = ranked_lines(fiche, query)[0]
     assert best * SOURCE_FLOOR_SHARE <= lead < third  # the case this test is about
     room = count(render_lines(code, [0, 1, 2])) + 2

@@ -29,9 +29,9 @@ from assistant.evaluation import (
 from assistant.evidence import (
     clean_lines,
     evidence_query,
-    evidence_text,
     questions_of,
     select_lines,
+    share_evidence,
 )
 from assistant.prompts import Templates, load_templates
 from assistant.structure import (
@@ -224,7 +224,7 @@ def test_evidence_is_clean_sentences_bearing_on_the_request() -> None:
     kept = [lines[i].text for i in keep]
     assert "Extrait Kbis" in kept
     assert any(t.endswith("suivants :") for t in kept)  # the introduction of a kept item
-    out = evidence_text(CGCT, "nombre des adjoints", 200, lambda s: len(s) // 3)
+    (out,) = share_evidence([clean_lines(CGCT)], "nombre des adjoints", 200, lambda s: len(s) // 3)
     assert out.startswith("Article L2122-2 : Le conseil municipal détermine")
 
 
