@@ -457,6 +457,104 @@ def share_evidence(
     return texts
 
 
+# --- the sentence a draft must not leave out ----------------------------------------------------
+
+# A candidate for the key sentence scores at least this share of the best sentence's score, and
+# is among the best KEY_CANDIDATES sentences of all the evidence (no-model proxy over the three
+# request files, facts in the draft or in the added quotation, with the drafts of the eighth
+# pass: any of the best two 76/118 facts in 27 drafts; with these filters 74/118 in 21 drafts;
+# the drafts alone 66/118; docs/eval/drafts.md, ninth pass).
+KEY_SHARE = 0.75
+KEY_CANDIDATES = 2
+# A fiche's lead-in before the sentence itself (« À noter : Les frais sont de… »).
+_LEAD_IN = re.compile(r"^(?:à noter|à savoir|attention|important)\s*:\s*", re.IGNORECASE)
+# A proposal or a motive of another council's act, or an example, is not a rule to quote (« la
+# Ville propose d'attribuer une subvention de 40 000 € », « Considérant que… », « Exemple : »).
+_NOT_A_RULE = re.compile(
+    r"^(?:consid[ée]rant|exemple|par exemple)\b|\bpropos(?:e|é|ée|ent|ons)\b|\bvous est",
+    re.IGNORECASE,
+)
+_ENDS_SENTENCE = re.compile(r"[.!?»)]$")
+# Openings that answer the sentence before, beyond :data:`_LEANS_BACK`: quoted alone, « Néanmoins,
+# sur la demande de trois membres… » reads as the rule when it is the exception.
+_ANSWERS_BACK = re.compile(
+    r"^(?:n[ée]anmoins|pour autant|par ailleurs|à d[ée]faut|a contrario|au contraire|sinon|"
+    r"dans (?:ce|les deux) cas|en pareil cas|en ce cas|de même|également|aussi)\b",
+    re.IGNORECASE,
+)
+
+
+def figure_words(text: str) -> set[str]:
+    """The figures of ``text`` written without a digit, folded: « majorité », « tiers »,
+    « gratuit », « jours francs » (numbers, spelled or not, are :func:`assistant.verify.figures`'
+    business)."""
+    return {
+        fold(m.group(0))
+        for rx in _FIGURE_OF.values()
+        for m in rx.finditer(text)
+        if not _HAS_FIGURE.search(m.group(0))
+    }
+
+
+def key_sentence(
+    passages: Sequence[Sequence[Line]],
+    shown: Sequence[str],
+    query: str,
+    max_words: int,
+) -> tuple[int, Line] | None:
+    """``(k, line)``: the sentence of passage ``k`` that holds the figure the request asks for
+    (a delay for « délai », an amount for « combien coûte »…; any figure when it asks for no
+    kind), when it is among the :data:`KEY_CANDIDATES` best of all the evidence
+    (:func:`ranked_lines`, as :func:`share_evidence` ranks them) and scores at least
+    :data:`KEY_SHARE` of the best. ``shown[k]``: passage ``k``'s evidence as the prompt shows it
+    (the sentence must be in it). ``None`` when no sentence qualifies.
+
+    The sentence must stand alone as a quotation: a whole sentence (capital first, final stop),
+    not leaning on the one before (« Toutefois… », « Il ne peut… »), not an item of a list, at
+    most ``max_words`` words, not a proposal or a motive of another act. A fiche's lead-in
+    (« À noter : ») is removed from the returned line's text.
+
+    The drafting service quotes it when the model's draft leaves its figures out: the small
+    model drops the one figure asked for often enough (« 3 000 € » for the fiche's « 23 000
+    € ») that the program, which found the sentence, gives it to the agent as a quotation."""
+    kinds = asked_kinds(query)
+    candidates = sorted(
+        (
+            (score, k, i)
+            for k, lines in enumerate(passages)
+            if k < len(shown) and shown[k]
+            for score, i in ranked_lines(lines, query)
+        ),
+        key=lambda x: (-x[0], x[1], x[2]),
+    )[:KEY_CANDIDATES]
+    if not candidates:
+        return None
+    best = candidates[0][0]
+    for score, k, i in candidates:
+        line = passages[k][i]
+        text = _LEAD_IN.sub("", line.text).strip()
+        if score < KEY_SHARE * best or line.bullet or line.intro or line.text not in shown[k]:
+            continue
+        if kinds:
+            holds = any(_FIGURE_OF[kind].search(text) for kind in kinds)
+        else:
+            holds = bool(_HAS_FIGURE.search(text)) or any(
+                rx.search(text) for rx in _FIGURE_OF.values()
+            )
+        if (
+            holds
+            and text[:1].isupper()
+            and _ENDS_SENTENCE.search(text)
+            and not _LEANS_BACK.match(text)
+            and not _ANSWERS_BACK.match(text)
+            and not _NOT_A_RULE.search(text)
+            and "[" not in text
+            and 6 <= len(text.split()) <= max_words
+        ):
+            return k, Line(text, line.article, line.bullet, line.intro, line.section)
+    return None
+
+
 def _cut_line(
     lines: Sequence[Line],
     ranked: Sequence[tuple[float, int]],
