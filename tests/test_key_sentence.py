@@ -1,0 +1,172 @@
+"""The key sentence: the evidence's sentence holding the figure a request asks for, quoted in
+the draft when the model's text leaves its figures out (docs/eval/drafts.md, ninth pass).
+
+Unit tests of the choice (:func:`assistant.evidence.key_sentence`) and of the quotation
+(:func:`assistant.drafting.with_key_part`), then the drafting service with the fake chat model
+beside the real templates, evidence, verification and rendering."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from assistant.config import Settings
+from assistant.drafting import DraftingService, DraftRequest, states_figures, with_key_part
+from assistant.evidence import Line, clean_lines, key_sentence
+from assistant.prompts import load_templates
+from assistant.structure import Part, Structure
+from tests.fakes import FakeChatModel, FakeRetriever, make_hit
+
+PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
+QUERY = "Quel est le délai de réponse à une demande de terrasse ?"
+RULE = "Sans réponse dans les 2 mois, la demande de terrasse est considérée comme refusée."
+
+
+def choose(*texts: str, query: str = QUERY, bullet: bool = False) -> Line | None:
+    lines = [Line(t, bullet=bullet) for t in texts]
+    shown = "\n".join(texts)
+    found = key_sentence([lines], [shown], query, 45)
+    return found[1] if found else None
+
+
+def test_the_key_sentence_holds_the_figure_of_the_kind_asked() -> None:
+    other = "La demande de terrasse est instruite par la mairie, qui fixe une redevance de 3 €."
+    found = choose(other, RULE)
+    assert found is not None and found.text == RULE  # the delay, not the amount
+    # Asked for nothing in particular, any figure will do.
+    assert choose(other, query="terrasse demande mairie redevance") is not None
+    # Not in the evidence shown to the model: not quoted.
+    assert key_sentence([[Line(RULE)]], ["Autre chose."], QUERY, 45) is None
+    assert key_sentence([[Line(RULE)]], [""], QUERY, 45) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Néanmoins, la demande de terrasse est refusée après 2 mois de silence.",
+        "Toutefois, la demande de terrasse est refusée après 2 mois de silence.",
+        "la demande de terrasse est refusée après 2 mois de silence, sauf",
+        "La demande de terrasse est refusée après 2 mois de silence",
+        "La Ville propose un délai de réponse de 2 mois pour la demande de terrasse.",
+        "Considérant que la demande de terrasse est refusée après 2 mois de silence.",
+        "Exemple : une demande de terrasse déposée le 1er mars est refusée 2 mois après.",
+        "La demande de terrasse est instruite par la mairie dans un délai raisonnable.",
+        "La demande de terrasse [...] est refusée après 2 mois. " + "Mot " * 40 + "fin.",
+    ],
+)
+def test_a_sentence_that_cannot_stand_alone_as_a_quotation_is_not_chosen(text: str) -> None:
+    assert choose(RULE) is not None  # the same request finds a sentence that can
+    assert choose(text) is None
+
+
+def test_a_list_item_is_not_quoted_and_a_lead_in_is_dropped() -> None:
+    assert choose(RULE, bullet=True) is None
+    found = choose("À noter : " + RULE)
+    assert found is not None and found.text == RULE
+
+
+def test_only_the_best_sentences_are_candidates() -> None:
+    best = "La demande de terrasse de réponse est instruite par la mairie selon son délai."
+    second = "La demande de terrasse de réponse est examinée par le maire selon son délai."
+    # The figure's sentence ranks third: the model was shown better sentences without it.
+    assert choose(best, second, "La terrasse : 2 mois.") is None
+    # Ranked first, it is chosen.
+    assert choose("La demande de terrasse de réponse : délai de 2 mois.", best) is not None
+
+
+def test_an_article_s_sentence_keeps_its_number() -> None:
+    lines = clean_lines(
+        "**Article L2121-17**\n\nLe conseil municipal ne délibère valablement que lorsque la "
+        "majorité de ses membres en exercice est présente."
+    )
+    query = "À quelle majorité des membres le conseil municipal délibère-t-il valablement ?"
+    found = key_sentence([lines], ["\n".join(x.text for x in lines)], query, 45)
+    assert found is not None and found[1].article == "Article L2121-17"
+
+
+def prose(*texts: str) -> Structure:
+    return Structure("prose", paragraphs=[Part(t, [1]) for t in texts])
+
+
+def test_the_key_sentence_is_quoted_only_when_the_draft_leaves_its_figures_out() -> None:
+    key = (2, Line(RULE))
+    out = with_key_part(prose("Votre demande sera étudiée avec attention."), key)
+    assert [p.text for p in out.paragraphs][-1] == (
+        "Pour mémoire : « Sans réponse dans les 2 mois, la demande de terrasse est considérée "
+        "comme refusée »"
+    )
+    assert out.paragraphs[-1].sources == [2]
+    # The draft states the figure (in words): nothing added.
+    stated = prose("Sans réponse sous deux mois, la demande est refusée.")
+    assert with_key_part(stated, key) == stated
+    # An empty draft stays empty (the service says the model wrote nothing).
+    assert with_key_part(prose("…"), key).paragraphs == [Part("…", [1])]
+    assert with_key_part(prose("Texte."), None) == prose("Texte.")
+
+
+def test_figures_in_words_count_as_figures() -> None:
+    quorum = (
+        "Le conseil ne délibère valablement que lorsque la majorité de ses membres est présente."
+    )
+    assert states_figures(quorum, ["Il faut trois membres."]) is False
+    assert states_figures(quorum, ["Il faut la majorité des membres."]) is True
+    assert states_figures("Le conseil se réunit en séance publique.", ["x"]) is None
+
+
+def test_an_act_quotes_the_code_in_a_considerant() -> None:
+    key = (
+        1,
+        Line(
+            "Le conseil municipal détermine le nombre des adjoints au maire sans que ce nombre "
+            "puisse excéder 30 % de l'effectif légal du conseil municipal.",
+            article="Article L2122-2",
+        ),
+    )
+    act = Structure(
+        "acte",
+        considerants=[Part("il convient de fixer le nombre des adjoints", [1])],
+        articles=[Part("Le nombre des adjoints est fixé à [À COMPLÉTER : nombre].", [1])],
+    )
+    out = with_key_part(act, key)
+    assert out.articles == act.articles and len(out.considerants) == 2
+    assert out.considerants[-1].text.startswith(
+        "aux termes de l'article L. 2122-2, « le conseil municipal détermine"
+    )
+    prose_out = with_key_part(prose("Le nombre est libre."), key)
+    assert prose_out.paragraphs[-1].text.startswith(
+        "Pour mémoire, l'article L. 2122-2 dispose : « Le conseil municipal"
+    )
+
+
+def test_a_draft_that_leaves_out_the_asked_delay_shows_the_source_s_sentence(
+    settings: Settings,
+) -> None:
+    fiche = (
+        "# Terrasse sur le trottoir\n\n"
+        "Une terrasse nécessite une autorisation d'occupation temporaire du domaine public.\n"
+        f"{RULE}\n"
+    )
+    hits = [make_hit(1, fiche, source="fiches/terrasse.md")]
+
+    def draft(text: str) -> str:
+        reply = json.dumps({"paragraphes": [{"sources": [1], "texte": text}]}, ensure_ascii=False)
+        svc = DraftingService(
+            settings,
+            FakeChatModel(reply),
+            FakeRetriever(hits),
+            load_templates(PROMPTS),
+        )
+        result = svc.draft(DraftRequest(QUERY, "question"))
+        assert [c.n for c in result.citations] == [1]
+        return result.answer
+
+    vague = draft("Une autorisation d'occupation temporaire est nécessaire.")
+    assert (
+        "Pour mémoire : « Sans réponse dans les 2 mois, la demande de terrasse est considérée "
+        "comme refusée » [1]." in vague
+    )
+    assert "À VÉRIFIER" not in vague  # a marked quotation of one sentence is allowed
+    stated = draft("Sans réponse dans les deux mois, la demande est refusée.")
+    assert "Pour mémoire" not in stated
