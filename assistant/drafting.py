@@ -59,6 +59,7 @@ from assistant.schema import Hit
 from assistant.structure import (
     Part,
     Structure,
+    address_reader,
     considerant_line,
     drop_asked,
     drop_repeats,
@@ -1494,8 +1495,20 @@ class DraftingService:
         checks: list[dict[str, Any]] = []
         texts = {n: c.text for n, c in by_n.items()}
         asked = questions_of(request.letter) if request.letter.strip() else []
+        assert plan.template is not None
+        # The letter's recipient (the field its salutation is written from) is « vous » in it.
+        reader = next(
+            (
+                request.fields.get(f.salutation_from, "")
+                for f in plan.template.fields
+                if f.salutation_from
+            ),
+            "",
+        )
         for index, part in enumerate(structure.parts(), start=1):
             part.text = drop_asked(part.text, asked)
+            if reader and structure.form != "acte":
+                part.text = address_reader(part.text, reader)
             # A figure taken from another shown source: that source is cited too.
             part.sources += missing_sources(part.text, part.sources, texts, agent)
             cited_texts = [by_n[n].text for n in part.sources if n in by_n]
@@ -1506,7 +1519,6 @@ class DraftingService:
                 {"partie": index, "type": issue.kind, "detail": issue.detail} for issue in issues
             )
         visas = self._visa_lines(plan, structure) if structure.form == "acte" else []
-        assert plan.template is not None
         body = render(structure, visas, _decision(plan.template))
         _, cited, _ = map_citations(body, [c.n for c in plan.sources])
         return body, cited, checks

@@ -220,6 +220,89 @@ def drop_asked(text: str, questions: Sequence[str]) -> str:
     return out if re.search(r"\w", out) else text
 
 
+# --- the reader addressed as « vous » -------------------------------------------------------------
+
+_CIVILITIES = r"(?:Monsieur|Madame|M\.|Mme\.?|Ma[îi]tre|Me|Docteur)"
+# Third person -> « vous », for the verbs a reply puts after the reader's name (« Monsieur
+# Lambert doit faire un recours »). Hand-written: no conjugation library in the stack, and the
+# list is short; a verb not in it is left as written.
+_VOUS = {
+    **dict.fromkeys(("doit", "doivent"), "devez"),
+    **dict.fromkeys(("devra", "devront"), "devrez"),
+    **dict.fromkeys(("devrait", "devraient"), "devriez"),
+    **dict.fromkeys(("peut", "peuvent"), "pouvez"),
+    **dict.fromkeys(("pourra", "pourront"), "pourrez"),
+    **dict.fromkeys(("pourrait", "pourraient"), "pourriez"),
+    **dict.fromkeys(("a", "ont"), "avez"),
+    **dict.fromkeys(("aura", "auront"), "aurez"),
+    **dict.fromkeys(("est", "sont"), "êtes"),
+    **dict.fromkeys(("sera", "seront"), "serez"),
+    **dict.fromkeys(("fait", "font"), "faites"),
+    **dict.fromkeys(("va", "vont"), "allez"),
+    **dict.fromkeys(("reçoit", "reçoivent"), "recevez"),
+    **dict.fromkeys(("recevra", "recevront"), "recevrez"),
+    **dict.fromkeys(("obtient", "obtiennent"), "obtenez"),
+    **dict.fromkeys(("obtiendra", "obtiendront"), "obtiendrez"),
+    **dict.fromkeys(("sait", "savent"), "savez"),
+    **dict.fromkeys(("veut", "veulent"), "voulez"),
+    **dict.fromkeys(("dispose", "disposent"), "disposez"),
+    **dict.fromkeys(("souhaite", "souhaitent"), "souhaitez"),
+    **dict.fromkeys(("bénéficie", "bénéficient"), "bénéficiez"),
+    **dict.fromkeys(("trouve", "trouvent"), "trouvez"),
+    **dict.fromkeys(("conteste", "contestent"), "contestez"),
+    **dict.fromkeys(("demande", "demandent"), "demandez"),
+    **dict.fromkeys(("envoie", "envoient"), "envoyez"),
+    **dict.fromkeys(("dépose", "déposent"), "déposez"),
+}
+_POSSESSIVE = {"sa": "votre", "son": "votre", "ses": "vos", "leur": "votre", "leurs": "vos"}
+
+
+def _reader_name(recipient: str) -> str | None:
+    """The pattern of the reader's name as a draft writes it, from the recipient field: a
+    civility then a name (« Monsieur Lambert », « Madame Da Silva », « Monsieur et Madame
+    Castel »), written with any civility and an optional first name (« M. Bernard
+    Lambert »). None for a title (« Monsieur le Président de … ») or no civility."""
+    text = " ".join(recipient.split(",")[0].split())
+    m = re.match(
+        rf"^{_CIVILITIES}(?:\s+(?:et|ou)\s+{_CIVILITIES})?\s+(?!(?:le|la|les|l['’])\b)(\S.*)$",
+        text,
+        re.IGNORECASE,
+    )
+    if not m or not m.group(1)[:1].isupper():
+        return None
+    name = re.escape(m.group(1))
+    return rf"\b{_CIVILITIES}(?:\s+(?:et|ou)\s+{_CIVILITIES})?\s+(?:[A-ZÀ-Ý][\w'-]+\s+)?{name}\b"
+
+
+def address_reader(text: str, recipient: str) -> str:
+    """``text`` with the reader named as the subject of a verb written to him (« Monsieur
+    Lambert doit faire un recours » in a letter to Monsieur Lambert -> « vous devez faire un
+    recours »), the possessive right after the verb included (« doit déposer sa demande » ->
+    « devez déposer votre demande »). ``recipient``: the letter's recipient field. Only the
+    verbs of :data:`_VOUS`; anything else is left as written."""
+    pattern = _reader_name(recipient)
+    if pattern is None:
+        return text
+    rx = re.compile(
+        pattern + r"\s+(ne\s+|n['’])?(\w+)(\s+(?:donc|également|aussi|alors|ensuite|"
+        r"d'abord)\b)?(\s+[a-zà-ÿ]+(?:er|ir|re|oir))?(\s+(?:sa|son|ses|leur|leurs)\b)?",
+    )
+
+    def repl(m: re.Match[str]) -> str:
+        verb = _VOUS.get(m.group(2).lower())
+        if verb is None:
+            return m.group(0)
+        start = m.start() == 0 or bool(re.search(r"[.!?]\s*$", text[: m.start()]))
+        negation = ("n'" if verb[0] in "aeéiou" else "ne ") if m.group(1) else ""
+        possessive = m.group(5) or ""
+        if possessive:
+            possessive = " " + _POSSESSIVE[possessive.strip().lower()]
+        subject = "Vous" if start else "vous"
+        return f"{subject} {negation}{verb}{m.group(3) or ''}{m.group(4) or ''}{possessive}"
+
+    return rx.sub(repl, text)
+
+
 def _blank(match: re.Match[str]) -> str:
     what = " ".join(match.group(1).split())
     if len(what.split()) > 6:

@@ -323,6 +323,47 @@ def test_a_reply_does_not_put_the_resident_s_question_back_in_his_mouth(
     assert "Sans réponse dans les 2 mois, la demande est refusée" in draft.answer
 
 
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        (
+            "Pour voter, Monsieur Benali doit déposer sa demande avant le 6e vendredi.",
+            "Pour voter, vous devez déposer votre demande avant le 6e vendredi.",
+        ),
+        (
+            "Le délai court. Monsieur Benali ne peut pas attendre ; M. Karim Benali a donc "
+            "besoin d'un justificatif.",
+            "Le délai court. Vous ne pouvez pas attendre ; vous avez donc besoin d'un "
+            "justificatif.",
+        ),
+        # Not the subject of a verb of the list: left as written.
+        ("Le certificat garantit à Monsieur Benali ses droits.", None),
+        ("Monsieur Benali tricote.", None),
+        # Another person.
+        ("Monsieur Petit doit signer.", None),
+    ],
+)
+def test_the_reader_of_a_reply_is_written_to_not_about(written: str, expected: str | None) -> None:
+    """Seen in held-out replies (H09, K14): « Monsieur Lambert doit faire un recours » in a
+    letter to Monsieur Lambert."""
+    from assistant.structure import address_reader
+
+    assert address_reader(written, "Monsieur Benali") == (expected or written)
+    # A title is not a name: « Monsieur le Président » stays as written.
+    title = "Monsieur le Président doit signer."
+    assert address_reader(title, "Monsieur le Président de l'association") == title
+
+
+def test_a_reply_says_vous_to_its_reader(settings: Settings, templates: Templates) -> None:
+    reply = letter_json(([1], "Monsieur Lambert doit demander une autorisation d'occupation."))
+    svc, _, _ = build(settings, templates, reply)
+    fields = {"usager": "Monsieur Lambert", "objet": "Terrasse"}
+    _, draft = run(svc, DraftRequest("Répondre sur la terrasse", "reponse_usager", fields=fields))
+    assert "Vous devez demander une autorisation d'occupation" in draft.answer
+    assert "Monsieur Lambert doit" not in draft.answer
+    assert "Monsieur," in draft.answer  # the salutation is the frame's, untouched
+
+
 def test_a_line_break_inside_a_text_value_is_read_and_debris_is_dropped() -> None:
     """llama-cpp-python's grammar for JSON strings lets control characters through: a raw line
     break inside a text value must not lose the draft's structure. Braces written inside a
