@@ -105,7 +105,7 @@ def clean_lines(text: str, heading: str = "", title: str = "") -> list[Line]:
     (the front matter of a first chunk) is not content, the source's header already shows it.
     A division heading (« CHAPITRE Ier : … », « Section 4 : Fonctionnement ») is a section
     title, not a sentence: otherwise it would stand as the first sentence of the article that
-    follows, the one shown with any line of that article (:func:`select_lines`)."""
+    follows, the one shown with any line of that article (:func:`readable`)."""
     article = ""
     m = re.search(r"Article\s+[LRD]?\.?\s?\d[\d\-]*", heading or "")
     if m:
@@ -295,11 +295,16 @@ def ranked_lines(lines: Sequence[Line], query: str) -> list[tuple[float, int]]:
     )
 
 
-def _context(lines: Sequence[Line], i: int, first_of_article: dict[str, int]) -> set[int]:
-    """Line ``i`` with the neighbours that make it readable: its article's first sentence (which
-    states the rule: « Le conseil municipal ne délibère valablement que lorsque… » before « Si
-    … ce quorum n'est pas atteint… »), the introduction of a list item, the first item after an
-    introduction, the sentence it leans on and the one leaning on it."""
+def readable(
+    lines: Sequence[Line], i: int, first_of_article: dict[str, int] | None = None
+) -> set[int]:
+    """Indices of line ``i`` with the neighbours that make it readable: its article's first
+    sentence (which states the rule: « Le conseil municipal ne délibère valablement que
+    lorsque… » before « Si … ce quorum n'est pas atteint… »), the introduction of a list item,
+    the first item after an introduction, the sentence it leans on and the one leaning on it.
+    ``first_of_article``: :func:`_first_of_article` of ``lines``, when the caller has it."""
+    if first_of_article is None:
+        first_of_article = _first_of_article(lines)
     out = {i}
     line = lines[i]
     head = first_of_article.get(line.article, i) if line.article else i
@@ -325,29 +330,6 @@ def _first_of_article(lines: Sequence[Line]) -> dict[str, int]:
         if line.article:
             first.setdefault(line.article, i)
     return first
-
-
-def select_lines(
-    lines: Sequence[Line],
-    query: str,
-    limit: int,
-    ranked: Sequence[tuple[float, int]] | None = None,
-) -> list[int]:
-    """Indices (sorted) of at most ``limit`` lines bearing on ``query``, with the neighbours
-    that make them readable (see :func:`_context`). The first lines are kept when nothing
-    matches (the passage was retrieved for a reason the words do not show, e.g. by meaning).
-    ``ranked``: :func:`ranked_lines` of these lines for ``query``, when the caller already has
-    it."""
-    scored = ranked_lines(lines, query) if ranked is None else ranked
-    first_of_article = _first_of_article(lines)
-    chosen: set[int] = set()
-    for _, i in scored:
-        if len(chosen) >= limit:
-            break
-        chosen |= _context(lines, i, first_of_article)
-    if not chosen:
-        chosen = set(range(min(2, len(lines))))
-    return sorted(chosen)
 
 
 def render_lines(lines: Sequence[Line], keep: Sequence[int]) -> str:
@@ -396,7 +378,7 @@ def share_evidence(
     The room is shared by the sentences' scores (:func:`ranked_lines`), across passages: first
     the best sentence of each passage that scores at least :data:`SOURCE_FLOOR_SHARE` of the
     best one's, then the best sentences of all the passages, a tie to the better-ranked
-    passage, each with its neighbours (:func:`_context`), at most
+    passage, each with its neighbours (:func:`readable`), at most
     :data:`MAX_LINES_PER_SOURCE` a passage; a sentence that does not fit is passed over for
     shorter ones. A passage whose sentences all lose is left out, so that a fiche's second
     relevant sentence (« dix-huit jours » after the rule that states the right) is shown rather
@@ -446,7 +428,7 @@ def share_evidence(
     for _, k, i in candidates:
         if picked[k] >= MAX_LINES_PER_SOURCE or i in keep[k]:
             continue
-        if attempt(k, _context(sets[k], i, firsts[k])):
+        if attempt(k, readable(sets[k], i, firsts[k])):
             picked[k] += 1
     for k in range(n):  # retrieved by meaning: its first lines, if room remains
         if sets[k] and not ranked[k]:

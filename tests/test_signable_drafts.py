@@ -17,12 +17,13 @@ from assistant.config import Settings
 from assistant.drafting import DraftingService, DraftRequest
 from assistant.evidence import (
     SOURCE_FLOOR_SHARE,
+    Line,
     asked_kinds,
     clean_lines,
     evidence_query,
     ranked_lines,
+    readable,
     render_lines,
-    select_lines,
     share_evidence,
 )
 from assistant.prompts import Templates, load_templates, render_footer, render_header, salutation_of
@@ -36,6 +37,13 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def templates() -> Templates:
     return load_templates(ROOT / "prompts")
+
+
+def best_readable(lines: list[Line], query: str) -> list[int]:
+    """The best line for ``query`` with the neighbours that make it readable: what
+    :func:`share_evidence` shows first of a passage."""
+    _, i = ranked_lines(lines, query)[0]
+    return sorted(readable(lines, i))
 
 
 # --- salutation -----------------------------------------------------------------------------
@@ -254,7 +262,7 @@ def test_the_evidence_query_drops_the_addressee_the_request_opens_with(
 def test_free_of_charge_answers_a_question_on_the_cost() -> None:
     text = "La copie est délivrée par la mairie du lieu de naissance.\n#### Coût\nGratuit."
     lines = clean_lines(text)
-    best = select_lines(lines, "Combien coûte une copie intégrale d'acte de naissance ?", 1)
+    best = best_readable(lines, "Combien coûte une copie intégrale d'acte de naissance ?")
     assert lines[best[0]].text == "Gratuit."
 
 
@@ -268,7 +276,7 @@ def test_a_line_holding_the_figure_asked_comes_first() -> None:
     lines = clean_lines(text)
     query = "buvette de l'association : délai de la demande"
     assert asked_kinds(query) == {"delay"}
-    best = select_lines(lines, query, 1)
+    best = best_readable(lines, query)
     assert "3 mois" in lines[best[0]].text
 
 
@@ -354,7 +362,7 @@ def test_a_section_title_counts_for_the_lines_under_it() -> None:
     )
     lines = clean_lines(fiche)
     assert [line.text for line in lines][-1] == "Concession trentenaire : 30 ans"
-    best = select_lines(lines, "durée possible d'une concession funéraire", 1)
+    best = best_readable(lines, "durée possible d'une concession funéraire")
     assert lines[best[-1]].text == "Concession trentenaire : 30 ans"
 
 
@@ -368,7 +376,7 @@ def test_a_sentence_comes_with_the_one_that_leans_on_it_and_references_are_not_e
     )
     lines = clean_lines(fiche)
     assert not any("Code de la voirie" in line.text for line in lines)
-    kept = [lines[i].text for i in select_lines(lines, "conditions terrasse trottoir", 1)]
+    kept = [lines[i].text for i in best_readable(lines, "conditions terrasse trottoir")]
     assert kept[-1].startswith("Elle nécessite") and len(kept) == 2
 
 
@@ -423,7 +431,7 @@ def test_the_title_and_division_headings_are_not_an_articles_first_sentence() ->
     lines = clean_lines(merged.text, merged.heading, title)
     assert [line.text[:20] for line in lines] == ["Les actes pris par l", "Le maire certifie, s"]
     assert lines[0].section.startswith("CHAPITRE Ier")  # its words still count for the lines
-    keep = select_lines(lines, "le maire certifie le caractère exécutoire", 1)
+    keep = best_readable(lines, "le maire certifie le caractère exécutoire")
     assert render_lines(lines, keep).startswith("Article L2131-1 : Les actes pris par")
     # Without the title, its line stays (the caller did not say what it is).
     assert any(line.text == title for line in clean_lines(merged.text, merged.heading))
@@ -487,7 +495,7 @@ def test_a_line_of_a_code_article_comes_with_the_articles_rule() -> None:
     )
     lines = clean_lines(chapter)
     question = "Que se passe-t-il quand le quorum n'est pas atteint ?"
-    kept = [lines[i].text for i in select_lines(lines, question, 1)]
+    kept = [lines[i].text for i in best_readable(lines, question)]
     assert len(kept) == 2
     assert "majorité de ses membres en exercice" in kept[0] and "ce quorum" in kept[1]
 

@@ -30,7 +30,6 @@ from assistant.evidence import (
     clean_lines,
     evidence_query,
     questions_of,
-    select_lines,
     share_evidence,
 )
 from assistant.prompts import Templates, load_templates
@@ -215,16 +214,21 @@ def test_a_paragraph_speaking_of_its_sources_is_marked_to_be_rewritten(
 # --- evidence -------------------------------------------------------------------------------
 
 
+def len_tokens(text: str) -> int:
+    """About a token every three characters, as the test model counts French."""
+    return len(text) // 3
+
+
 def test_evidence_is_clean_sentences_bearing_on_the_request() -> None:
     lines = clean_lines(AOT)
     text = " ".join(line.text for line in lines)
     assert "Source :" not in text and "http" not in text and "#" not in text
     assert "**" not in text and "À noter : l'installation" in text
-    keep = select_lines(lines, "pièces du dossier de terrasse Kbis", 3)
-    kept = [lines[i].text for i in keep]
-    assert "Extrait Kbis" in kept
+    (shown,) = share_evidence([lines], "pièces du dossier de terrasse Kbis", 60, len_tokens)
+    kept = shown.split("\n")
+    assert "- Extrait Kbis" in kept
     assert any(t.endswith("suivants :") for t in kept)  # the introduction of a kept item
-    (out,) = share_evidence([clean_lines(CGCT)], "nombre des adjoints", 200, lambda s: len(s) // 3)
+    (out,) = share_evidence([clean_lines(CGCT)], "nombre des adjoints", 200, len_tokens)
     assert out.startswith("Article L2122-2 : Le conseil municipal détermine")
 
 
