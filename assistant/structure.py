@@ -259,19 +259,17 @@ _POSSESSIVE = {"sa": "votre", "son": "votre", "ses": "vos", "leur": "votre", "le
 
 def _reader_name(recipient: str) -> str | None:
     """The pattern of the reader's name as a draft writes it, from the recipient field: a
-    civility then a name (« Monsieur Lambert », « Madame Da Silva », « Monsieur et Madame
-    Castel »), written with any civility and an optional first name (« M. Bernard
-    Lambert »). None for a title (« Monsieur le Président de … ») or no civility."""
+    civility then a name (« Monsieur Lambert », « Madame Da Silva », « Monsieur Le Goff »,
+    « Monsieur et Madame Castel »), matched by its last word with any civility and up to two
+    capitalised words before it (« M. Bernard Lambert », « Madame Da Silva »). None for a
+    title (« Monsieur le Président de … ») or no civility."""
     text = " ".join(recipient.split(",")[0].split())
-    m = re.match(
-        rf"^{_CIVILITIES}(?:\s+(?:et|ou)\s+{_CIVILITIES})?\s+(?!(?:le|la|les|l['’])\b)(\S.*)$",
-        text,
-        re.IGNORECASE,
-    )
+    civility = rf"(?i:{_CIVILITIES}(?:\s+(?:et|ou)\s+{_CIVILITIES})?)"
+    m = re.match(rf"^{civility}\s+(?!(?:le|la|les|l['’])\b)(\S.*)$", text)
     if not m or not m.group(1)[:1].isupper():
         return None
-    name = re.escape(m.group(1))
-    return rf"\b{_CIVILITIES}(?:\s+(?:et|ou)\s+{_CIVILITIES})?\s+(?:[A-ZÀ-Ý][\w'-]+\s+)?{name}\b"
+    surname = re.escape(m.group(1).split()[-1])
+    return rf"\b{civility}\s+(?:[A-ZÀ-Ý][\w'-]*\s+){{0,2}}{surname}\b"
 
 
 def address_reader(text: str, recipient: str) -> str:

@@ -358,6 +358,20 @@ def test_the_reader_of_a_reply_is_written_to_not_about(written: str, expected: s
     assert address_reader(title, "Monsieur le Président de l'association") == title
 
 
+@pytest.mark.parametrize(
+    ("recipient", "written"),
+    [
+        ("Monsieur Le Goff", "M. Yann Le Goff doit signer."),  # « Le » of a name, not a title
+        ("Monsieur Jean Lambert, 3 rue des Lilas", "Monsieur Lambert doit signer."),
+        ("Madame Da Silva", "Madame Da Silva doit signer."),
+    ],
+)
+def test_the_reader_is_found_by_the_last_word_of_the_name(recipient: str, written: str) -> None:
+    from assistant.structure import address_reader
+
+    assert address_reader(written, recipient) == "Vous devez signer."
+
+
 def test_a_reply_says_vous_to_its_reader(settings: Settings, templates: Templates) -> None:
     reply = letter_json(([1], "Monsieur Lambert doit demander une autorisation d'occupation."))
     svc, _, _ = build(settings, templates, reply)
