@@ -383,6 +383,24 @@ def speaks_of_sources(text: str) -> bool:
     return _META.search(MARK_PATTERN.sub(" ", text)) is not None
 
 
+def differing_figures(text: str, sentence: str) -> list[tuple[str, str]]:
+    """The figures of ``text`` that count the same thing as a figure of ``sentence`` with
+    another number (« 3 000 € » against « 23 000 € », « 3 mois » against « 2 mois »), as
+    ``(written in text, written in sentence)``, first pair of each figure of ``text``. A figure
+    of ``text`` equal to one of ``sentence``, or with no unit, is never one of them."""
+    theirs = [(w, k) for w, k in figures(sentence) if k.startswith("n:")]
+    same = {k for _, k in theirs}
+    out: list[tuple[str, str]] = []
+    for written, key in figures(text):
+        unit = key.partition(UNIT_SEP)[2]
+        if not unit or key in same or any(written == w for w, _ in out):
+            continue
+        other = next((w for w, k in theirs if k.partition(UNIT_SEP)[2] == unit), None)
+        if other is not None:
+            out.append((written, other))
+    return out
+
+
 def check_paragraph(
     text: str,
     cited: Sequence[str],

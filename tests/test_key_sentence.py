@@ -13,10 +13,17 @@ from pathlib import Path
 import pytest
 
 from assistant.config import Settings
-from assistant.drafting import DraftingService, DraftRequest, states_figures, with_key_part
+from assistant.drafting import (
+    DraftingService,
+    DraftRequest,
+    against_key,
+    states_figures,
+    with_key_part,
+)
 from assistant.evidence import Line, clean_lines, key_sentence
 from assistant.prompts import load_templates
 from assistant.structure import Part, Structure
+from assistant.verify import differing_figures
 from tests.fakes import FakeChatModel, FakeRetriever, make_hit
 
 PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
@@ -92,7 +99,8 @@ def prose(*texts: str) -> Structure:
 
 def test_the_key_sentence_is_quoted_only_when_the_draft_leaves_its_figures_out() -> None:
     key = (2, Line(RULE))
-    out = with_key_part(prose("Votre demande sera étudiée avec attention."), key)
+    out, added = with_key_part(prose("Votre demande sera étudiée avec attention."), key)
+    assert added is out.paragraphs[-1]
     assert [p.text for p in out.paragraphs][-1] == (
         "Pour mémoire : « Sans réponse dans les 2 mois, la demande de terrasse est considérée "
         "comme refusée »"
@@ -100,10 +108,10 @@ def test_the_key_sentence_is_quoted_only_when_the_draft_leaves_its_figures_out()
     assert out.paragraphs[-1].sources == [2]
     # The draft states the figure (in words): nothing added.
     stated = prose("Sans réponse sous deux mois, la demande est refusée.")
-    assert with_key_part(stated, key) == stated
+    assert with_key_part(stated, key) == (stated, None)
     # An empty draft stays empty (the service says the model wrote nothing).
-    assert with_key_part(prose("…"), key).paragraphs == [Part("…", [1])]
-    assert with_key_part(prose("Texte."), None) == prose("Texte.")
+    assert with_key_part(prose("…"), key) == (prose("…"), None)
+    assert with_key_part(prose("Texte."), None) == (prose("Texte."), None)
 
 
 def test_figures_in_words_count_as_figures() -> None:
@@ -129,12 +137,12 @@ def test_an_act_quotes_the_code_in_a_considerant() -> None:
         considerants=[Part("il convient de fixer le nombre des adjoints", [1])],
         articles=[Part("Le nombre des adjoints est fixé à [À COMPLÉTER : nombre].", [1])],
     )
-    out = with_key_part(act, key)
+    out, _ = with_key_part(act, key)
     assert out.articles == act.articles and len(out.considerants) == 2
     assert out.considerants[-1].text.startswith(
         "aux termes de l'article L. 2122-2, « le conseil municipal détermine"
     )
-    prose_out = with_key_part(prose("Le nombre est libre."), key)
+    prose_out, _ = with_key_part(prose("Le nombre est libre."), key)
     assert prose_out.paragraphs[-1].text.startswith(
         "Pour mémoire, l'article L. 2122-2 dispose : « Le conseil municipal"
     )
@@ -170,3 +178,48 @@ def test_a_draft_that_leaves_out_the_asked_delay_shows_the_source_s_sentence(
     assert "À VÉRIFIER" not in vague  # a marked quotation of one sentence is allowed
     stated = draft("Sans réponse dans les deux mois, la demande est refusée.")
     assert "Pour mémoire" not in stated
+
+
+def test_a_figure_the_key_sentence_contradicts_is_marked() -> None:
+    """Seen in Q03: « dépasse 3 000 € » (a subsidy of a council's list, another source shown)
+    where the fiche's key sentence says « 23 000 € »; the check of cited sources let it through."""
+    key = (1, Line("Lorsque la subvention dépasse 23 000 €, une convention doit être conclue."))
+    wrong = "La convention est obligatoire lorsque la subvention dépasse 3 000 €."
+    (issue,) = against_key(wrong, key)
+    assert issue.value == "3 000 €" and "la source [1] indique « 23 000 € »" in issue.detail
+    # Another unit, the same number, or a part about something else: nothing to say.
+    assert against_key("La convention est signée sous 3 mois par la subvention.", key) == []
+    assert against_key("La subvention dépasse 23 000 €, une convention est due.", key) == []
+    assert against_key("Le loyer de la salle est de 300 €.", key) == []
+    assert differing_figures("Un délai de 3 mois.", "Dans les 2 mois.") == [("3 mois", "2 mois")]
+
+
+def test_a_drafted_answer_with_the_wrong_amount_is_marked_and_gets_the_right_one(
+    settings: Settings,
+) -> None:
+    fiche = (
+        "# Subventions aux associations\n\n"
+        "Lorsque la subvention dépasse 23 000 €, l'administration qui l'attribue doit conclure "
+        "une convention avec l'association bénéficiaire.\n"
+    )
+    liste = "Subventions 2014 : association des Amis du quartier, 3 000 € ; club de judo, 1 200 €."
+    hits = [make_hit(1, fiche, source="fiches/subventions.md"), make_hit(2, liste)]
+    reply = json.dumps(
+        {
+            "paragraphes": [
+                {
+                    "sources": [1, 2],
+                    "texte": "La convention est obligatoire lorsque la subvention dépasse 3 000 €.",
+                }
+            ]
+        },
+        ensure_ascii=False,
+    )
+    svc = DraftingService(
+        settings, FakeChatModel(reply), FakeRetriever(hits), load_templates(PROMPTS)
+    )
+    query = "À partir de quel montant de subvention une convention est-elle obligatoire ?"
+    draft = svc.draft(DraftRequest(query, "question"))
+    assert "« 3 000 € » : la source [1] indique « 23 000 € »" in draft.answer
+    assert "Pour mémoire : « Lorsque la subvention dépasse 23 000 €" in draft.answer
+    assert [c["type"] for c in draft.checks] == ["chiffre"]
