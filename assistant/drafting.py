@@ -63,6 +63,7 @@ from assistant.structure import (
     considerant_line,
     drop_asked,
     drop_repeats,
+    drop_title_questions,
     drop_unfinished_tail,
     is_legal_text,
     parse_partial,
@@ -1521,6 +1522,7 @@ class DraftingService:
         checks: list[dict[str, Any]] = []
         texts = {n: c.text for n, c in by_n.items()}
         asked = questions_of(request.letter) if request.letter.strip() else []
+        titles = [c.title for c in plan.sources]
         assert plan.template is not None
         # The letter's recipient (the field its salutation is written from) is « vous » in it.
         reader = next(
@@ -1533,8 +1535,10 @@ class DraftingService:
         )
         for index, part in enumerate(structure.parts(), start=1):
             part.text = drop_asked(part.text, asked)
-            if reader and structure.form != "acte":
-                part.text = address_reader(part.text, reader)
+            if structure.form != "acte":
+                part.text = drop_title_questions(part.text, titles)
+                if reader:
+                    part.text = address_reader(part.text, reader)
             # A figure taken from another shown source: that source is cited too.
             part.sources += missing_sources(part.text, part.sources, texts, agent)
             cited_texts = [by_n[n].text for n in part.sources if n in by_n]

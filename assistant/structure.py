@@ -220,6 +220,28 @@ def drop_asked(text: str, questions: Sequence[str]) -> str:
     return out if re.search(r"\w", out) else text
 
 
+_QUESTION = re.compile(r"[^.!?»]*\?")
+
+
+def drop_title_questions(text: str, titles: Sequence[str]) -> str:
+    """``text`` without a question copied from a source's title (a Q&A fiche's « Une mairie
+    peut-elle être le siège social d'une association ? » opened H01's letter, the answer
+    after it): a sentence ending in « ? » of at least four terms, 80 % of them in one title
+    that is itself a question. ``text`` itself when nothing else would remain."""
+    asked = [set(lexical_terms(t)) for t in titles if t.strip().endswith("?")]
+    if not asked:
+        return text
+
+    def drop(match: re.Match[str]) -> str:
+        terms = set(lexical_terms(match.group(0)))
+        if len(terms) >= 4 and any(len(terms & title) >= 0.8 * len(terms) for title in asked):
+            return " "
+        return match.group(0)
+
+    out = " ".join(_QUESTION.sub(drop, text).split())
+    return out if re.search(r"\w", out) else text
+
+
 # --- the reader addressed as « vous » -------------------------------------------------------------
 
 _CIVILITIES = r"(?:Monsieur|Madame|M\.|Mme\.?|Ma[îi]tre|Me|Docteur)"

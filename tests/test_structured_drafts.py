@@ -382,6 +382,20 @@ def test_a_reply_says_vous_to_its_reader(settings: Settings, templates: Template
     assert "Monsieur," in draft.answer  # the salutation is the frame's, untouched
 
 
+def test_a_question_copied_from_a_source_title_is_not_part_of_the_letter() -> None:
+    """Seen in H01 and K11: a Q&A fiche's title, copied as the draft's first sentence."""
+    from assistant.structure import drop_title_questions
+
+    titles = ["Une mairie peut-elle être le siège social d'une association ?", "CGCT"]
+    answer = "Oui, si le maire le décide, un local communal est mis à disposition."
+    copied = f"La mairie peut-elle être le siège social d'une association ? {answer}"
+    assert drop_title_questions(copied, titles) == answer
+    # A question of the letter's own (to the resident), or a title that asks nothing: kept.
+    own = "Pourriez-vous nous transmettre le procès-verbal de votre assemblée ? " + answer
+    assert drop_title_questions(own, titles) == own
+    assert drop_title_questions(copied, ["Une mairie, siège social d'une association"]) == copied
+
+
 def test_a_line_break_inside_a_text_value_is_read_and_debris_is_dropped() -> None:
     """llama-cpp-python's grammar for JSON strings lets control characters through: a raw line
     break inside a text value must not lose the draft's structure. Braces written inside a
