@@ -460,7 +460,7 @@ def against_key(text: str, key: tuple[int, Line]) -> list[Issue]:
     if len(set(light_terms(text)) & set(light_terms(line.text))) < 2:
         return []
     return [
-        Issue("chiffre", f"« {written} » : la source [{n}] indique « {theirs} »", written)
+        Issue("chiffre", f"« {written} » : la source n° {n} indique « {theirs} »", written)
         for written, theirs in differing_figures(text, line.text)
     ]
 

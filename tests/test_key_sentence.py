@@ -23,7 +23,7 @@ from assistant.drafting import (
 from assistant.evidence import Line, clean_lines, key_sentence
 from assistant.prompts import load_templates
 from assistant.structure import Part, Structure
-from assistant.verify import differing_figures
+from assistant.verify import MARK_PATTERN, differing_figures
 from tests.fakes import FakeChatModel, FakeRetriever, make_hit
 
 PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
@@ -186,7 +186,7 @@ def test_a_figure_the_key_sentence_contradicts_is_marked() -> None:
     key = (1, Line("Lorsque la subvention dépasse 23 000 €, une convention doit être conclue."))
     wrong = "La convention est obligatoire lorsque la subvention dépasse 3 000 €."
     (issue,) = against_key(wrong, key)
-    assert issue.value == "3 000 €" and "la source [1] indique « 23 000 € »" in issue.detail
+    assert issue.value == "3 000 €" and "la source n° 1 indique « 23 000 € »" in issue.detail
     # Another unit, the same number, or a part about something else: nothing to say.
     assert against_key("La convention est signée sous 3 mois par la subvention.", key) == []
     assert against_key("La subvention dépasse 23 000 €, une convention est due.", key) == []
@@ -220,6 +220,11 @@ def test_a_drafted_answer_with_the_wrong_amount_is_marked_and_gets_the_right_one
     )
     query = "À partir de quel montant de subvention une convention est-elle obligatoire ?"
     draft = svc.draft(DraftRequest(query, "question"))
-    assert "« 3 000 € » : la source [1] indique « 23 000 € »" in draft.answer
+    assert "« 3 000 € » : la source n° 1 indique « 23 000 € »" in draft.answer
+    # A mark holds no citation: the screen and the export highlight it whole, the citations
+    # outside it are the part's own.
+    (mark,) = MARK_PATTERN.findall(draft.answer)
+    assert mark.endswith("indique « 23 000 € »]")
+    assert [c.n for c in draft.citations] == [1, 2]
     assert "Pour mémoire : « Lorsque la subvention dépasse 23 000 €" in draft.answer
     assert [c["type"] for c in draft.checks] == ["chiffre"]
