@@ -76,6 +76,7 @@ from assistant.structure import (
 from assistant.textnorm import fold, light_terms, with_equivalents
 from assistant.verify import (
     QUOTE_MAX_WORDS,
+    UNIT_SEP,
     Issue,
     check_paragraph,
     differing_figures,
@@ -404,7 +405,7 @@ def states_figures(sentence: str, texts: Sequence[str]) -> bool | None:
     """Whether ``texts`` state a figure of ``sentence``: one of its numbers (by
     :func:`assistant.verify.figure_keys`, units aside) or one of its figures in words
     (« majorité », « gratuit »). ``None`` when ``sentence`` holds no figure."""
-    numbers = {k for k in figure_keys([sentence]) if k.startswith("n:") and "@" not in k}
+    numbers = {k for k in figure_keys([sentence]) if k.startswith("n:") and UNIT_SEP not in k}
     words = figure_words(sentence)
     if not numbers and not words:
         return None
@@ -1374,9 +1375,7 @@ class DraftingService:
                     structure = replace(structure, paragraphs=answering)
                     warnings.append(PARTLY_COVERED)
                 structure, added = with_key_part(structure, plan.key)
-                body, cited, checks = self._render_checked(
-                    plan, structure, plan.key if added else None, added
-                )
+                body, cited, checks = self._render_checked(plan, structure, added)
             if not body.strip() and not stopped:
                 body = EMPTY_DRAFT
                 warnings.append(EMPTY_DRAFT_WARNING)
@@ -1508,12 +1507,11 @@ class DraftingService:
         self,
         plan: _Plan,
         structure: Structure,
-        key: tuple[int, Line] | None = None,
         key_added: Part | None = None,
     ) -> tuple[str, list[int], list[dict[str, Any]]]:
         """The body rendered from the structure after each part is checked against its sources
-        (:func:`assistant.verify.check_paragraph`) and, when the key sentence was quoted
-        (``key_added``, from ``key``), against it (:func:`against_key`); returns (body, cited
+        (:func:`assistant.verify.check_paragraph`) and, when the key sentence was quoted (the
+        part ``key_added``), against that sentence (:func:`against_key`); returns (body, cited
         numbers in order of first use, checks)."""
         by_n = {c.n: c for c in plan.sources}
         shown = [c.text for c in plan.sources]
@@ -1544,9 +1542,9 @@ class DraftingService:
             cited_texts = [by_n[n].text for n in part.sources if n in by_n]
             part.text = quote_copy(part.text, cited_texts or shown)
             issues = check_paragraph(part.text, cited_texts, shown, agent)
-            if key is not None and part is not key_added:
+            if key_added is not None and plan.key is not None and part is not key_added:
                 flagged = {i.value for i in issues}
-                issues += [i for i in against_key(part.text, key) if i.value not in flagged]
+                issues += [i for i in against_key(part.text, plan.key) if i.value not in flagged]
             part.text = apply_issues(part.text, issues)
             checks.extend(
                 {"partie": index, "type": issue.kind, "detail": issue.detail} for issue in issues
