@@ -239,6 +239,12 @@ def drop_title_questions(text: str, titles: Sequence[str]) -> str:
         return match.group(0)
 
     out = " ".join(_QUESTION.sub(drop, text).split())
+    if out != " ".join(text.split()):
+        # The « Oui, » or « Non, » that answered the dropped question answers nothing now;
+        # the sentence after it carries the answer (« Oui, si le maire le décide, … »).
+        out = re.sub(
+            r"^(?:oui|non)\s*,\s*(\w)", lambda m: m.group(1).upper(), out, flags=re.IGNORECASE
+        )
     return out if re.search(r"\w", out) else text
 
 

@@ -387,9 +387,13 @@ def test_a_question_copied_from_a_source_title_is_not_part_of_the_letter() -> No
     from assistant.structure import drop_title_questions
 
     titles = ["Une mairie peut-elle être le siège social d'une association ?", "CGCT"]
-    answer = "Oui, si le maire le décide, un local communal est mis à disposition."
+    answer = "Si le maire le décide, un local communal est mis à disposition."
     copied = f"La mairie peut-elle être le siège social d'une association ? {answer}"
     assert drop_title_questions(copied, titles) == answer
+    # The « Oui, » that answered it goes with it; the sentence carries the answer.
+    yes = f"La mairie peut-elle être le siège social d'une association ? Oui, s{answer[1:]}"
+    assert drop_title_questions(yes, titles) == answer
+    assert drop_title_questions(f"Oui, s{answer[1:]}", titles) == f"Oui, s{answer[1:]}"
     # A question of the letter's own (to the resident), or a title that asks nothing: kept.
     own = "Pourriez-vous nous transmettre le procès-verbal de votre assemblée ? " + answer
     assert drop_title_questions(own, titles) == own
