@@ -67,6 +67,7 @@ from assistant.structure import (
     drop_unfinished_tail,
     is_legal_text,
     parse_partial,
+    quoted_part,
     render,
     schema_for,
     strip_article_head,
@@ -398,9 +399,6 @@ def _relevance(hit: Hit) -> float:
     return float(value) if isinstance(value, int | float) else float(hit.score)
 
 
-_CODE_ARTICLE = re.compile(r"^Article\s+([LRD])\.?\s?(\d+(?:-\d+)+)$")
-
-
 def states_figures(sentence: str, texts: Sequence[str]) -> bool | None:
     """Whether ``texts`` state a figure of ``sentence``: one of its numbers (by
     :func:`assistant.verify.figure_keys`, units aside) or one of its figures in words
@@ -413,23 +411,6 @@ def states_figures(sentence: str, texts: Sequence[str]) -> bool | None:
         return True
     folded = fold(" ".join(texts))
     return any(w in folded for w in words)
-
-
-def key_part(n: int, line: Line, form: str) -> Part:
-    """The key sentence as a part of the draft, quoted and cited ``[n]``: « Pour mémoire,
-    l'article L. 2121-8 dispose : « … » » in prose; « aux termes de l'article L. 2121-8, « … » »
-    for an act's considérant (« Considérant qu'… » is written by the renderer). A sentence of
-    no code article is quoted bare (« Pour mémoire : « … » »)."""
-    quoted = line.text.strip().rstrip(" .;")
-    match = _CODE_ARTICLE.match(line.article.strip())
-    ref = f"{match.group(1)}. {match.group(2)}" if match else ""
-    if form == "acte":
-        quoted = quoted[0].lower() + quoted[1:] if not quoted.split()[0].isupper() else quoted
-        text = f"aux termes de l'article {ref}, « {quoted} »" if ref else f"« {quoted} »"
-    else:
-        lead = f"Pour mémoire, l'article {ref} dispose :" if ref else "Pour mémoire :"
-        text = f"{lead} « {quoted} »"
-    return Part(text, [n])
 
 
 def with_key_part(
@@ -445,7 +426,7 @@ def with_key_part(
     texts = [p.text for p in structure.parts() if p.text.strip(" .…")]
     if not texts or states_figures(key[1].text, texts) is not False:
         return structure, None
-    part = key_part(key[0], key[1], structure.form)
+    part = quoted_part(key[0], key[1].text, key[1].article, structure.form)
     if structure.form == "acte":
         return replace(structure, considerants=[*structure.considerants, part]), part
     return replace(structure, paragraphs=[*structure.paragraphs, part]), part
@@ -717,7 +698,7 @@ class _Plan:
     # The JSON schema the model's part is generated under (None: free text, e.g. no retrieval).
     schema: dict[str, Any] | None = None
     # The evidence's sentence holding the figure asked for, and its source's number: quoted in
-    # the draft when the model leaves its figures out (:func:`key_part`).
+    # the draft when the model leaves its figures out (:func:`with_key_part`).
     key: tuple[int, Line] | None = None
 
 

@@ -548,6 +548,28 @@ def cited_article_clause(text: str) -> str:
     return f"Aux termes de l'article {_article_ref(*match.groups())}, {_lower_first(rest)}"
 
 
+# The article a line of the evidence belongs to, as the evidence labels it (« Article L2121-17 »).
+_CODE_ARTICLE = re.compile(r"^Article\s+([LRD])\.?\s?(\d+(?:-\d+)+)$")
+
+
+def quoted_part(n: int, text: str, article: str, form: str) -> Part:
+    """A source's sentence ``text`` as a part of the draft, quoted and cited ``[n]``:
+    « Pour mémoire, l'article L. 2121-8 dispose : « … » » in prose; « aux termes de l'article
+    L. 2121-8, « … » » for an act's considérant (« Considérant qu'… » is written by the
+    renderer). ``article``: the sentence's article label (« Article L2121-8 »); a sentence of no
+    code article is quoted bare (« Pour mémoire : « … » »)."""
+    quoted = text.strip().rstrip(" .;")
+    match = _CODE_ARTICLE.match(article.strip())
+    ref = _article_ref(*match.groups()) if match else ""
+    if form == "acte":
+        quoted = _lower_first(quoted)
+        body = f"aux termes de l'article {ref}, « {quoted} »" if ref else f"« {quoted} »"
+    else:
+        lead = f"Pour mémoire, l'article {ref} dispose :" if ref else "Pour mémoire :"
+        body = f"{lead} « {quoted} »"
+    return Part(body, [n])
+
+
 def strip_article_head(text: str) -> str:
     """ "Article 2 : Le maire…" -> "Le maire…" (the program numbers the articles)."""
     return _ARTICLE_HEAD.sub("", text.strip())
