@@ -1603,20 +1603,19 @@ class DraftingService:
 
 
 def enable_prompt_cache(chat_model: ChatModel, capacity_bytes: int = 1 << 30) -> bool:
-    """Give an in-process llama.cpp model a RAM cache of evaluated prompt states.
+    """Give an in-process llama.cpp model a fresh store of its prompts' fixed-part states
+    (:class:`assistant.llm.PromptStates`, at most ``capacity_bytes``).
 
-    llama.cpp already reuses the longest common prefix with the *previous* request; the cache
-    also keeps the states of earlier requests, so switching between document types finds its
-    own template's prefix instead of evaluating it again. Returns False for other backends
+    llama.cpp already reuses the longest common prefix with the *previous* request; the store
+    also keeps each document type's fixed part, so switching between types finds its own
+    template's prefix instead of evaluating it again. Returns False for other backends
     (a llama.cpp server manages its own cache with ``cache_prompt``).
     """
-    from assistant.llm import LocalChatModel
+    from assistant.llm import LocalChatModel, PromptStates
 
     if not isinstance(chat_model, LocalChatModel):
         return False
-    from llama_cpp import LlamaRAMCache
-
-    chat_model.llama.set_cache(LlamaRAMCache(capacity_bytes=capacity_bytes))
+    chat_model.prompt_states = PromptStates(capacity_bytes=capacity_bytes)
     return True
 
 

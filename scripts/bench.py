@@ -575,12 +575,11 @@ def bench_retrieval(
 
 
 def cold(service: Any) -> None:
-    """Forget every evaluated prompt: the model's context and its RAM prompt cache."""
-    from llama_cpp import LlamaRAMCache
+    """Forget every evaluated prompt: the model's context and its saved prompt states."""
+    from assistant.drafting import enable_prompt_cache
 
-    llama = service.chat_model.llama
-    llama.reset()
-    llama.set_cache(LlamaRAMCache(capacity_bytes=1 << 30))
+    service.chat_model.llama.reset()
+    enable_prompt_cache(service.chat_model)
 
 
 _FIRST_WORD_IN_JSON = re.compile(r':\s*"[^"\s]+\s')

@@ -283,9 +283,6 @@ def test_prefix_reuse_skips_pairs_where_a_draft_abstained(
         def reset(self) -> None:
             self.cached = False
 
-        def set_cache(self, cache: Any) -> None:
-            self.cached = False
-
     class FakeService:
         """Drafts 'q1', 'q2', 'q4' (first token 10 s cold, 3 s after another draft); 'q3'
         abstains."""

@@ -214,7 +214,49 @@ def test_prompt_cache_keeps_each_types_prefix(small_model: LocalChatModel) -> No
         )
         assert back.cached_tokens >= small_model.count_tokens(letter[0]["content"])
     finally:
-        small_model.llama.set_cache(None)
+        small_model.prompt_states = None
+
+
+@pytest.mark.slow
+def test_prompt_states_keep_one_state_per_fixed_part(small_model: LocalChatModel) -> None:
+    """A state is saved once per system message, not after every completion (llama-cpp-python's
+    RAM cache kept a 311 MB copy of logits per draft with the default model), and its logits
+    are cut to one row; a capacity below two states keeps the most recent one only."""
+    from assistant.drafting import enable_prompt_cache
+
+    assert enable_prompt_cache(small_model)
+    states = small_model.prompt_states
+    assert states is not None
+    try:
+        letter = [{"role": "system", "content": "Tu rédiges un COURRIER. " * 30}]
+        act = [{"role": "system", "content": "Tu rédiges une DÉLIBÉRATION. " * 30}]
+        for subject in ("salle", "voirie", "cantine"):
+            small_model.complete([*letter, {"role": "user", "content": subject}], max_tokens=3)
+        assert len(states) == 1
+        small_model.complete([*act, {"role": "user", "content": "tarifs"}], max_tokens=3)
+        assert len(states) == 2
+        kept = list(states._states.values())
+        assert all(st.scores.shape[0] == 1 for st in kept)
+        assert states.size_bytes == sum(st.llama_state_size + st.scores.nbytes for st in kept)
+        # Back to the letter after the act: its fixed part comes from the saved state.
+        back = GenerationStats()
+        small_model.complete(
+            [*letter, {"role": "user", "content": "école"}], max_tokens=3, stats=back
+        )
+        assert back.cached_tokens >= small_model.count_tokens(letter[0]["content"])
+        assert len(states) == 2
+
+        assert enable_prompt_cache(small_model, capacity_bytes=1)
+        small_states = small_model.prompt_states
+        assert small_states is not None and small_states is not states
+        small_model.complete([*letter, {"role": "user", "content": "salle"}], max_tokens=3)
+        small_model.complete([*act, {"role": "user", "content": "tarifs"}], max_tokens=3)
+        assert len(small_states) == 1
+        # No system message, no fixed part: nothing saved.
+        small_model.complete([{"role": "user", "content": "Bonjour"}], max_tokens=3)
+        assert len(small_states) == 1
+    finally:
+        small_model.prompt_states = None
 
 
 @pytest.mark.slow
