@@ -73,6 +73,7 @@ from assistant.structure import (
     strip_article_head,
     structure_of,
     visa_line,
+    with_legal_basis,
 )
 from assistant.textnorm import fold, light_terms, with_equivalents
 from assistant.verify import (
@@ -700,6 +701,9 @@ class _Plan:
     # The evidence's sentence holding the figure asked for, and its source's number: quoted in
     # the draft when the model leaves its figures out (:func:`with_key_part`).
     key: tuple[int, Line] | None = None
+    # Each shown source's lines, with their code article and the source's title, by number:
+    # the legal basis a prose part restates (:func:`assistant.structure.with_legal_basis`).
+    evidence: dict[int, list[tuple[str, str, str]]] = field(default_factory=dict)
 
 
 class DraftingService:
@@ -1041,8 +1045,11 @@ class DraftingService:
                 "champs, ou augmentez budget_tokens dans le modèle (prompts/) ou n_ctx."
             )
         key: tuple[int, Line] | None = None
+        evidence: dict[int, list[tuple[str, str, str]]] = {}
         if sources is None:
-            sources, key = self._select(hits, query, budget - base, warnings, naive=naive)
+            sources, key, evidence = self._select(
+                hits, query, budget - base, warnings, naive=naive
+            )
         chosen = list(sources)
         messages = messages_for([_block(c) for c in chosen])
         uncached = self._uncached(messages, system)
@@ -1065,6 +1072,7 @@ class DraftingService:
             footer=render_footer(template, request.fields),
             schema=schema_for(template.form, [c.n for c in chosen]) if chosen else None,
             key=key if key and key[0] <= len(chosen) and current_draft is None else None,
+            evidence={n: lines for n, lines in evidence.items() if n <= len(chosen)},
         )
 
     def _select(
@@ -1075,15 +1083,16 @@ class DraftingService:
         warnings: list[str],
         *,
         naive: bool = False,
-    ) -> tuple[list[Citation], tuple[int, Line] | None]:
+    ) -> tuple[list[Citation], tuple[int, Line] | None, dict[int, list[tuple[str, str, str]]]]:
         """The sources shown to the model, numbered from 1: the evidence of the best merged
         passages (:func:`assistant.evidence.share_evidence`) within ``room`` tokens, a passage
-        left without evidence dropped; and the key sentence of that evidence with its source's
-        number (:func:`assistant.evidence.key_sentence`), or None. ``naive`` (no budget): the
-        first ``NAIVE_TOP_K`` passages whole, no key sentence. A passage's sentences addressed
-        to the assistant are removed, with a warning in ``warnings``."""
+        left without evidence dropped; the key sentence of that evidence with its source's
+        number (:func:`assistant.evidence.key_sentence`), or None; and each source's shown
+        lines as (text, code article label, source title), by number. ``naive`` (no budget):
+        the first ``NAIVE_TOP_K`` passages whole, no key sentence, no lines. A passage's
+        sentences addressed to the assistant are removed, with a warning in ``warnings``."""
         if naive:
-            return self._select_whole(hits, warnings), None
+            return self._select_whole(hits, warnings), None, {}
         hits = merge_passages(hits)[:MAX_EVIDENCE_SOURCES]
         cleaned = [neutralise_instructions(hit.text) for hit in hits]
         # What a source's header costs (its number does not change the count noticeably).
@@ -1103,6 +1112,7 @@ class DraftingService:
         found = key_sentence(passages, texts, query, QUOTE_MAX_WORDS)
         chosen: list[Citation] = []
         key: tuple[int, Line] | None = None
+        lines: dict[int, list[tuple[str, str, str]]] = {}
         for k, (hit, (_, removed), text) in enumerate(zip(hits, cleaned, texts, strict=True)):
             if not text.strip():
                 continue
@@ -1110,9 +1120,10 @@ class DraftingService:
             if removed:
                 warnings.append(_injection_warning(n, hit.source, removed))
             chosen.append(_citation(n, hit, text))
+            lines[n] = [(ln.text, ln.article, hit.title) for ln in passages[k] if ln.text in text]
             if found and found[0] == k:
                 key = (n, found[1])
-        return chosen, key
+        return chosen, key, lines
 
     def _select_whole(self, hits: Sequence[Hit], warnings: list[str]) -> list[Citation]:
         """The first ``NAIVE_TOP_K`` passages whole; the caller drops what overflows the
@@ -1520,6 +1531,9 @@ class DraftingService:
                     part.text = address_reader(part.text, reader)
             # A figure taken from another shown source: that source is cited too.
             part.sources += missing_sources(part.text, part.sources, texts, agent)
+            if structure.form != "acte" and part is not key_added:
+                basis = [line for n in part.sources for line in plan.evidence.get(n, [])]
+                part.text = with_legal_basis(part.text, basis)
             cited_texts = [by_n[n].text for n in part.sources if n in by_n]
             part.text = quote_copy(part.text, cited_texts or shown)
             issues = check_paragraph(part.text, cited_texts, shown, agent)

@@ -1,0 +1,102 @@
+"""The legal basis of a prose part: the code article a sentence restates, written after it by
+the program (:func:`assistant.structure.with_legal_basis`), then the drafting service with the
+fake chat model beside the real templates, evidence, verification and rendering."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from assistant.config import Settings
+from assistant.drafting import DraftingService, DraftRequest
+from assistant.prompts import load_templates
+from assistant.structure import with_legal_basis
+from tests.fakes import FakeChatModel, FakeRetriever, make_hit
+
+PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
+CGCT = "Code général des collectivités territoriales — Chapitre Ier : Régime juridique des actes"
+DEFER = (
+    "Le représentant de l'État dans le département défère au tribunal administratif les actes "
+    "qu'il estime contraires à la légalité dans les deux mois suivant leur transmission."
+)
+EXECUTORY = (
+    "Les actes pris par les autorités communales sont exécutoires de plein droit dès leur "
+    "publication et leur transmission au représentant de l'État."
+)
+EVIDENCE = [
+    (EXECUTORY, "Article L2131-1", CGCT),
+    (DEFER, "Article L2131-6", CGCT),
+]
+
+
+def test_the_sentence_restating_an_article_gets_its_reference() -> None:
+    text = (
+        "Une délibération peut être contestée. Le représentant de l'État défère au tribunal "
+        "administratif une délibération illégale dans les deux mois suivant sa transmission."
+    )
+    assert with_legal_basis(text, EVIDENCE) == (
+        "Une délibération peut être contestée. Le représentant de l'État défère au tribunal "
+        "administratif une délibération illégale dans les deux mois suivant sa transmission "
+        "(article L. 2131-6 du code général des collectivités territoriales)."
+    )
+
+
+def test_the_best_matching_article_wins_and_a_code_s_abbreviation_is_dropped() -> None:
+    crpa = "Code des relations entre le public et l'administration (CRPA) — Livre II"
+    rule = "Le silence gardé pendant deux mois par l'administration vaut décision d'acceptation."
+    evidence = [*EVIDENCE, (rule, "Article L231-1", crpa)]
+    out = with_legal_basis(
+        "Le silence gardé deux mois par l'administration vaut acceptation.", evidence
+    )
+    assert out.endswith(
+        "(article L. 231-1 du code des relations entre le public et l'administration)."
+    )
+
+
+def test_nothing_is_added_without_a_clear_match_or_when_an_article_is_named() -> None:
+    named = "Selon l'article L. 2131-6, le préfet défère au tribunal administratif les actes."
+    assert with_legal_basis(named, EVIDENCE) == named
+    # Two shared terms only (« tribunal », « administratif »).
+    loose = "Le tribunal administratif est à Montpellier."
+    assert with_legal_basis(loose, EVIDENCE) == loose
+    # The same statement from a fiche (no code article) or an act's own article: no reference.
+    plain = "Le représentant de l'État défère au tribunal administratif les actes illégaux."
+    assert with_legal_basis(plain, [(DEFER, "", "Fiche pratique")]) == plain
+    assert with_legal_basis(plain, [(DEFER, "Article 2", "Délibération")]) == plain
+    assert with_legal_basis(plain, []) == plain
+
+
+def test_a_drafted_answer_names_the_article_and_an_act_keeps_its_visas(
+    settings: Settings,
+) -> None:
+    code = f"## Article L2131-1\n\n{EXECUTORY}\n\n## Article L2131-6\n\n{DEFER}\n"
+    hits = [replace(make_hit(1, code, source="lois/cgct_L2131.md"), title=CGCT)]
+    said = "Le préfet défère au tribunal administratif les actes illégaux dans les deux mois."
+
+    def draft(doc_type: str, reply: dict[str, object]) -> str:
+        svc = DraftingService(
+            settings,
+            FakeChatModel(json.dumps(reply, ensure_ascii=False)),
+            FakeRetriever(hits),
+            load_templates(PROMPTS),
+        )
+        request = "Dans quel délai le préfet défère-t-il un acte au tribunal administratif ?"
+        result = svc.draft(DraftRequest(request, doc_type))
+        assert [c.n for c in result.citations] == [1]
+        assert result.checks == []  # the program's reference is not an unsupported figure
+        return result.answer
+
+    answer = draft("question", {"paragraphes": [{"sources": [1], "texte": said}]})
+    assert (
+        "dans les deux mois (article L. 2131-6 du code général des collectivités "
+        "territoriales) [1]." in answer
+    )
+    act = {
+        "visas": [1],
+        "considerants": [{"sources": [1], "texte": said}],
+        "articles": [{"sources": [1], "texte": "La délibération est transmise au préfet."}],
+    }
+    answer = draft("deliberation", act)
+    assert "(article L. 2131-6" not in answer  # an act states its legal basis in its visas
+    assert "L. 2131-6" in answer.split("Considérant")[0]
