@@ -1531,11 +1531,13 @@ class DraftingService:
                     part.text = address_reader(part.text, reader)
             # A figure taken from another shown source: that source is cited too.
             part.sources += missing_sources(part.text, part.sources, texts, agent)
-            if structure.form != "acte" and part is not key_added:
-                basis = [line for n in part.sources for line in plan.evidence.get(n, [])]
-                part.text = with_legal_basis(part.text, basis)
             cited_texts = [by_n[n].text for n in part.sources if n in by_n]
             part.text = quote_copy(part.text, cited_texts or shown)
+            if structure.form != "acte" and part is not key_added:
+                # After the copy check: the reference is not part of a copied run (« …
+                # rejetés (article » where the evidence's next line opens « Article L411-3 »).
+                basis = [line for n in part.sources for line in plan.evidence.get(n, [])]
+                part.text = with_legal_basis(part.text, basis)
             issues = check_paragraph(part.text, cited_texts, shown, agent)
             if key_added is not None and plan.key is not None and part is not key_added:
                 flagged = {i.value for i in issues}

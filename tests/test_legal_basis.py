@@ -100,3 +100,42 @@ def test_a_drafted_answer_names_the_article_and_an_act_keeps_its_visas(
     answer = draft("deliberation", act)
     assert "(article L. 2131-6" not in answer  # an act states its legal basis in its visas
     assert "L. 2131-6" in answer.split("Considérant")[0]
+
+
+def test_a_copied_sentence_is_quoted_and_its_reference_stays_outside_the_quotation(
+    settings: Settings,
+) -> None:
+    """Seen in H07: the evidence's next line opened « Article L411-3 », so the copy check,
+    run after the reference was written, took « (article » into the copied run and closed the
+    quotation after it."""
+    crpa = "Code des relations entre le public et l'administration (CRPA) — Livre IV"
+    rule = (
+        "Le délai du recours contentieux ne recommence à courir à l'égard de la décision "
+        "initiale que lorsque le recours gracieux et le recours hiérarchique ont été rejetés."
+    )
+    code = (
+        f"## Article L411-2\n\n{rule}\n\n## Article L411-3\n\n"
+        "Article L411-3 : Le recours hiérarchique est adressé au supérieur de l'auteur.\n"
+    )
+    hits = [replace(make_hit(1, code, source="lois/crpa_L411.md"), title=crpa)]
+    said = (
+        "Le délai du recours, prorogé par ces recours, ne recommence à courir qu'après leur rejet."
+    )
+    copied = rule.removesuffix(".")
+    own = "Cette règle protège l'habitant qui conteste une décision du maire avant d'aller au juge."
+    for text in (said, f"Selon la règle, {copied[0].lower()}{copied[1:]}. {own}"):
+        reply = {"paragraphes": [{"sources": [1], "texte": text}]}
+        svc = DraftingService(
+            settings,
+            FakeChatModel(json.dumps(reply, ensure_ascii=False)),
+            FakeRetriever(hits),
+            load_templates(PROMPTS),
+        )
+        answer = svc.draft(
+            DraftRequest("Un recours gracieux proroge-t-il le délai ?", "note")
+        ).answer
+        ref = "(article L. 411-2 du code des relations entre le public et l'administration)"
+        assert ref in answer
+        assert "(article »" not in answer and "« (article" not in answer
+        if text != said:  # the copied words are quoted, the reference after the quotation
+            assert f"rejetés » {ref}" in answer
