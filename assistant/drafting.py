@@ -1047,9 +1047,7 @@ class DraftingService:
         key: tuple[int, Line] | None = None
         evidence: dict[int, list[tuple[str, str, str]]] = {}
         if sources is None:
-            sources, key, evidence = self._select(
-                hits, query, budget - base, warnings, naive=naive
-            )
+            sources, key, evidence = self._select(hits, query, budget - base, warnings, naive=naive)
         chosen = list(sources)
         messages = messages_for([_block(c) for c in chosen])
         uncached = self._uncached(messages, system)
