@@ -572,7 +572,7 @@ def quoted_part(n: int, text: str, article: str, form: str) -> Part:
 
 # A part that already names a code article (« l'article L. 2131-6 », « L2121-17 »).
 _NAMES_ARTICLE = re.compile(r"\b[LRD]\.?\s?\d{3,4}-\d")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÀ-Ý«])")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-ZÀ-Ý«])")
 # A sentence of the part and a line of its cited evidence are the same statement when they
 # share at least this many terms, and this share of the shorter one's terms.
 BASIS_MIN_TERMS = 3
@@ -594,7 +594,7 @@ def with_legal_basis(text: str, evidence: Sequence[tuple[str, str, str]]) -> str
     knows which article each line of the evidence belongs to, writes it."""
     if _NAMES_ARTICLE.search(text):
         return text
-    sentences = _SENTENCE_END.split(text.strip())
+    sentences = _SENTENCE_BREAK.split(text.strip())
     best: tuple[int, int, str] | None = None  # (shared terms, sentence index, reference)
     for index, sentence in enumerate(sentences):
         mine = set(light_terms(sentence))
