@@ -209,6 +209,46 @@ ASKED_FIGURE_BONUS = 2.0
 FIGURE_BONUS = 0.75
 
 
+# The population a rule of the code applies to (« dans les communes de moins de 3 500
+# habitants », « de 1 000 habitants et plus ») and the one a request names (« une commune de
+# 2 000 habitants »). The code splits many rules by such thresholds, and a line for the other
+# side shares almost every word of the request: Q02 (« moins de 3 500 habitants ») was
+# answered from L. 2121-7's rule for communes « de 3 500 habitants et plus ».
+_POPULATION = r"(\d{1,3}(?:[\s\u00a0\u202f.]\d{3})+|\d+)\s+habitants"
+_BELOW = re.compile(rf"\b(?:moins\s+de|en[\s-]dessous\s+de)\s+{_POPULATION}", re.IGNORECASE)
+_ABOVE = re.compile(
+    rf"(?:\b(?:plus\s+de|au\s+moins|au[\s-]dessus\s+de)\s+{_POPULATION})"
+    rf"|(?:{_POPULATION}\s+(?:et|ou)\s+plus)",
+    re.IGNORECASE,
+)
+_EXACT = re.compile(rf"\b{_POPULATION}", re.IGNORECASE)
+# Score taken from a line whose population condition excludes the request's: more than its
+# figure bonus, so that the line for the request's side comes first.
+CONTRARY_POPULATION_PENALTY = 3.0
+
+
+def _number(text: str) -> int:
+    return int(re.sub(r"\D", "", text))
+
+
+def population_range(text: str, *, exact: bool = False) -> tuple[float, float] | None:
+    """The populations ``text`` speaks of, as [low, high): « moins de 3 500 habitants » →
+    (0, 3500); « 3 500 habitants et plus », « plus de 3 500 habitants », « au moins 3 500
+    habitants » → (3500, inf); with ``exact`` (a request), « 2 000 habitants » → (2000, 2001).
+    None when there is no condition, or conditions on both sides (a line comparing them)."""
+    below, above = _BELOW.search(text), _ABOVE.search(text)
+    if below and above:
+        return None
+    if below:
+        return (0.0, float(_number(below.group(1))))
+    if above:
+        return (float(_number(above.group(1) or above.group(2))), float("inf"))
+    if exact and (found := _EXACT.search(text)):
+        n = _number(found.group(1))
+        return (float(n), float(n + 1))
+    return None
+
+
 def asked_kinds(query: str) -> set[str]:
     """The kinds of figure ``query`` asks for: ``delay``, ``amount``, ``count``."""
     return {kind for kind, rx in _ASKED.items() if rx.search(query)}
@@ -223,10 +263,24 @@ def _words(line: Line) -> set[str]:
     return words
 
 
-def _score(line: Line, terms: set[str], kinds: AbstractSet[str] = frozenset()) -> float:
+def _score(
+    line: Line,
+    terms: set[str],
+    kinds: AbstractSet[str] = frozenset(),
+    population: tuple[float, float] | None = None,
+) -> float:
     overlap = len(terms & _words(line))
     if not overlap:
         return 0.0
+    applies = population_range(line.text) if population is not None else None
+    if (
+        population is not None
+        and applies is not None
+        and (
+            applies[1] <= population[0] or population[1] <= applies[0]  # disjoint
+        )
+    ):
+        return max(0.01, overlap - CONTRARY_POPULATION_PENALTY - len(line.text) / 2000)
     bonus = 0.0
     if any(_FIGURE_OF[k].search(line.text) for k in kinds):
         bonus = ASKED_FIGURE_BONUS
@@ -271,7 +325,14 @@ def evidence_query(
 
     def cleaned(text: str) -> str:
         words = text.split()
-        return " ".join(w for w in words if not (set(light_terms(w)) & drop))
+        return " ".join(
+            w
+            for k, w in enumerate(words)
+            # « habitants » after a number is a population (« moins de 3 500 habitants »), not
+            # the request's addressee (« Répondre à un habitant »).
+            if not (set(light_terms(w)) & drop)
+            or (k > 0 and words[k - 1][-1:].isdigit() and w.lower().startswith("habitant"))
+        )
 
     about = _ADDRESSEE.sub("", request, count=1)
     return " ".join(p for p in (cleaned(about), topic, *map(cleaned, questions)) if p.strip())
@@ -289,8 +350,13 @@ def ranked_lines(lines: Sequence[Line], query: str) -> list[tuple[float, int]]:
     lines holding the delay asked for lost to lines holding rare words), damped 33/43."""
     terms = set(light_terms(query))
     kinds = asked_kinds(query)
+    population = population_range(query, exact=True)
     return sorted(
-        ((s, i) for i, line in enumerate(lines) if (s := _score(line, terms, kinds)) > 0),
+        (
+            (s, i)
+            for i, line in enumerate(lines)
+            if (s := _score(line, terms, kinds, population)) > 0
+        ),
         key=lambda x: (-x[0], x[1]),
     )
 

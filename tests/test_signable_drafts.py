@@ -21,6 +21,7 @@ from assistant.evidence import (
     asked_kinds,
     clean_lines,
     evidence_query,
+    population_range,
     ranked_lines,
     readable,
     render_lines,
@@ -705,3 +706,49 @@ def test_a_source_whose_best_sentence_scores_near_the_best_keeps_it() -> None:
     first, second = share_evidence([code, fiche], query, room, count)
     assert "dix-huit jours" in first and "peut demander" in second
     assert "renouvelable" not in first
+
+
+# --- population thresholds ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("dans les communes de moins de 3 500 habitants", (0.0, 3500.0)),
+        ("Dans les communes de 3 500 habitants et plus, le conseil…", (3500.0, float("inf"))),
+        ("les communes de plus de 100 000 habitants", (100000.0, float("inf"))),
+        ("on est au-dessus de 100 000 habitants", (100000.0, float("inf"))),
+        ("une commune d'au moins 1000 habitants", (1000.0, float("inf"))),
+        ("en dessous de 1 000 habitants", (0.0, 1000.0)),
+        # Both sides: a comparison, not a condition.
+        ("de 3 500 habitants et plus et … de moins de 3 500 habitants", None),
+        ("La ville compte 280 000 habitants.", None),
+        ("Aucun seuil ici.", None),
+    ],
+)
+def test_the_population_a_line_applies_to(text: str, expected: tuple[float, float] | None) -> None:
+    assert population_range(text) == expected
+
+
+def test_a_rule_for_the_other_side_of_the_request_s_threshold_ranks_below_the_right_one() -> None:
+    """Q02 (« moins de 3 500 habitants ») was answered from L. 2121-7's rule for communes « de
+    3 500 habitants et plus », which shares more of the request's words than L. 2121-11."""
+    wrong = Line(
+        "Par dérogation, dans les communes de 3 500 habitants et plus, la convocation du conseil "
+        "municipal est adressée trois jours francs au moins avant celui de cette première réunion.",
+        article="Article L2121-7",
+    )
+    right = Line(
+        "Dans les communes de moins de 3 500 habitants, la convocation est adressée trois jours "
+        "francs au moins avant celui de la réunion.",
+        article="Article L2121-11",
+    )
+    lines = [wrong, right]
+    asked = "Quel est le délai de convocation du conseil municipal dans une commune de {} ?"
+    query = evidence_query(asked.format("moins de 3 500 habitants"))
+    assert "habitants" in query  # a task word elsewhere (« un habitant »), a population here
+    assert [i for _, i in ranked_lines(lines, query)] == [1, 0]
+    # A population given as a figure: the same choice; none given: the longer match first.
+    assert [i for _, i in ranked_lines(lines, asked.format("2 000 habitants"))] == [1, 0]
+    assert [i for _, i in ranked_lines(lines, asked.format("12 000 habitants"))] == [0, 1]
+    assert next(i for _, i in ranked_lines(lines, asked.format("la commune"))) == 0
