@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from assistant.textnorm import lexical_terms, light_terms
+from assistant.verify import figure_keys, figures, supported
 
 # Bounds of the structure (the grammar enforces them; they also bound the generation time).
 MAX_PARAGRAPHS = 4
@@ -588,19 +589,25 @@ def with_legal_basis(text: str, evidence: Sequence[tuple[str, str, str]]) -> str
 
     The reference goes after the sentence that shares the most terms with a line of a code
     article (at least :data:`BASIS_MIN_TERMS`, and :data:`BASIS_MIN_SHARE` of the shorter
-    one's), once a part; a part that already names an article is returned unchanged, and so
-    is one that restates no such line. The small model drops the article more often than the
-    rule (K12, N02 of the request files: in the prompt, not in the draft); the program, which
-    knows which article each line of the evidence belongs to, writes it."""
+    one's, and every figure of the sentence in the line), once a part; a part that already
+    names an article is returned unchanged, and so is one that restates no such line. The
+    small model drops the article more often than the rule (K12, N02 of the request files:
+    in the prompt, not in the draft); the program, which knows which article each line of the
+    evidence belongs to, writes it."""
     if _NAMES_ARTICLE.search(text):
         return text
     sentences = _SENTENCE_BREAK.split(text.strip())
     best: tuple[int, int, str] | None = None  # (shared terms, sentence index, reference)
     for index, sentence in enumerate(sentences):
         mine = set(light_terms(sentence))
+        numbers = [key for _, key in figures(sentence)]
         for line, article, title in evidence:
             match = _CODE_ARTICLE.match(article.strip())
             if not match or not mine:
+                continue
+            # A figure the line does not hold: another statement (Q01's « trois membres » is
+            # not L. 2121-7's « trois jours francs »).
+            if numbers and not all(supported(k, figure_keys([line])) for k in numbers):
                 continue
             theirs = set(light_terms(line))
             shared = len(mine & theirs)

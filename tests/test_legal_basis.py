@@ -139,3 +139,20 @@ def test_a_copied_sentence_is_quoted_and_its_reference_stays_outside_the_quotati
         assert "(article »" not in answer and "« (article" not in answer
         if text != said:  # the copied words are quoted, the reference after the quotation
             assert f"rejetés » {ref}" in answer
+
+
+def test_a_sentence_whose_figure_the_line_does_not_hold_gets_no_reference() -> None:
+    """Seen in Q01: « Le quorum du conseil municipal est de trois membres en exercice » had
+    been given L. 2121-7, whose line shares « conseil municipal », « membres » and « trois »
+    (« trois jours francs »)."""
+    convocation = (
+        "La convocation est adressée aux membres du conseil municipal trois jours francs au "
+        "moins avant celui de cette première réunion."
+    )
+    evidence = [(convocation, "Article L2121-7", CGCT)]
+    wrong = "Le quorum du conseil municipal est de trois membres en exercice."
+    assert with_legal_basis(wrong, evidence) == wrong
+    right = (
+        "La convocation est adressée aux membres du conseil trois jours francs avant la réunion."
+    )
+    assert "(article L. 2121-7" in with_legal_basis(right, evidence)
