@@ -110,6 +110,12 @@ PARTLY_COVERED = (
     "Le modèle a signalé qu'une partie de la demande n'est pas couverte par les documents : "
     "vérifiez que la réponse est complète."
 )
+# The model declined, the evidence holding the sentence with the figure asked for: the draft
+# is that sentence, quoted (see DraftingService._finish).
+KEY_SENTENCE_ONLY = (
+    "Le modèle n'a pas rédigé de réponse : le projet cite la phrase des sources qui porte le "
+    "chiffre demandé. Vérifiez qu'elle répond à la demande et complétez le texte."
+)
 # The model reached its token limit: the unfinished end of its last part was taken out.
 LENGTH_REACHED = (
     "Le projet a atteint sa longueur maximale : la fin inachevée du dernier paragraphe a été "
@@ -1355,7 +1361,18 @@ class DraftingService:
                     warnings.append(LENGTH_REACHED)
             parts = structure.parts()
             phrase = fold(common.phrase_abstention)
-            if parts and all(phrase in fold(p.text) for p in parts):
+            declined = bool(parts) and all(phrase in fold(p.text) for p in parts)
+            if declined and plan.key is not None and structure.form != "acte":
+                # The model declined although the evidence holds the sentence with the figure
+                # asked for (Q02: « Dans les communes de moins de 3 500 habitants, la
+                # convocation est adressée trois jours francs au moins avant celui de la
+                # réunion », shown first): the draft quotes that sentence, cited, and says so.
+                n, line = plan.key
+                quoted = quoted_part(n, line.text, line.article, structure.form)
+                structure = replace(structure, paragraphs=[quoted])
+                warnings.append(KEY_SENTENCE_ONLY)
+                body, cited, checks = self._render_checked(plan, structure, quoted)
+            elif declined:
                 body = common.phrase_abstention  # the model declined: no sources
             else:
                 # As for free text below: a letter that answers does not carry "the documents

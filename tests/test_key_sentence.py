@@ -14,6 +14,7 @@ import pytest
 
 from assistant.config import Settings
 from assistant.drafting import (
+    Draft,
     DraftingService,
     DraftRequest,
     against_key,
@@ -228,3 +229,47 @@ def test_a_drafted_answer_with_the_wrong_amount_is_marked_and_gets_the_right_one
     assert [c.n for c in draft.citations] == [1, 2]
     assert "Pour mémoire : « Lorsque la subvention dépasse 23 000 €" in draft.answer
     assert [c["type"] for c in draft.checks] == ["chiffre"]
+
+
+def test_a_model_that_declines_despite_the_key_sentence_leaves_the_draft_quoting_it(
+    settings: Settings,
+) -> None:
+    """Seen in Q02: the evidence's first sentence answered (« trois jours francs ») and the
+    model wrote « Les documents fournis ne permettent pas de répondre à cette demande. »"""
+    templates = load_templates(PROMPTS)
+    declined = templates.common.phrase_abstention
+    fiche = (
+        "# Terrasse sur le trottoir\n\n"
+        "Une terrasse nécessite une autorisation d'occupation temporaire du domaine public.\n"
+        f"{RULE}\n"
+    )
+    vague = "# Terrasse\n\nLa demande de terrasse est instruite par la mairie.\n"
+
+    def draft(text: str, doc_type: str, reply_key: str = "paragraphes") -> Draft:
+        body: dict[str, object] = {reply_key: [{"sources": [1], "texte": declined}]}
+        if doc_type == "deliberation":
+            body = {
+                "visas": [1],
+                "considerants": [{"sources": [1], "texte": declined}],
+                "articles": [{"sources": [1], "texte": declined}],
+            }
+        svc = DraftingService(
+            settings,
+            FakeChatModel(json.dumps(body, ensure_ascii=False)),
+            FakeRetriever([make_hit(1, text, source="fiches/terrasse.md")]),
+            templates,
+        )
+        return svc.draft(DraftRequest(QUERY, doc_type))
+
+    quoted = draft(fiche, "question")
+    assert quoted.answer.startswith(
+        "Pour mémoire : « Sans réponse dans les 2 mois, la demande de terrasse est considérée "
+        "comme refusée » [1]."
+    )
+    assert declined not in quoted.answer
+    assert [c.n for c in quoted.citations] == [1]
+    assert any("porte le chiffre demandé" in w for w in quoted.warnings)
+    # No sentence with the delay asked: the model's refusal stands; nor in an act.
+    assert draft(vague, "question").answer.startswith(declined)
+    act = draft(fiche, "deliberation").answer
+    assert "Pour mémoire" not in act and "aux termes" not in act
