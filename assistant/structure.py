@@ -578,6 +578,8 @@ _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-ZÀ-Ý«])")
 # share at least this many terms, and this share of the shorter one's terms.
 BASIS_MIN_TERMS = 3
 BASIS_MIN_SHARE = 0.5
+# With at least this many lines of evidence, a term on more than half of them is not counted.
+BASIS_COMMON_MIN_LINES = 4
 
 
 def with_legal_basis(text: str, evidence: Sequence[tuple[str, str, str]]) -> str:
@@ -597,11 +599,25 @@ def with_legal_basis(text: str, evidence: Sequence[tuple[str, str, str]]) -> str
     if _NAMES_ARTICLE.search(text):
         return text
     sentences = _SENTENCE_BREAK.split(text.strip())
+    line_terms = [set(light_terms(line)) for line, _, _ in evidence]
+    # Terms on most of the evidence's lines (« conseil municipal » in the code's chapter on
+    # the council) say nothing of which line a sentence restates: Q01's « Le quorum du
+    # conseil municipal est de trois membres » is not L. 2121-18's huis clos « sur la demande
+    # de trois membres ».
+    common = (
+        {
+            t
+            for t in set().union(*line_terms)
+            if sum(t in ts for ts in line_terms) * 2 > len(line_terms)
+        }
+        if len(line_terms) >= BASIS_COMMON_MIN_LINES
+        else set()
+    )
     best: tuple[int, int, str] | None = None  # (shared terms, sentence index, reference)
     for index, sentence in enumerate(sentences):
-        mine = set(light_terms(sentence))
+        mine = set(light_terms(sentence)) - common
         numbers = [key for _, key in figures(sentence)]
-        for line, article, title in evidence:
+        for (line, article, title), theirs in zip(evidence, line_terms, strict=True):
             match = _CODE_ARTICLE.match(article.strip())
             if not match or not mine:
                 continue
@@ -609,7 +625,7 @@ def with_legal_basis(text: str, evidence: Sequence[tuple[str, str, str]]) -> str
             # not L. 2121-7's « trois jours francs »).
             if numbers and not all(supported(k, figure_keys([line])) for k in numbers):
                 continue
-            theirs = set(light_terms(line))
+            theirs = theirs - common
             shared = len(mine & theirs)
             if shared < BASIS_MIN_TERMS or shared < BASIS_MIN_SHARE * min(len(mine), len(theirs)):
                 continue

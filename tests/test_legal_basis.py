@@ -156,3 +156,25 @@ def test_a_sentence_whose_figure_the_line_does_not_hold_gets_no_reference() -> N
         "La convocation est adressée aux membres du conseil trois jours francs avant la réunion."
     )
     assert "(article L. 2121-7" in with_legal_basis(right, evidence)
+
+
+def test_terms_on_most_lines_of_the_evidence_do_not_make_a_match() -> None:
+    """Seen in Q01: « Le quorum du conseil municipal est de trois membres en exercice » had
+    been given L. 2121-18 (« sur la demande de trois membres ou du maire, le conseil municipal
+    peut décider… de se réunir à huis clos »): « conseil municipal » is on every line."""
+    chapter = "Code général des collectivités territoriales — Chapitre Ier : Le conseil municipal"
+    lines = [
+        ("Le conseil municipal se réunit au moins une fois par trimestre.", "Article L2121-7"),
+        ("Le conseil municipal établit son règlement intérieur.", "Article L2121-8"),
+        (
+            "Sur la demande de trois membres ou du maire, le conseil municipal peut décider, "
+            "sans débat, qu'il se réunit à huis clos.",
+            "Article L2121-18",
+        ),
+        ("Le conseil municipal règle par ses délibérations les affaires.", "Article L2121-29"),
+    ]
+    evidence = [(text, article, chapter) for text, article in lines]
+    wrong = "Le quorum du conseil municipal est de trois membres en exercice."
+    assert with_legal_basis(wrong, evidence) == wrong
+    right = "Le conseil municipal peut se réunir à huis clos à la demande de trois membres."
+    assert "(article L. 2121-18" in with_legal_basis(right, evidence)
