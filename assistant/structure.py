@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -582,6 +583,17 @@ BASIS_MIN_SHARE = 0.5
 BASIS_COMMON_MIN_LINES = 4
 
 
+def _legal_reference(match: re.Match[str], title: str) -> str:
+    """« article L. 2131-6 du code général des collectivités territoriales »: the article of
+    an evidence label (:data:`_CODE_ARTICLE`) and the code its source's title names, if any
+    (« Code des relations entre le public et l'administration (CRPA) — … »)."""
+    code = re.sub(r"\s*\([^)]*\)$", "", title.split(" — ")[0].strip())
+    ref = f"article {_article_ref(*match.groups())}"
+    if code.lower().startswith("code "):
+        ref += f" du {code[0].lower()}{code[1:]}"
+    return ref
+
+
 def with_legal_basis(text: str, evidence: Sequence[tuple[str, str, str]]) -> str:
     """``text`` with the code article its statement comes from: « Le préfet dispose de deux
     mois pour déférer une délibération au tribunal administratif (article L. 2131-6 du code
@@ -604,37 +616,33 @@ def with_legal_basis(text: str, evidence: Sequence[tuple[str, str, str]]) -> str
     # the council) say nothing of which line a sentence restates: Q01's « Le quorum du
     # conseil municipal est de trois membres » is not L. 2121-18's huis clos « sur la demande
     # de trois membres ».
+    counts = Counter(t for terms in line_terms for t in terms)
     common = (
-        {
-            t
-            for t in set().union(*line_terms)
-            if sum(t in ts for ts in line_terms) * 2 > len(line_terms)
-        }
+        {t for t, n in counts.items() if n * 2 > len(line_terms)}
         if len(line_terms) >= BASIS_COMMON_MIN_LINES
         else set()
     )
+    # The lines of a code article, once: their terms, their figures, the reference they give.
+    articles = [
+        (terms - common, figure_keys([line]), _legal_reference(match, title))
+        for (line, article, title), terms in zip(evidence, line_terms, strict=True)
+        if (match := _CODE_ARTICLE.match(article.strip()))
+    ]
     best: tuple[int, int, str] | None = None  # (shared terms, sentence index, reference)
     for index, sentence in enumerate(sentences):
         mine = set(light_terms(sentence)) - common
+        if not mine:
+            continue
         numbers = [key for _, key in figures(sentence)]
-        for (line, article, title), theirs in zip(evidence, line_terms, strict=True):
-            match = _CODE_ARTICLE.match(article.strip())
-            if not match or not mine:
-                continue
+        for theirs, held, ref in articles:
             # A figure the line does not hold: another statement (Q01's « trois membres » is
             # not L. 2121-7's « trois jours francs »).
-            if numbers and not all(supported(k, figure_keys([line])) for k in numbers):
+            if numbers and not all(supported(k, held) for k in numbers):
                 continue
-            theirs = theirs - common
             shared = len(mine & theirs)
             if shared < BASIS_MIN_TERMS or shared < BASIS_MIN_SHARE * min(len(mine), len(theirs)):
                 continue
             if best is None or shared > best[0]:
-                # « Code des relations entre le public et l'administration (CRPA) — … »
-                code = re.sub(r"\s*\([^)]*\)$", "", title.split(" — ")[0].strip())
-                ref = f"article {_article_ref(*match.groups())}"
-                if code.lower().startswith("code "):
-                    ref += f" du {code[0].lower()}{code[1:]}"
                 best = (shared, index, ref)
     if best is None:
         return text
