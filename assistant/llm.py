@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ Message = dict[str, str]
 MESSAGE_MARKUP_TOKENS = 8
 
 
-def common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     """Length of the longest common prefix of two token lists (what llama.cpp reuses)."""
     n = 0
     for x, y in zip(a, b, strict=False):
@@ -73,9 +73,9 @@ class PromptStates:
         more than the context already holds; True if one was loaded."""
         if not self._states:
             return False
-        key = max(self._states, key=lambda k: common_prefix(list(k), prompt_ids))
-        held = common_prefix([int(t) for t in llama.input_ids], prompt_ids)
-        if common_prefix(list(key), prompt_ids) <= held:
+        shares = {k: common_prefix(k, prompt_ids) for k in self._states}
+        key = max(shares, key=shares.__getitem__)
+        if shares[key] <= common_prefix([int(t) for t in llama.input_ids], prompt_ids):
             return False
         state = self._states.pop(key)
         self._states[key] = state  # most recently used
@@ -89,7 +89,7 @@ class PromptStates:
         ids = tuple(int(t) for t in llama.input_ids)
         if fixed_tokens <= 0 or len(ids) < fixed_tokens:
             return False
-        if any(common_prefix(list(k), list(ids)) >= fixed_tokens for k in self._states):
+        if any(common_prefix(k, ids) >= fixed_tokens for k in self._states):
             return False
         state = llama.save_state()
         state.scores = state.scores[-1:].copy()  # see the class docstring
