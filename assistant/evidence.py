@@ -273,13 +273,7 @@ def _score(
     if not overlap:
         return 0.0
     applies = population_range(line.text) if population is not None else None
-    if (
-        population is not None
-        and applies is not None
-        and (
-            applies[1] <= population[0] or population[1] <= applies[0]  # disjoint
-        )
-    ):
+    if population and applies and (applies[1] <= population[0] or population[1] <= applies[0]):
         return max(0.01, overlap - CONTRARY_POPULATION_PENALTY - len(line.text) / 2000)
     bonus = 0.0
     if any(_FIGURE_OF[k].search(line.text) for k in kinds):
