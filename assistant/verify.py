@@ -183,7 +183,13 @@ _NOT_UNITS = {
     "dans", "avant", "apres", "aupres", "entre", "chez", "sans", "avec", "lors", "selon",
     "contre", "jusqu", "depuis", "pendant", "parmi", "vers", "ce", "cette", "ces", "son", "sa",
 }  # fmt: skip
-_UNIT_SYNONYMS = {"€": "euro", "eur": "euro", "ans": "an", "annee": "an", "h": "heure"}
+# Words for the same thing counted. A council's members: the demo's règlement intérieur says
+# « la majorité de ses membres en exercice […], soit quatorze conseillers » and the model answers
+# « quatorze membres », which was marked as unsupported. « adjoints » stay apart (a subset).
+_UNIT_SYNONYMS = {
+    "€": "euro", "eur": "euro", "ans": "an", "annee": "an", "h": "heure",
+    "conseiller": "membre", "conseillere": "membre", "elu": "membre", "elue": "membre",
+}  # fmt: skip
 
 
 def _unit(written: str, after: str) -> tuple[str, str]:

@@ -100,10 +100,19 @@ def test_a_letter_opens_and_closes_on_the_recipients_title(templates: Templates)
         ("23 000 €", "au-delà de 23.000 euros"),
         ("23000 euros", "au-delà de 23\u202f000 €"),
         ("18 mois", "valable dix-huit mois"),
+        ("14 membres", "la majorité de ses membres en exercice, soit quatorze conseillers"),
+        ("quatorze conseillers municipaux", "le conseil compte 14 élus"),
     ],
 )
 def test_a_figure_matches_its_source_whatever_the_spelling(written: str, source: str) -> None:
     assert check_paragraph(f"Le seuil est de {written}.", [source], [source], []) == []
+
+
+def test_a_figure_counting_something_else_is_not_supported() -> None:
+    source = ["Le conseil compte 14 conseillers et 4 adjoints."]
+    assert check_paragraph("Il compte 14 membres.", source, source, []) == []
+    assert check_paragraph("Il compte 14 adjoints.", source, source, []) != []
+    assert check_paragraph("Un délai de 14 jours.", source, source, []) != []
 
 
 def test_decimals_and_percent_words_are_not_confused() -> None:
