@@ -1053,7 +1053,9 @@ class DraftingService:
         key: tuple[int, Line] | None = None
         evidence: dict[int, list[tuple[str, str, str]]] = {}
         if sources is None:
-            sources, key, evidence = self._select(hits, query, budget - base, warnings, naive=naive)
+            sources, key, evidence = self._select(
+                hits, query, budget - base, warnings, naive=naive, legal_basis=template.legal_basis
+            )
         chosen = list(sources)
         messages = messages_for([_block(c) for c in chosen])
         uncached = self._uncached(messages, system)
@@ -1087,6 +1089,7 @@ class DraftingService:
         warnings: list[str],
         *,
         naive: bool = False,
+        legal_basis: bool = False,
     ) -> tuple[list[Citation], tuple[int, Line] | None, dict[int, list[tuple[str, str, str]]]]:
         """The sources shown to the model, numbered from 1: the evidence of the best merged
         passages (:func:`assistant.evidence.share_evidence`) within ``room`` tokens, a passage
@@ -1094,7 +1097,10 @@ class DraftingService:
         number (:func:`assistant.evidence.key_sentence`), or None; and each source's shown
         lines as (text, code article label, source title), by number. ``naive`` (no budget):
         the first ``NAIVE_TOP_K`` passages whole, no key sentence, no lines. A passage's
-        sentences addressed to the assistant are removed, with a warning in ``warnings``."""
+        sentences addressed to the assistant are removed, with a warning in ``warnings``.
+        ``legal_basis`` (a type that rests on a legal text): the first passage of a legal text
+        keeps its best sentence whatever the others score (``required`` of
+        :func:`assistant.evidence.share_evidence`)."""
         if naive:
             return self._select_whole(hits, warnings), None, {}
         hits = merge_passages(hits)[:MAX_EVIDENCE_SOURCES]
@@ -1112,7 +1118,9 @@ class DraftingService:
             )
             for hit, (clean, _) in zip(hits, cleaned, strict=True)
         ]
-        texts = share_evidence(passages, query, room, self._count, overheads)
+        legal = [k for k, h in enumerate(hits) if h.metadata.get("doc_type") == LEGAL_DOC_TYPE]
+        required = legal[:1] if legal_basis else []
+        texts = share_evidence(passages, query, room, self._count, overheads, required)
         found = key_sentence(passages, texts, query, QUOTE_MAX_WORDS)
         chosen: list[Citation] = []
         key: tuple[int, Line] | None = None
@@ -1493,7 +1501,12 @@ class DraftingService:
     def _visa_lines(self, plan: _Plan, structure: Structure, *, fallback: bool = True) -> list[str]:
         """The visas of an act, written from the cited legal texts: the sources the model named
         as visas and (``fallback``) the legal texts its considérants and articles cite, each
-        only when its title names the text; else one visa to complete, tied to no source."""
+        only when its title names the text. With ``fallback``, when the model cited no legal
+        text: the first legal text among the sources shown (the legal basis the program
+        searched for the act, :meth:`_with_legal_basis`), so that K05's délibération on the
+        élus' travel costs is « Vu le code général des collectivités territoriales, notamment
+        son article L. 2123-18 [2] ; » rather than a visa to complete; with none shown, one
+        visa to complete, tied to no source."""
         by_n = {c.n: c for c in plan.sources}
         numbers = list(structure.visas)
         if fallback:  # the legal texts the considérants and articles rest on are visas too
@@ -1507,6 +1520,10 @@ class DraftingService:
             if line and line not in lines:
                 lines.append(line)
         if not lines and fallback:
+            for c in plan.sources:
+                line = visa_line(c.title, c.text, c.n) if is_legal_text(c.title, c.source) else ""
+                if line:
+                    return [line]
             return ["Vu [À COMPLÉTER : texte visé] ;"]
         return lines
 

@@ -15,7 +15,7 @@ French administrative text into sentences with its list structure.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
@@ -430,10 +430,16 @@ def share_evidence(
     room: int,
     count: Callable[[str], int],
     overheads: Sequence[int] = (),
+    required: Collection[int] = (),
 ) -> list[str]:
     """The evidence of each passage for ``query``, all of it within ``room`` tokens (``count``
     measures; ``overheads[k]``: what passage ``k``'s header costs when it is shown). ``""`` for
     a passage left out. Passages are in retrieval order, best first.
+
+    A passage of ``required`` (an act's legal basis) has its best sentence shown first, however
+    it scores against the others, or its first lines when no sentence shares a word with the
+    query: a délibération's rates outscored L. 2123-18 on its own subject (K05), and the act
+    was left with a visa to complete.
 
     The room is shared by the sentences' scores (:func:`ranked_lines`), across passages: first
     the best sentence of each passage that scores at least :data:`SOURCE_FLOOR_SHARE` of the
@@ -483,8 +489,12 @@ def share_evidence(
         for c in candidates:
             best_of.setdefault(c[1], c)
         floor = SOURCE_FLOOR_SHARE * candidates[0][0]
-        leads = [c for c in best_of.values() if c[0] >= floor]
+        musts = [best_of[k] for k in sorted(required) if k in best_of]
+        leads = musts + [c for c in best_of.values() if c[0] >= floor and c not in musts]
         candidates = leads + [c for c in candidates if c not in leads]
+    for k in sorted(required):  # retrieved by meaning: its first lines, before the others
+        if 0 <= k < n and sets[k] and not ranked[k]:
+            attempt(k, set(range(min(2, len(sets[k])))))
     for _, k, i in candidates:
         if picked[k] >= MAX_LINES_PER_SOURCE or i in keep[k]:
             continue

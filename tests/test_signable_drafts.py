@@ -672,6 +672,65 @@ def test_the_evidence_room_goes_to_the_best_sentences_of_all_sources() -> None:
     assert cut.endswith("[…]") and count(cut) <= 12 and cut.startswith("Le congé")
 
 
+def test_an_act_s_legal_basis_keeps_its_best_sentence_when_the_others_outscore_it() -> None:
+    """K05: a délibération's rates outscored L. 2123-18 on the élus' travel costs, the room
+    went to them, and the act had no article to cite. The legal basis's passage (``required``)
+    keeps its best sentence; without it, the same room leaves it out."""
+    count = _count_thirds
+    delib = clean_lines(
+        "Le remboursement des frais de déplacement des agents est fixé à 15,25 € par repas. "
+        "Le remboursement des frais de déplacement des agents en formation est forfaitaire. "
+        "Les frais de déplacement des agents sont remboursés sur état de frais."
+    )
+    code = clean_lines(
+        "**Article L2123-18**\n\nLes dépenses liées à un mandat spécial peuvent être prises en "
+        "charge."
+    )
+    query = "remboursement des frais de déplacement des agents et des élus en mandat spécial"
+    room = count(render_lines(delib, [0, 1, 2])) + 4
+    assert share_evidence([delib, code], query, room, count)[1] == ""
+    first, second = share_evidence([delib, code], query, room, count, required=[1])
+    assert "L2123-18" in second and "mandat spécial" in second
+    assert first  # the room left still goes to the best passage
+    # A legal text sharing no word with the query shows its first lines.
+    other = clean_lines("**Article L2123-20**\n\nLes indemnités maximales sont votées.")
+    assert "L2123-20" in share_evidence([delib, other], query, room, count, required=[1])[1]
+
+
+def test_an_act_whose_model_cites_no_legal_text_has_the_legal_basis_shown_as_visa(
+    settings: Settings, templates: Templates
+) -> None:
+    """The model cited only the délibération: the visa is written from the legal text the
+    program searched for the act and showed, not left « à compléter »."""
+    delib = make_hit(1, "Le repas est remboursé 15,25 € aux agents.", source="delib_2014.pdf")
+    delib.title = "Montpellier delib 2014-04-24 n2014-139 frais deplacement agents elus"
+    cgct = make_hit(
+        2, "**Article L2123-18**\n\nLes frais de mandat spécial sont remboursés.", 0.5, "cgct.md"
+    )
+    cgct.title = "Code général des collectivités territoriales — Conditions d'exercice des mandats"
+    cgct.metadata["doc_type"] = "loi"
+    reply = json.dumps(
+        {
+            "visas": [],
+            "considerants": [{"sources": [1], "texte": "le repas est remboursé 15,25 €"}],
+            "articles": [{"sources": [1], "texte": "Le repas est remboursé 15,25 €."}],
+        },
+        ensure_ascii=False,
+    )
+    retriever = FakeRetriever([delib, cgct], abstain_threshold=0.3)
+    svc = DraftingService(settings, FakeChatModel(reply), retriever, templates, None)
+    req = DraftRequest("Frais de mandat spécial", "deliberation", fields={"objet": "Frais"})
+    body = svc.draft(req).answer
+    assert "Vu le code général des collectivités territoriales, notamment son article" in body
+    assert "L. 2123-18 [2] ;" in body
+    assert "texte visé" not in body
+    # With no legal text among the sources, the visa is left to complete.
+    svc = DraftingService(
+        settings, FakeChatModel(reply), FakeRetriever([delib], 0.3), templates, None
+    )
+    assert "Vu [À COMPLÉTER : texte visé] ;" in svc.draft(req).answer
+
+
 @pytest.mark.parametrize(
     ("written", "shown"),
     [
