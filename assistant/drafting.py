@@ -454,6 +454,47 @@ def against_key(text: str, key: tuple[int, Line]) -> list[Issue]:
     ]
 
 
+_GAP = "[…]"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + " […]"
+
+
+def cited_excerpt(answer: str, citation: Citation, limit: int) -> str:
+    """What to show under a cited source: its lines that the paragraphs of ``answer`` citing
+    it (``[n]``; the program writes a part's marks at its end) restate best, by shared
+    :func:`assistant.textnorm.light_terms`, in their order in the source, joined by « […] »,
+    within ``limit`` characters; the start of the source text when no line shares a term. The
+    demo's first answer (« Le quorum du conseil municipal est de quatorze membres [1]. ») had
+    its source shown as « […] Article 10 – Présidence Le maire… », the passage's start, and
+    not the line that says « soit quatorze conseillers ».
+
+    ``citation.text``: the evidence shown to the model, a sentence a line, gaps as « […] »
+    (:func:`assistant.evidence.render_lines`). Returns one line of text."""
+    mark = f"[{citation.n}]"
+    terms = {t for par in answer.splitlines() if mark in par for t in light_terms(par)}
+    lines = [" ".join(ln.split()) for ln in citation.text.splitlines()]
+    lines = [ln for ln in lines if ln and ln != _GAP]
+    shared = [len(terms & set(light_terms(ln))) for ln in lines]
+    if not lines or max(shared) == 0:
+        return _clip(" ".join(citation.text.split()), limit)
+    chosen: list[int] = []
+    size = 0
+    for i in sorted(range(len(lines)), key=lambda i: (-shared[i], i)):
+        if shared[i] == 0 or (chosen and size + len(lines[i]) + 5 > limit):
+            break
+        chosen.append(i)
+        size += len(lines[i]) + 5
+    chosen.sort()
+    text = _clip(" […] ".join(lines[i] for i in chosen), limit)
+    if chosen[0] > 0 or citation.text.lstrip().startswith(_GAP):
+        text = f"{_GAP} {text}"
+    if chosen[-1] < len(lines) - 1 and not text.endswith(_GAP):
+        text = f"{text} {_GAP}"
+    return text
+
+
 def _citation(n: int, hit: Hit, text: str) -> Citation:
     return Citation(
         n=n,

@@ -18,7 +18,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import IO, Literal
 
-from assistant.drafting import Citation, Draft
+from assistant.drafting import Citation, Draft, cited_excerpt
 from assistant.textnorm import fold
 from assistant.verify import MARK_PATTERN
 
@@ -213,9 +213,7 @@ def _annex(draft: Draft) -> list[Block]:
         if c.heading:
             where.append(c.heading)
         blocks.append(Block("annex_item", f"[{c.n}] " + " — ".join(where)))
-        excerpt = " ".join(c.text.split())
-        if len(excerpt) > 400:
-            excerpt = excerpt[:400].rsplit(" ", 1)[0] + " […]"
+        excerpt = cited_excerpt(draft.answer, c, 400)
         blocks.append(Block("annex_excerpt", f"« {excerpt} »"))
     return blocks
 

@@ -14,7 +14,7 @@ from odf.opendocument import load as load_odt
 from odf.style import Footer
 from odf.text import P
 
-from assistant.drafting import Citation, Draft, DraftRequest
+from assistant.drafting import Citation, Draft, DraftRequest, cited_excerpt
 from assistant.export import (
     citation_numbers,
     draft_to_docx,
@@ -190,6 +190,40 @@ def test_annex_lists_only_sources_still_cited_after_editing() -> None:
     assert "page 2" in items[0]
     none = [b.text for b in layout(make("question", "Sans source."))]
     assert "Aucune source n'est citée dans ce brouillon." in none
+
+
+QUORUM_SOURCE = Citation(
+    1, "reglement_interieur.pdf", 2, "", "Règlement intérieur du conseil municipal",
+    "[…]\nArticle 10 – Présidence\nLe maire, et à défaut celui qui le remplace, préside le "
+    "conseil municipal.\nArticle 11 – Quorum\nLe conseil municipal ne délibère valablement que "
+    "lorsque la majorité de ses membres en exercice est présente, soit quatorze conseillers.\n"
+    "[…]\nUn même conseiller ne peut être porteur que d'un seul pouvoir.\n[…]",
+    "exemple",
+)  # fmt: skip
+
+
+def test_a_cited_source_shows_the_lines_its_paragraphs_restate() -> None:
+    """The demo's first answer showed its source's start (« Article 10 – Présidence… »), not
+    the line that backs « quatorze membres »."""
+    answer = "Le quorum du conseil municipal est de quatorze membres [1].\n\n— Projet…"
+    excerpt = cited_excerpt(answer, QUORUM_SOURCE, 160)
+    assert excerpt.startswith("[…] Le conseil municipal ne délibère valablement")
+    assert "quatorze conseillers" in excerpt and "Présidence" not in excerpt
+    assert len(excerpt) <= 160 + len(" […]")
+    # Another paragraph, another line; no paragraph citing it: the source's start.
+    other = cited_excerpt("Un seul pouvoir par conseiller [1].", QUORUM_SOURCE, 160)
+    assert "seul pouvoir" in other and "quatorze" not in other
+    start = cited_excerpt("Sans rapport [2].", QUORUM_SOURCE, 60)
+    assert start.startswith("[…] Article 10 – Présidence") and len(start) <= 60
+    # The export's annex carries the same lines.
+    draft = Draft(
+        id="q1", request=DraftRequest("Quorum ?", "question"), answer=answer,
+        abstained=False, citations=[QUORUM_SOURCE], unused_sources=[], invalid_citations=[],
+        model="m", timings={},
+    )  # fmt: skip
+    annex = [b.text for b in layout(draft) if b.kind == "annex_excerpt"]
+    assert annex == [f"« {cited_excerpt(answer, QUORUM_SOURCE, 400)} »"]
+    assert "quatorze conseillers" in annex[0]
 
 
 def test_docx_round_trip(tmp_path: Path) -> None:

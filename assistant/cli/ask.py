@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from assistant.cli import app, settings_from
-from assistant.drafting import Citation, Draft, DraftRequest, build_service
+from assistant.drafting import Citation, Draft, DraftRequest, build_service, cited_excerpt
 from assistant.errors import AssistantError
 from assistant.prompts import CommonText, load_templates
 
@@ -78,11 +78,6 @@ def _where(c: Citation) -> str:
     return f"[{c.n}] {where}" + (f" — {c.title}" if c.title else "")
 
 
-def _excerpt(text: str, limit: int = 160) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
-
-
 def _print_end(draft: Draft, streamed: str, common: CommonText) -> None:
     """The final text (checked and marked: the one the export and the audit hold), then its
     sources. On a terminal the draft was shown while it was written: the final text is printed
@@ -106,7 +101,7 @@ def _print_end(draft: Draft, streamed: str, common: CommonText) -> None:
     if draft.citations:
         out.write("\nSources citées :\n")
         for c in draft.citations:
-            out.write(f"  {_where(c)}\n      « {_excerpt(c.text)} »\n")
+            out.write(f"  {_where(c)}\n      « {cited_excerpt(draft.answer, c, 160)} »\n")
     if draft.unused_sources:
         out.write("\nSources consultées mais non citées :\n")
         for c in draft.unused_sources:
