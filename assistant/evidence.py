@@ -203,6 +203,22 @@ _FIGURE_OF = {
         re.IGNORECASE,
     ),
 }
+# A number with the noun it counts: « un seul pouvoir », « trois séances consécutives », « 5
+# membres titulaires ». A line holding one answers a « count » request when the noun is one of
+# the request's terms (« Combien de pouvoirs… ? »): « combien » alone cannot tell which count is
+# asked (« un seul pouvoir » is no answer to « Quel est le quorum ? »).
+_COUNTED = re.compile(
+    r"(?<![\d.,/-])\b(?:\d{1,3}|un seul|une seule|deux|trois|quatre|cinq|six|sept|huit|neuf|"
+    r"dix|douze|quinze|vingt|trente|cinquante|cent)\s+([^\W\d_]{4,})",
+    re.IGNORECASE,
+)
+
+
+def _counts_asked(text: str, terms: AbstractSet[str]) -> list[str]:
+    """The counts of ``text`` (:data:`_COUNTED`, as written) whose noun is one of ``terms``."""
+    return [m.group(0) for m in _COUNTED.finditer(text) if set(light_terms(m.group(1))) & terms]
+
+
 # Bonus of a line holding a figure of the kind asked (about two matching words), and of any
 # other figure (an amount, a delay, a rate: the facts a clerk checks).
 ASKED_FIGURE_BONUS = 2.0
@@ -276,7 +292,9 @@ def _score(
     if population and applies and (applies[1] <= population[0] or population[1] <= applies[0]):
         return max(0.01, overlap - CONTRARY_POPULATION_PENALTY - len(line.text) / 2000)
     bonus = 0.0
-    if any(_FIGURE_OF[k].search(line.text) for k in kinds):
+    if any(_FIGURE_OF[k].search(line.text) for k in kinds) or (
+        "count" in kinds and _counts_asked(line.text, terms)
+    ):
         bonus = ASKED_FIGURE_BONUS
     elif any(rx.search(line.text) for rx in _FIGURE_OF.values()):
         bonus = FIGURE_BONUS
@@ -540,14 +558,18 @@ _ANSWERS_BACK = re.compile(
 
 def figure_words(text: str) -> set[str]:
     """The figures of ``text`` written without a digit, folded: « majorité », « tiers »,
-    « gratuit », « jours francs » (numbers, spelled or not, are :func:`assistant.verify.figures`'
-    business)."""
-    return {
+    « gratuit », « jours francs », « un seul pouvoir » (other numbers, spelled or not, are
+    :func:`assistant.verify.figures`' business, which leaves 1 out)."""
+    words = {
         fold(m.group(0))
         for rx in _FIGURE_OF.values()
         for m in rx.finditer(text)
         if not _HAS_FIGURE.search(m.group(0))
     }
+    words.update(
+        fold(m.group(0)) for m in _COUNTED.finditer(text) if fold(m.group(0)).startswith("un")
+    )
+    return words
 
 
 def key_sentence(
@@ -572,6 +594,7 @@ def key_sentence(
     model drops the one figure asked for often enough (« 3 000 € » for the fiche's « 23 000
     € ») that the program, which found the sentence, gives it to the agent as a quotation."""
     kinds = asked_kinds(query)
+    terms = set(light_terms(query))
     candidates = sorted(
         (
             (score, k, i)
@@ -590,7 +613,9 @@ def key_sentence(
         if score < KEY_SHARE * best or line.bullet or line.intro or line.text not in shown[k]:
             continue
         if kinds:
-            holds = any(_FIGURE_OF[kind].search(text) for kind in kinds)
+            holds = any(_FIGURE_OF[kind].search(text) for kind in kinds) or (
+                "count" in kinds and bool(_counts_asked(text, terms))
+            )
         else:
             holds = bool(_HAS_FIGURE.search(text)) or any(
                 rx.search(text) for rx in _FIGURE_OF.values()
