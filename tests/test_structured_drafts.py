@@ -812,6 +812,59 @@ def test_scoring_counts_what_an_agent_would_see() -> None:
     assert summary["courrier"]["facts"] == [1, 2] and summary["toutes"]["drafts"] == 1
 
 
+def test_the_drafting_evaluation_warms_the_file_s_types_up_first_unless_cold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As ``serve`` does when it starts: the timings are those an agent sees in the web
+    interface; ``--cold`` measures a one-off ``ask``. The report says which."""
+    from typer.testing import CliRunner
+
+    import assistant.drafting
+    import assistant.store
+    from assistant.cli import app
+
+    requests = tmp_path / "r.jsonl"
+    cases = [
+        {"id": "C1", "type": "courrier", "request": "Terrasses", "fields": COURRIER,
+         "expected": ["fiches/F10003.md"], "facts": [["redevance"]]},
+        {"id": "Q1", "type": "question", "request": "Terrasse ?", "fields": {},
+         "expected": ["fiches/F10003.md"], "facts": [["redevance"]]},
+        {"id": "C2", "type": "courrier", "request": "Terrasse", "fields": COURRIER,
+         "expected": ["fiches/F10003.md"], "facts": [["redevance"]]},
+    ]  # fmt: skip
+    requests.write_text("\n".join(json.dumps(c, ensure_ascii=False) for c in cases), "utf-8")
+    warmed: list[list[str]] = []
+
+    class Service(DraftingService):
+        def warm_up(self, doc_types: Any = None) -> None:
+            warmed.append(list(doc_types))
+
+    reply = json.dumps({"paragraphes": [{"sources": [1], "texte": "Une redevance est due."}]})
+
+    def service(settings: Settings, **_: Any) -> DraftingService:
+        hits = [make_hit(1, AOT, source="fiches/F10003.md")]
+        templates = load_templates(PROMPTS)
+        return Service(settings, FakeChatModel(reply), FakeRetriever(hits), templates, None)
+
+    class Index:
+        def has_collection(self, name: str) -> bool:
+            return True
+
+    monkeypatch.setattr(assistant.drafting, "build_service", service)
+    monkeypatch.setattr(assistant.store, "build_index", lambda settings: Index())
+    out = tmp_path / "out.json"
+    base = ["--data-dir", str(tmp_path), "eval", "drafts", str(requests), "--collection", "c"]
+    result = CliRunner().invoke(app, [*base, "--save", str(out)])
+    assert result.exit_code == 0, result.output
+    assert warmed == [["courrier", "question"]]
+    report = json.loads(out.read_text("utf-8"))
+    assert report["warm_up"] is True and report["summary"]["toutes"]["facts"] == [3, 3]
+    warmed.clear()
+    result = CliRunner().invoke(app, [*base, "--save", str(out), "--cold"])
+    assert result.exit_code == 0, result.output
+    assert warmed == [] and json.loads(out.read_text("utf-8"))["warm_up"] is False
+
+
 # --- the real engine under the grammar --------------------------------------------------------
 
 

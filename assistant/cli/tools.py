@@ -133,6 +133,14 @@ def eval_(
         Path | None,
         typer.Option("--save", help="Avec drafts : écrire les brouillons et mesures (JSON) ici."),
     ] = None,
+    cold: Annotated[
+        bool,
+        typer.Option(
+            "--cold",
+            help="Avec drafts : sans préchauffage (comme une commande « ask » isolée) ; par "
+            "défaut, les types du fichier sont préchauffés comme au démarrage de « serve ».",
+        ),
+    ] = False,
 ) -> None:
     """Évalue la recherche (rappel@k, MRR) et, au besoin, les réponses, sur des questions ;
     « assistant eval drafts FICHIER » évalue les brouillons rédigés."""
@@ -142,7 +150,7 @@ def eval_(
                 "Indiquez le fichier des demandes : assistant eval drafts FICHIER.jsonl "
                 "--corpus DOSSIER."
             )
-        eval_drafts(ctx, drafts_file, corpus, collection, limit, only, save, as_json)
+        eval_drafts(ctx, drafts_file, corpus, collection, limit, only, save, as_json, not cold)
         return
     from assistant.embeddings import build_embedder
     from assistant.evaluation import (
@@ -347,8 +355,13 @@ def eval_drafts(
     only: str | None,
     save: Path | None,
     as_json: bool,
+    warm: bool = True,
 ) -> None:
-    """Draft every request of ``path`` with the real service and report per type."""
+    """Draft every request of ``path`` with the real service and report per type. ``warm``:
+    first evaluate the fixed part of each type the file uses, as ``serve`` does when it
+    starts (:meth:`assistant.drafting.DraftingService.warm_up`), so that the timings are those
+    an agent sees in the web interface; without it, the first request of each type also pays
+    for its fixed part (a one-off ``ask``)."""
     from assistant.drafting import build_service
     from assistant.embeddings import build_embedder
     from assistant.evaluation import (
@@ -378,6 +391,10 @@ def eval_drafts(
             )
         _ingest(corpus, name, index, build_embedder(settings))
     service = build_service(settings)
+    if warm and cases:
+        if not as_json:
+            console.print("[dim]Préchauffage des types de documents…[/]", highlight=False)
+        service.warm_up(list(dict.fromkeys(c.type for c in cases)))
     rows: list[dict[str, Any]] = []
     drafts: list[dict[str, Any]] = []
     for case in cases:
@@ -396,7 +413,12 @@ def eval_drafts(
                 highlight=False,
             )
     summary = summarise_drafts(rows)
-    report = {"file": str(path), "model": service.chat_model.name, "summary": summary}
+    report = {
+        "file": str(path),
+        "model": service.chat_model.name,
+        "warm_up": warm,
+        "summary": summary,
+    }
     if save is not None:
         save.write_text(
             json.dumps({**report, "drafts": drafts}, ensure_ascii=False, indent=2),
