@@ -698,6 +698,15 @@ _LEGAL_TITLE = re.compile(
     re.IGNORECASE,
 )
 _ARTICLE_REF = re.compile(r"\b([LRD])\s?\.?\s?(\d{3,4}(?:-\d+){1,2})\b")
+# The label the evidence gives a code article's lines (« Article L2131-2 : … »), at a line's
+# start: the text's own articles, where a reference inside one may be to another code.
+_ARTICLE_LABEL = re.compile(
+    r"^Article\s+([LRD])\s?\.?\s?(\d{3,4}(?:-\d+){1,2})\b", re.MULTILINE | re.IGNORECASE
+)
+# A reference to another text (« aux articles L. 422-1 et L. 422-3 du code de l'urbanisme »).
+_OTHER_TEXT = re.compile(
+    r"^[\s,.etL\d-]{0,40}\s(?:du|de la|de l')\s+(?:code|loi|décret|ordonnance)"
+)
 
 
 def is_legal_text(title: str, source: str = "") -> bool:
@@ -711,7 +720,13 @@ def visa_line(title: str, evidence: str, source_number: int) -> str:
     """ "Vu le code général des collectivités territoriales, notamment ses articles L. 2122-1 et
     L. 2122-2 [1] ;" from a source's title (its first part, before " — " or ":") and the article
     numbers of its evidence. "" when the title is not a text's name (a file name, "Montpellier
-    delib 2014-04-05 …"): a visa names its text exactly or is not written."""
+    delib 2014-04-05 …"): a visa names its text exactly or is not written.
+
+    The articles are those the evidence labels as the text's own (« Article L2131-2 : … » at
+    a line's start); without labels, those it cites that are not followed by another text's
+    name: L. 2131-2's « aux articles L. 422-1 et L. 422-3 du code de l'urbanisme » had made
+    D04's visa « Vu le code général des collectivités territoriales, notamment ses articles
+    L. 2131-2, L. 2131-1, L. 422-1 et L. 422-3 »."""
     name = re.split(r"\s+[—–-]\s+|\s*:\s+|\s*\(", title.strip(), maxsplit=1)[0].strip(" .,;")
     if not name or not _LEGAL_TITLE.match(name):
         return ""
@@ -723,7 +738,10 @@ def visa_line(title: str, evidence: str, source_number: int) -> str:
     )
     text = lead + name[0].lower() + name[1:]
     refs: list[str] = []
-    for m in _ARTICLE_REF.finditer(evidence):
+    found = list(_ARTICLE_LABEL.finditer(evidence)) or [
+        m for m in _ARTICLE_REF.finditer(evidence) if not _OTHER_TEXT.match(evidence[m.end() :])
+    ]
+    for m in found:
         ref = _article_ref(m.group(1), m.group(2))
         if ref not in refs:
             refs.append(ref)

@@ -439,6 +439,22 @@ def test_rendering_writes_the_marks_and_the_forms() -> None:
     assert visa_line("Occupation du domaine public", "x", 2) == ""  # not a text: no visa
 
 
+def test_a_visa_names_the_text_s_own_articles_not_those_of_another_code() -> None:
+    """D04: L. 2131-2 cites « les articles L. 422-1 et L. 422-3 du code de l'urbanisme », and
+    the visa of the CGCT had named them as its own."""
+    evidence = (
+        "[…]\nArticle L2131-2 : Sont soumis aux dispositions de l'article L. 2131-1 les actes "
+        "suivants :\n- Le permis de construire, dans les conditions prévues aux articles "
+        "L. 422-1 et L. 422-3 du code de l'urbanisme ;\nArticle L2131-3 : Les actes sont "
+        "exécutoires."
+    )
+    visa = visa_line(CGCT_TITLE, evidence, 2)
+    assert visa.endswith("notamment ses articles L. 2131-2 et L. 2131-3 [2] ;")
+    # Without labels, the references it makes, but not those followed by another text's name.
+    bare = "Soumis à l'article L. 2131-1, et aux articles L. 422-1 et L. 422-3 du code du travail."
+    assert visa_line(CGCT_TITLE, bare, 2).endswith("notamment son article L. 2131-1 [2] ;")
+
+
 # --- the service ----------------------------------------------------------------------------
 
 
