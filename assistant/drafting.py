@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from assistant.errors import AssistantError, DraftingError
 from assistant.evidence import (
     Line,
+    asked_kinds,
     clean_lines,
     evidence_query,
     figure_words,
@@ -748,6 +749,11 @@ class _Plan:
     # The evidence's sentence holding the figure asked for, and its source's number: quoted in
     # the draft when the model leaves its figures out (:func:`with_key_part`).
     key: tuple[int, Line] | None = None
+    # Whether the request asks for a kind of figure (a delay, an amount, a count): only then
+    # does the key sentence answer it when the model declines (K11, « Le maire peut-il refuser
+    # de célébrer lui-même un mariage ? », got « … votre livret de famille en cas de mariage
+    # ou de naissance du 1er enfant »: any figure, when none is asked).
+    asks_figure: bool = False
     # Each shown source's lines, with their code article and the source's title, by number:
     # the legal basis a prose part restates (:func:`assistant.structure.with_legal_basis`).
     evidence: dict[int, list[tuple[str, str, str]]] = field(default_factory=dict)
@@ -1119,6 +1125,7 @@ class DraftingService:
             footer=render_footer(template, request.fields),
             schema=schema_for(template.form, [c.n for c in chosen]) if chosen else None,
             key=key if key and key[0] <= len(chosen) and current_draft is None else None,
+            asks_figure=bool(asked_kinds(query)),
             evidence={n: lines for n, lines in evidence.items() if n <= len(chosen)},
         )
 
@@ -1411,7 +1418,7 @@ class DraftingService:
             parts = structure.parts()
             phrase = fold(common.phrase_abstention)
             declined = bool(parts) and all(phrase in fold(p.text) for p in parts)
-            if declined and plan.key is not None and structure.form != "acte":
+            if declined and plan.key is not None and plan.asks_figure and structure.form != "acte":
                 # The model declined although the evidence holds the sentence with the figure
                 # asked for (Q02: « Dans les communes de moins de 3 500 habitants, la
                 # convocation est adressée trois jours francs au moins avant celui de la

@@ -267,7 +267,9 @@ def test_a_model_that_declines_despite_the_key_sentence_leaves_the_draft_quoting
     )
     vague = "# Terrasse\n\nLa demande de terrasse est instruite par la mairie.\n"
 
-    def draft(text: str, doc_type: str, reply_key: str = "paragraphes") -> Draft:
+    def draft(
+        text: str, doc_type: str, reply_key: str = "paragraphes", query: str = QUERY
+    ) -> Draft:
         body: dict[str, object] = {reply_key: [{"sources": [1], "texte": declined}]}
         if doc_type == "deliberation":
             body = {
@@ -281,7 +283,7 @@ def test_a_model_that_declines_despite_the_key_sentence_leaves_the_draft_quoting
             FakeRetriever([make_hit(1, text, source="fiches/terrasse.md")]),
             templates,
         )
-        return svc.draft(DraftRequest(QUERY, doc_type))
+        return svc.draft(DraftRequest(query, doc_type))
 
     quoted = draft(fiche, "question")
     assert quoted.answer.startswith(
@@ -293,5 +295,10 @@ def test_a_model_that_declines_despite_the_key_sentence_leaves_the_draft_quoting
     assert any("porte le chiffre demandé" in w for w in quoted.warnings)
     # No sentence with the delay asked: the model's refusal stands; nor in an act.
     assert draft(vague, "question").answer.startswith(declined)
+    # A request asking for no figure: any figure is no answer (K11 got a sentence on the
+    # livret de famille « du 1er enfant »), the refusal stands.
+    assert draft(
+        fiche, "question", query="La demande de terrasse est-elle refusée ?"
+    ).answer.startswith(declined)
     act = draft(fiche, "deliberation").answer
     assert "Pour mémoire" not in act and "aux termes" not in act
