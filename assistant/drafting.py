@@ -447,12 +447,23 @@ def against_key(text: str, key: tuple[int, Line]) -> list[Issue]:
     so the check of cited sources lets it through; the agent is told which figure the key
     sentence gives."""
     n, line = key
-    if len(set(light_terms(text)) & set(light_terms(line.text))) < 2:
-        return []
-    return [
-        Issue("chiffre", f"« {written} » : la source n° {n} indique « {theirs} »", written)
-        for written, theirs in differing_figures(text, line.text)
-    ]
+    theirs_terms = set(light_terms(line.text))
+    issues: list[Issue] = []
+    # Sentence by sentence: the demo's « Pour une location de la vaisselle (par couvert), le
+    # coût est de 1,20 € » was marked against « Dépôt de garantie : 800 € » because another
+    # sentence of its paragraph spoke of the deposit.
+    for sentence in _SENTENCES_OF_PART.split(text):
+        if len(set(light_terms(sentence)) & theirs_terms) < 2:
+            continue
+        for written, theirs in differing_figures(sentence, line.text):
+            if all(i.value != written for i in issues):
+                detail = f"« {written} » : la source n° {n} indique « {theirs} »"
+                issues.append(Issue("chiffre", detail, written))
+    return issues
+
+
+# Sentence ends within a part, for :func:`against_key` (a decimal comma or « 1,20 € » is no end).
+_SENTENCES_OF_PART = re.compile(r"(?<=[.!?;])\s+(?=[A-ZÀ-Ý«])")
 
 
 _GAP = "[…]"

@@ -373,18 +373,31 @@ def ranked_lines(lines: Sequence[Line], query: str) -> list[tuple[float, int]]:
     )
 
 
+# How the loaders write a table's cells (loaders.py: a row a line, cells joined by " | ").
+_TABLE_CELL = " | "
+
+
 def readable(
     lines: Sequence[Line], i: int, first_of_article: dict[str, int] | None = None
 ) -> set[int]:
     """Indices of line ``i`` with the neighbours that make it readable: its article's first
     sentence (which states the rule: « Le conseil municipal ne délibère valablement que
     lorsque… » before « Si … ce quorum n'est pas atteint… »), the introduction of a list item,
-    the first item after an introduction, the sentence it leans on and the one leaning on it.
+    the first item after an introduction, the sentence it leans on and the one leaning on it;
+    for a row of a table (cells joined by « | »), the table's first row, which names the
+    columns: the demo's « Week-end (vendredi 18 h – lundi 9 h) | 320 € | 650 € » was shown
+    without « Location | Habitants de la commune | Personnes extérieures », and which price is
+    whose was left to guess.
     ``first_of_article``: :func:`_first_of_article` of ``lines``, when the caller has it."""
     if first_of_article is None:
         first_of_article = _first_of_article(lines)
     out = {i}
     line = lines[i]
+    if _TABLE_CELL in line.text:
+        j = i
+        while j > 0 and _TABLE_CELL in lines[j - 1].text:
+            j -= 1
+        out.add(j)
     head = first_of_article.get(line.article, i) if line.article else i
     out.add(head)
     if line.bullet:  # its introduction

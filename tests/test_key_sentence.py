@@ -214,6 +214,13 @@ def test_a_figure_the_key_sentence_contradicts_is_marked() -> None:
     assert against_key("La convention est signée sous 3 mois par la subvention.", key) == []
     assert against_key("La subvention dépasse 23 000 €, une convention est due.", key) == []
     assert against_key("Le loyer de la salle est de 300 €.", key) == []
+    # Sentence by sentence: another sentence of the part may speak of the key's subject.
+    deposit = (1, Line("Dépôt de garantie : 800 €."))
+    part = "Le dépôt de garantie est demandé. La location de la vaisselle coûte 1,20 €."
+    assert against_key(part, deposit) == []
+    assert [i.value for i in against_key("Le dépôt de garantie est de 500 €.", deposit)] == [
+        "500 €"
+    ]
     assert differing_figures("Un délai de 3 mois.", "Dans les 2 mois.") == [("3 mois", "2 mois")]
 
 

@@ -453,6 +453,22 @@ def test_list_numbers_are_not_figures_a_figure_ending_a_sentence_is() -> None:
     assert [k for _, k in figures("Le nombre est fixé à 21. Il prend effet.")] == ["n:21@"]
 
 
+def test_a_table_row_comes_with_the_row_that_names_the_columns() -> None:
+    """The demo's « Week-end (vendredi 18 h – lundi 9 h) | 320 € | 650 € » was shown without
+    « Location | Habitants de la commune | Personnes extérieures »: whose price is which?"""
+    lines = clean_lines(
+        "## Salle des fêtes\n\nLocation | Habitants de la commune | Personnes extérieures\n"
+        "Week-end (vendredi 18 h – lundi 9 h) | 320 € | 650 €\n"
+        "Journée en semaine | 150 € | 300 €\n\nDépôt de garantie : 800 €."
+    )
+    texts = [ln.text for ln in lines]
+    row = next(i for i, t in enumerate(texts) if t.startswith("Journée"))
+    shown = {texts[i] for i in readable(lines, row)}
+    assert "Location | Habitants de la commune | Personnes extérieures" in shown
+    deposit = texts.index("Dépôt de garantie : 800 €.")
+    assert readable(lines, deposit) == {deposit}  # not a row: no header
+
+
 def test_a_sentence_said_twice_is_said_once() -> None:
     twice = "Une convention est conclue au-delà de 23 000 €."
     prose = Structure(
