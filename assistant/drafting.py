@@ -447,7 +447,10 @@ def against_key(text: str, key: tuple[int, Line]) -> list[Issue]:
     so the check of cited sources lets it through; the agent is told which figure the key
     sentence gives."""
     n, line = key
-    theirs_terms = set(light_terms(line.text))
+    # Words, not numbers: D04's « la subvention de 75 000 € est soumise au code » shared
+    # « subvention » and « 000 » with « Lorsque la subvention dépasse 23 000 €… » and was
+    # marked, though 75 000 € is the subsidy its source grants, not the threshold.
+    theirs_terms = {t for t in light_terms(line.text) if t.isalpha()}
     issues: list[Issue] = []
     # Sentence by sentence: the demo's « Pour une location de la vaisselle (par couvert), le
     # coût est de 1,20 € » was marked against « Dépôt de garantie : 800 € » because another

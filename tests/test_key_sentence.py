@@ -214,6 +214,8 @@ def test_a_figure_the_key_sentence_contradicts_is_marked() -> None:
     assert against_key("La convention est signée sous 3 mois par la subvention.", key) == []
     assert against_key("La subvention dépasse 23 000 €, une convention est due.", key) == []
     assert against_key("Le loyer de la salle est de 300 €.", key) == []
+    # Words in common, not numbers: « 000 » is no shared subject.
+    assert against_key("La subvention de 75 000 € est soumise au code.", key) == []
     # Sentence by sentence: another sentence of the part may speak of the key's subject.
     deposit = (1, Line("Dépôt de garantie : 800 €."))
     part = "Le dépôt de garantie est demandé. La location de la vaisselle coûte 1,20 €."
