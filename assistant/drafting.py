@@ -480,7 +480,8 @@ def cited_excerpt(answer: str, citation: Citation, limit: int) -> str:
     """What to show under a cited source: its lines that the paragraphs of ``answer`` citing
     it (``[n]``; the program writes a part's marks at its end) restate best, by shared
     :func:`assistant.textnorm.light_terms`, in their order in the source, joined by « […] »,
-    within ``limit`` characters; the start of the source text when no line shares a term. The
+    within ``limit`` characters, none sharing under half the best one's terms; the start of
+    the source text when no line shares a term. The
     demo's first answer (« Le quorum du conseil municipal est de quatorze membres [1]. ») had
     its source shown as « […] Article 10 – Présidence Le maire… », the passage's start, and
     not the line that says « soit quatorze conseillers ».
@@ -496,8 +497,11 @@ def cited_excerpt(answer: str, citation: Citation, limit: int) -> str:
         return _clip(" ".join(citation.text.split()), limit)
     chosen: list[int] = []
     size = 0
+    best = max(shared)
     for i in sorted(range(len(lines)), key=lambda i: (-shared[i], i)):
-        if shared[i] == 0 or (chosen and size + len(lines[i]) + 5 > limit):
+        # A line sharing under half the best line's terms is incidental (the demo's « Les
+        # demandes d'autorisation d'urbanisme… » under a letter on the salle des fêtes).
+        if 2 * shared[i] < best or (chosen and size + len(lines[i]) + 5 > limit):
             break
         chosen.append(i)
         size += len(lines[i]) + 5

@@ -213,6 +213,10 @@ def test_a_cited_source_shows_the_lines_its_paragraphs_restate() -> None:
     # Another paragraph, another line; no paragraph citing it: the source's start.
     other = cited_excerpt("Un seul pouvoir par conseiller [1].", QUORUM_SOURCE, 160)
     assert "seul pouvoir" in other and "quatorze" not in other
+    # A line sharing one word with a paragraph that restates another line well is left out.
+    answer2 = "La majorité des membres en exercice, soit quatorze conseillers, ou leur pouvoir [1]."
+    wide = cited_excerpt(answer2, QUORUM_SOURCE, 400)
+    assert "quatorze conseillers" in wide and "seul pouvoir" not in wide
     start = cited_excerpt("Sans rapport [2].", QUORUM_SOURCE, 60)
     assert start.startswith("[…] Article 10 – Présidence") and len(start) <= 60
     # The export's annex carries the same lines.
