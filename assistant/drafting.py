@@ -481,10 +481,10 @@ def cited_excerpt(answer: str, citation: Citation, limit: int) -> str:
     it (``[n]``; the program writes a part's marks at its end) restate best, by shared
     :func:`assistant.textnorm.light_terms`, in their order in the source, joined by « […] »,
     within ``limit`` characters, none sharing under half the best one's terms; the start of
-    the source text when no line shares a term. The
-    demo's first answer (« Le quorum du conseil municipal est de quatorze membres [1]. ») had
-    its source shown as « […] Article 10 – Présidence Le maire… », the passage's start, and
-    not the line that says « soit quatorze conseillers ».
+    the source text when no line shares a term. The demo's first answer (« Le quorum du
+    conseil municipal est de quatorze membres [1]. ») had its source shown as « […] Article
+    10 – Présidence Le maire… », the passage's start, and not the line that says « soit
+    quatorze conseillers ».
 
     ``citation.text``: the evidence shown to the model, a sentence a line, gaps as « […] »
     (:func:`assistant.evidence.render_lines`). Returns one line of text."""
