@@ -574,7 +574,6 @@ def quoted_part(n: int, text: str, article: str, form: str) -> Part:
 
 # A part that already names a code article (« l'article L. 2131-6 », « L2121-17 »).
 _NAMES_ARTICLE = re.compile(r"\b[LRD]\.?\s?\d{3,4}-\d")
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-ZÀ-Ý«])")
 # A sentence of the part and a line of its cited evidence are the same statement when they
 # share at least this many terms, and this share of the shorter one's terms.
 BASIS_MIN_TERMS = 3
@@ -610,7 +609,7 @@ def with_legal_basis(text: str, evidence: Sequence[tuple[str, str, str]]) -> str
     evidence belongs to, writes it."""
     if _NAMES_ARTICLE.search(text):
         return text
-    sentences = _SENTENCE_BREAK.split(text.strip())
+    sentences = _SENTENCES.split(text.strip())
     line_terms = [set(light_terms(line)) for line, _, _ in evidence]
     # Terms on most of the evidence's lines (« conseil municipal » in the code's chapter on
     # the council) say nothing of which line a sentence restates: Q01's « Le quorum du
