@@ -33,12 +33,15 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from assistant.errors import AssistantError, DraftingError
 from assistant.evidence import (
     Line,
+    Reference,
     asked_kinds,
+    best_references,
     clean_lines,
     evidence_query,
     figure_words,
     key_sentence,
     questions_of,
+    references_of,
     share_evidence,
 )
 from assistant.llm import ChatModel, GenerationStats, Message
@@ -69,6 +72,7 @@ from assistant.structure import (
     is_legal_text,
     parse_partial,
     quoted_part,
+    reference_visa,
     render,
     schema_for,
     strip_article_head,
@@ -99,6 +103,8 @@ log = logging.getLogger(__name__)
 MIN_SOURCE_TOKENS = 60
 # Merged passages (one a document page) whose sentences compete for the evidence's room.
 MAX_EVIDENCE_SOURCES = 5
+# Chunks each side of a hit read for its document's « Références » (a fiche has a few).
+DOCUMENT_SPAN = 200
 # Without a budget (settings.context_budget = 0): the naive context, this many whole passages.
 NAIVE_TOP_K = 5
 # Tokens kept free in the context window besides the answer (chat-template markup).
@@ -1186,7 +1192,21 @@ class DraftingService:
         ]
         legal = [k for k, h in enumerate(hits) if h.metadata.get("doc_type") == LEGAL_DOC_TYPE]
         required = legal[:1] if legal_basis else []
-        texts = share_evidence(passages, query, room, self._count, overheads, required)
+        # An act or a note with no code article among its passages: the code articles its
+        # first shown fiche names as its basis, as that source's last line (the visa is
+        # written from it, :func:`assistant.structure.reference_visa`). Its room is kept
+        # before the sentences share the rest.
+        references: dict[int, str] = {}
+        if legal_basis and not legal:
+            for k, hit in enumerate(hits):
+                if refs := self._references(hit):
+                    references[k] = best_references(refs, query)[0].line()
+        reserve = max((self._count(r) + 1 for r in references.values()), default=0)
+        texts = share_evidence(passages, query, room - reserve, self._count, overheads, required)
+        for k, text in enumerate(texts):
+            if text and k in references:
+                texts[k] = f"{text}\n{references[k]}"
+                break
         found = key_sentence(passages, texts, query, QUOTE_MAX_WORDS)
         chosen: list[Citation] = []
         key: tuple[int, Line] | None = None
@@ -1202,6 +1222,24 @@ class DraftingService:
             if found and found[0] == k:
                 key = (n, found[1])
         return chosen, key, lines
+
+    def _references(self, hit: Hit) -> list[Reference]:
+        """The code articles the document of ``hit`` names in its « Références » section
+        (:func:`assistant.evidence.references_of`), read from all of its chunks; ``[]`` for a
+        legal text itself, or with an index that cannot give a document's chunks (a remote
+        one)."""
+        if hit.metadata.get("doc_type") == LEGAL_DOC_TYPE:
+            return []
+        fetch = getattr(getattr(self.retriever, "index", None), "neighbours", None)
+        centre = hit.metadata.get("chunk_index")
+        if fetch is None or not isinstance(centre, int):
+            return references_of(hit.text)
+        try:
+            chunks = fetch(hit.collection, hit.source, centre, DOCUMENT_SPAN)
+        except Exception:  # the references are a bonus: without them, the visa to complete
+            return references_of(hit.text)
+        found = [r for c in chunks for r in references_of(f"{c.heading}\n{c.text}")]
+        return list(dict.fromkeys(found))
 
     def _select_whole(self, hits: Sequence[Hit], warnings: list[str]) -> list[Citation]:
         """The first ``NAIVE_TOP_K`` passages whole; the caller drops what overflows the
@@ -1589,6 +1627,14 @@ class DraftingService:
             for c in plan.sources:
                 line = visa_line(c.title, c.text, c.n) if is_legal_text(c.title, c.source) else ""
                 if line:
+                    return [line]
+            # No legal text shown: the code articles a cited fiche names as its basis (H06's
+            # arrêté on the presentation of household waste read « Vu [À COMPLÉTER] » with
+            # F31960 « Code général des collectivités territoriales : articles L2224-13 à
+            # L2224-17-1 » in the evidence). The parts' sources first, then any shown.
+            cited = [n for p in structure.parts() for n in p.sources]
+            for n in dict.fromkeys([*cited, *by_n]):
+                if n in by_n and (line := reference_visa(by_n[n].text, n)):
                     return [line]
             return ["Vu [À COMPLÉTER : texte visé] ;"]
         return lines

@@ -664,6 +664,89 @@ def _cut_line(
     return " ".join(words) + " […]" if words else ""
 
 
+# --- the legal texts a fiche rests on -------------------------------------------------------
+
+# A line of a fiche's « Références » section that names a code's articles: « - Code général des
+# collectivités territoriales : articles L2224-13 à L2224-17-1 — Collecte des déchets
+# (http://…) » (service-public.fr's layout). Laws and circulars are written otherwise and left out.
+_REFERENCE = re.compile(
+    r"^\s*[-*•]?\s*(?P<code>Code\b[^:\n]{3,120}?)\s*:\s*"
+    r"(?P<articles>articles?\s+[^—\n(]*?\d[^—\n(]*?)\s*(?:—\s*(?P<topic>[^\n(]+?))?\s*"
+    r"(?:\(https?://[^)\s]*\)\s*)?$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_REFERENCES_HEADING = re.compile(r"r[ée]f[ée]rences?\b|textes? de r[ée]f[ée]rence", re.I)
+# What the evidence shows of a reference, as its source's last line (and what a visa is read
+# back from, :func:`assistant.structure.reference_visa`).
+REFERENCE_LEAD = "Texte de référence : "
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A code's articles that a fiche names as its legal basis.
+
+    ``code``: « Code général des collectivités territoriales »; ``articles``: « articles
+    L2224-13 à L2224-17-1 » as the fiche writes them; ``topic``: what the fiche says they are
+    about (« Pouvoirs du maire en matière de bruit »), or ``""``."""
+
+    code: str
+    articles: str
+    topic: str = ""
+
+    def line(self) -> str:
+        """The reference as the evidence shows it: « Texte de référence : Code général des
+        collectivités territoriales, articles L2212-1 à L2212-5-1 (pouvoirs du maire en
+        matière de bruit). »"""
+        topic = f" ({self.topic[0].lower()}{self.topic[1:]})" if self.topic else ""
+        return f"{REFERENCE_LEAD}{self.code}, {self.articles}{topic}."
+
+
+def references_of(text: str) -> list[Reference]:
+    """The code references of a fiche's « Références » section in ``text`` (a chunk or a whole
+    document), in order, once each. A passage with no such section gives ``[]``: only lines
+    under a heading of :data:`_NOISE_SECTION`'s references (or a chunk that opens with it)
+    count, so that a sentence of a rule citing a code is not taken for the fiche's basis."""
+    out: list[Reference] = []
+    inside = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        bare = line.lstrip("#").strip()
+        item = bare.startswith(("-", "*", "•"))
+        if line.startswith("#") or (bare and not item and ":" not in bare):
+            inside = bool(_REFERENCES_HEADING.match(bare))
+            continue
+        if not inside:
+            continue
+        m = _REFERENCE.match(line)
+        if m:
+            ref = Reference(
+                " ".join(m.group("code").split()),
+                " ".join(m.group("articles").split()),
+                " ".join((m.group("topic") or "").split()),
+            )
+            if ref not in out:
+                out.append(ref)
+    return out
+
+
+# A topic naming what the articles leave out (« Travaux ne nécessitant pas de déclaration
+# préalable »): it shares the request's words, and is the one reference not to cite for it.
+_NEGATED = re.compile(r"\bne\b.*\bpas\b|\bnon\b|\bsans\b|\bexceptions?\b", re.IGNORECASE)
+
+
+def best_references(refs: Sequence[Reference], query: str, limit: int = 1) -> list[Reference]:
+    """At most ``limit`` of ``refs`` for ``query``: those whose topic and code share the most of
+    its terms, best first (ties: the fiche's order), but for a topic that names what the
+    articles leave out (:data:`_NEGATED`); the fiche's first reference when none qualifies
+    (service-public.fr lists the main legal basis first)."""
+    terms = set(light_terms(query))
+    scored = sorted(
+        ((-len(terms & set(light_terms(f"{r.code} {r.topic}"))), i) for i, r in enumerate(refs))
+    )
+    picked = [refs[i] for s, i in scored if s < 0 and not _NEGATED.search(refs[i].topic)]
+    return picked[:limit] or list(refs[:1])
+
+
 # --- a resident's letter -------------------------------------------------------------------------
 
 _ASK = re.compile(

@@ -715,6 +715,34 @@ def is_legal_text(title: str, source: str = "") -> bool:
     )
 
 
+# The reference line the evidence gives a fiche (:meth:`assistant.evidence.Reference.line`).
+_REFERENCE_LINE = re.compile(
+    r"^Texte de référence : (?P<code>Code\b[^,\n]+), (?P<articles>articles?\s[^\n(]+?)"
+    r"(?:\s\([^\n]*\))?\.?$",
+    re.MULTILINE,
+)
+_BARE_ARTICLE = re.compile(r"\b([LRD])(\*?)\s?(\d{1,4}(?:-\d+)+)\b")
+
+
+def reference_visa(evidence: str, source_number: int) -> str:
+    """ "Vu le code général des collectivités territoriales, notamment ses articles L. 2224-13
+    à L. 2224-17-1 [2] ;" from the « Texte de référence : … » line of a source's evidence (the
+    legal basis its fiche names, :func:`assistant.evidence.references_of`); "" without one."""
+    m = _REFERENCE_LINE.search(evidence)
+    if not m:
+        return ""
+    code = m.group("code").strip()
+    articles = _BARE_ARTICLE.sub(
+        lambda a: _article_ref(a.group(1), a.group(3)).replace(".", "." + a.group(2), 1),
+        m.group("articles"),
+    )
+    words = articles.split(maxsplit=1)
+    if len(words) < 2:
+        return ""
+    which = "ses articles" if words[0].lower() == "articles" else "son article"
+    return f"Vu le {code[0].lower()}{code[1:]}, notamment {which} {words[1]} [{source_number}] ;"
+
+
 def visa_line(title: str, evidence: str, source_number: int) -> str:
     """ "Vu le code général des collectivités territoriales, notamment ses articles L. 2122-1 et
     L. 2122-2 [1] ;" from a source's title (its first part, before " — " or ":") and the article

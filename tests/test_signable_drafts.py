@@ -836,3 +836,85 @@ def test_a_rule_for_the_other_side_of_the_request_s_threshold_ranks_below_the_ri
     assert [i for _, i in ranked_lines(lines, asked.format("2 000 habitants"))] == [1, 0]
     assert [i for _, i in ranked_lines(lines, asked.format("12 000 habitants"))] == [0, 1]
     assert next(i for _, i in ranked_lines(lines, asked.format("la commune"))) == 0
+
+
+# --- visas from the legal texts a fiche names ----------------------------------------------------
+
+BINS_FICHE = (
+    "Le maire peut imposer des bacs à poubelle spécifiques pour la collecte sélective.\n"
+    "Il fixe par arrêté les conditions de présentation des déchets.\n\n"
+    "## Références\n"
+    "- Code de l'environnement : articles L541-1 à L541-3 — Déchets dangereux non ménagers\n"
+    "- Code général des collectivités territoriales : articles L2224-13 à L2224-17-1 — "
+    "Collecte des déchets ménagers (http://www.legifrance.gouv.fr/affichCode.do?id=1)\n"
+    "- Réponse ministérielle du 3 mars 2015 sur les bacs\n"
+)
+
+
+def test_a_fiche_s_references_are_read_and_the_one_for_the_request_comes_first() -> None:
+    from assistant.evidence import best_references, references_of
+
+    refs = references_of(BINS_FICHE)
+    assert [(r.code, r.articles) for r in refs] == [
+        ("Code de l'environnement", "articles L541-1 à L541-3"),
+        ("Code général des collectivités territoriales", "articles L2224-13 à L2224-17-1"),
+    ]  # the ministerial answer names no code's articles; the URL is not kept
+    assert refs[1].topic == "Collecte des déchets ménagers"
+    query = "arrêté sur la présentation des déchets ménagers à la collecte"
+    assert best_references(refs, query) == [refs[1]]
+    # Nothing shared: the fiche's first reference (its main legal basis).
+    assert best_references(refs, "horaires d'ouverture") == [refs[0]]
+    # A topic naming what the articles leave out is not the basis, whatever it shares.
+    negated = references_of(
+        "## Références\n"
+        "- Code de l'urbanisme : article R*421-2 — Travaux ne nécessitant pas de déclaration "
+        "préalable\n"
+        "- Code de l'urbanisme : article R*421-17 — Travaux sur construction existante\n"
+    )
+    assert best_references(negated, "opposition à une déclaration préalable de travaux") == [
+        negated[1]
+    ]
+    # A rule citing a code, outside a references section, is not the fiche's basis.
+    assert references_of("Code de l'urbanisme : article L421-1 — Permis\n") == []
+
+
+def test_an_act_resting_on_a_fiche_gets_the_visa_its_fiche_names(
+    settings: Settings, templates: Templates
+) -> None:
+    """H06: an arrêté on the presentation of household waste, grounded in a fiche and no code
+    article, read « Vu [À COMPLÉTER : texte visé] ». The fiche's reference for the request is
+    shown as its last evidence line, and the visa is written from it, tied to the fiche."""
+    fiche = make_hit(1, BINS_FICHE, source="sp_F31960.md")
+    fiche.title = "Le maire peut-il imposer l'achat de bacs à poubelle spécifiques ?"
+    reply = json.dumps(
+        {
+            "visas": [],
+            "considerants": [{"sources": [1], "texte": "le maire peut imposer des bacs"}],
+            "articles": [{"sources": [1], "texte": "Les bacs jaunes sont obligatoires."}],
+        },
+        ensure_ascii=False,
+    )
+    model = FakeChatModel(reply)
+    svc = DraftingService(settings, model, FakeRetriever([fiche], 0.3), templates, None)
+    req = DraftRequest(
+        "Arrêté imposant des bacs pour la collecte des déchets ménagers",
+        "arrete",
+        fields={"objet": "Présentation des déchets ménagers à la collecte"},
+    )
+    result = svc.draft(req)
+    prompt = model.prompts[-1][-1]["content"]
+    assert (
+        "Texte de référence : Code général des collectivités territoriales, articles L2224-13 à "
+        "L2224-17-1 (collecte des déchets ménagers)." in prompt
+    )
+    assert "legifrance" not in prompt and "L541-1" not in prompt
+    assert (
+        "Vu le code général des collectivités territoriales, notamment ses articles "
+        "L. 2224-13 à L. 2224-17-1 [1] ;" in result.answer
+    )
+    assert "texte visé" not in result.answer
+    # A letter does not rest on a legal text: its evidence has no reference line.
+    model = FakeChatModel(json.dumps({"paragraphes": [{"sources": [1], "texte": "Oui."}]}))
+    svc = DraftingService(settings, model, FakeRetriever([fiche], 0.3), templates, None)
+    svc.draft(DraftRequest("Répondre sur les bacs", "courrier", fields={"objet": "Bacs"}))
+    assert "Texte de référence" not in model.prompts[-1][-1]["content"]
