@@ -1147,7 +1147,11 @@ class DraftingService:
             warnings=warnings,
             header=render_header(template, request.fields),
             footer=render_footer(template, request.fields),
-            schema=schema_for(template.form, [c.n for c in chosen]) if chosen else None,
+            schema=(
+                schema_for(template.form, [c.n for c in chosen], template.min_paragraphs)
+                if chosen
+                else None
+            ),
             key=key if key and key[0] <= len(chosen) and current_draft is None else None,
             asks_figure=bool(asked_kinds(query)),
             evidence={n: lines for n, lines in evidence.items() if n <= len(chosen)},

@@ -25,6 +25,7 @@ from typing import Any
 
 from assistant.errors import TemplateError
 from assistant.hostile import strip_instructions
+from assistant.structure import MAX_PARAGRAPHS
 
 COMMON_FILE = "_commun.toml"
 
@@ -92,6 +93,9 @@ class Template:
     # evidence then always holds the best passage of the legal texts (doc type "loi") that is
     # relevant itself (see DraftingService._with_legal_basis). TOML key: ``base_legale``.
     legal_basis: bool = False
+    # The fewest paragraphs the model's prose part may have (the schema's ``minItems``). TOML
+    # key: ``paragraphes_min`` (1 to :data:`assistant.structure.MAX_PARAGRAPHS`).
+    min_paragraphs: int = 1
 
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
@@ -315,7 +319,20 @@ def load_template(path: Path) -> Template:
         form=_form(data, path),
         decision=str(data.get("decision", "")).strip(),
         legal_basis=_bool(data, "base_legale", path),
+        min_paragraphs=_min_paragraphs(data, path),
     )
+
+
+def _min_paragraphs(data: Mapping[str, Any], path: Path) -> int:
+    if "paragraphes_min" not in data:
+        return 1
+    value = _int(data, "paragraphes_min", path, 1)
+    if value > MAX_PARAGRAPHS:
+        raise TemplateError(
+            f"Dans {path}, « paragraphes_min » vaut {value} : au plus {MAX_PARAGRAPHS}. "
+            "Corrigez la valeur."
+        )
+    return value
 
 
 def load_common(path: Path) -> CommonText:

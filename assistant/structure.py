@@ -61,9 +61,10 @@ def _parts(numbers: Sequence[int], min_sources: int, lo: int, hi: int) -> dict[s
     }
 
 
-def schema_for(form: str, numbers: Sequence[int]) -> dict[str, Any]:
+def schema_for(form: str, numbers: Sequence[int], min_paragraphs: int = 1) -> dict[str, Any]:
     """The JSON schema of the model's part for a template form (``acte`` or anything else,
-    which is prose) and the source numbers it may cite."""
+    which is prose) and the source numbers it may cite; prose has at least ``min_paragraphs``
+    paragraphs (at most :data:`MAX_PARAGRAPHS`)."""
     if form == "acte":
         return {
             "type": "object",
@@ -82,7 +83,9 @@ def schema_for(form: str, numbers: Sequence[int]) -> dict[str, Any]:
         }
     return {
         "type": "object",
-        "properties": {"paragraphes": _parts(numbers, 1, 1, MAX_PARAGRAPHS)},
+        "properties": {
+            "paragraphes": _parts(numbers, 1, min(min_paragraphs, MAX_PARAGRAPHS), MAX_PARAGRAPHS)
+        },
         "required": ["paragraphes"],
         "additionalProperties": False,
     }

@@ -140,6 +140,30 @@ def test_acts_and_notes_rest_on_a_legal_text_and_a_wrong_value_is_refused(
         load_template(bad)
 
 
+def test_a_note_is_held_to_two_paragraphs_by_its_grammar(
+    templates: Templates, tmp_path: Path
+) -> None:
+    """Every note of the eighth to eleventh passes came out as one paragraph: the rule, without
+    its conditions or delays. ``paragraphes_min`` makes the schema (hence the grammar) ask for
+    two; other prose keeps one, and a value the schema cannot honour is refused."""
+    from assistant.structure import MAX_PARAGRAPHS, schema_for
+
+    note, courrier = templates.get("note"), templates.get("courrier")
+    assert (note.min_paragraphs, courrier.min_paragraphs) == (2, 1)
+    schema = schema_for(note.form, [1, 2], note.min_paragraphs)
+    assert schema["properties"]["paragraphes"]["minItems"] == 2
+    assert schema_for(courrier.form, [1])["properties"]["paragraphes"]["minItems"] == 1
+    source = (PROMPTS / "note.toml").read_text(encoding="utf-8")
+    bad = tmp_path / "note.toml"
+    too_many = f"paragraphes_min = {MAX_PARAGRAPHS + 1}"
+    bad.write_text(source.replace("paragraphes_min = 2", too_many), encoding="utf-8")
+    with pytest.raises(TemplateError, match="paragraphes_min"):
+        load_template(bad)
+    bad.write_text(source.replace("paragraphes_min = 2", "paragraphes_min = 0"), encoding="utf-8")
+    with pytest.raises(TemplateError, match="paragraphes_min"):
+        load_template(bad)
+
+
 def test_unknown_type_and_field_are_refused_with_the_choices(templates: Templates) -> None:
     with pytest.raises(TemplateError, match="courrier"):
         templates.get("lettre")
