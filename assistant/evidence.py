@@ -26,7 +26,12 @@ _NOISE_LINE = re.compile(
     r"^\s*(?:source\s*:|résumé\s*:|auteur\s*:|vérifié le|mis à jour|modifi(?:é|ed)\b|"
     r"direction de l'information légale|voir aussi|textes? de référence|services? en ligne|"
     r"pour en savoir plus|sommaire|imprimer|partager|accueil\s*[>›]|---+|\|?\s*-{3,}|"
-    r"\[?cerfa|formulaire\s*$)",
+    r"\[?cerfa|formulaire\s*$|"
+    # The stamp of an act sent to the prefecture through @ctes, printed on the deliberation's
+    # first page: « Acte Certifié exécutoire » stood alone as N02's evidence for « exécutoire »
+    # and the note wrote it as a paragraph.
+    r"acte certifi[ée] ex[ée]cutoire|envoi pr[ée]fecture|r[ée]ception en pr[ée]fecture|"
+    r"accus[ée] de r[ée]ception\s*[–-]\s*minist[èe]re)",
     re.IGNORECASE,
 )
 # Sections of a fiche that list references, links or online services, not rules.

@@ -230,6 +230,16 @@ def test_evidence_is_clean_sentences_bearing_on_the_request() -> None:
     assert any(t.endswith("suivants :") for t in kept)  # the introduction of a kept item
     (out,) = share_evidence([clean_lines(CGCT)], "nombre des adjoints", 200, len_tokens)
     assert out.startswith("Article L2122-2 : Le conseil municipal détermine")
+    # The @ctes stamp of a deliberation's first page is not a sentence of the act.
+    stamp = (
+        "Accusé de réception – Ministère de l'intérieur\n\nActe Certifié exécutoire\n"
+        "Envoi Préfecture :\nRéception en Préfecture :\n20/02/2014\n"
+        "Le règlement intérieur est exécutoire dès sa transmission."
+    )
+    assert [line.text for line in clean_lines(stamp)] == [
+        "20/02/2014",
+        "Le règlement intérieur est exécutoire dès sa transmission.",
+    ]
 
 
 def test_a_letter_is_read_for_its_questions() -> None:
