@@ -372,7 +372,19 @@ def merge_passages(hits: Sequence[Hit]) -> list[Hit]:
             # A chunk opens with its section's title as a plain line: marked as a title, so
             # that the evidence counts its words for the lines under it and does not show it.
             titled = first and h.heading and h.heading.strip().endswith(first)
-            if titled and len(first) < 120 and not _HEADING_ARTICLE.match(first):
+            path = (h.heading or "").strip()
+            if (
+                " > " in path
+                and h.metadata.get("doc_type") != LEGAL_DOC_TYPE
+                and not _HEADING_ARTICLE.search(path)
+            ):
+                # A fiche's section under its case (« Vous avez une lettre de radiation >
+                # Recours »): the whole path is the lines' title, so that the case's words
+                # count for them. K14's « radié » reply was given the « lettre de refus »
+                # case's delays, whose lines share as many words with the request.
+                body = (text.split("\n", 1)[1] if "\n" in text else "") if titled else text
+                text = f"### {path}\n{body}" if body else f"### {path}"
+            elif titled and len(first) < 120 and not _HEADING_ARTICLE.match(first):
                 text = "### " + text
             # A chunk cut inside a code article keeps its number (its heading holds it): without
             # it, its lines would take the previous chunk's article once joined.

@@ -116,7 +116,7 @@ def clean_lines(text: str, heading: str = "", title: str = "") -> list[Line]:
     if m:
         article = m.group(0)
     out: list[Line] = []
-    emitted: set[tuple[str, str]] = set()
+    emitted: set[tuple[str, str, str]] = set()
     section = ""
     title_key = fold(title) if title.strip() else ""
     for raw in _unwrap(text.splitlines()):
@@ -167,7 +167,10 @@ def clean_lines(text: str, heading: str = "", title: str = "") -> list[Line]:
         pieces = [line] if bullet else _SENTENCE.split(line)
         for piece in pieces:
             piece = piece.strip()
-            key = (article, fold(piece))
+            # Once per article and section: a fiche's cases repeat their steps word for word
+            # (« Vous avez une lettre de refus » / « … de radiation »), and the copy under the
+            # request's case is the one whose section words count.
+            key = (article, fold(section), fold(piece))
             if len(piece) >= 3 and key not in emitted:
                 emitted.add(key)
                 out.append(Line(piece, article, bullet, piece.rstrip().endswith(":"), section))
@@ -534,6 +537,8 @@ def share_evidence(
     for _, k, i in candidates:
         if picked[k] >= MAX_LINES_PER_SOURCE or i in keep[k]:
             continue
+        if any(fold(sets[k][j].text) == fold(sets[k][i].text) for j in keep[k]):
+            continue  # the same step under another case of the fiche, already shown
         if attempt(k, readable(sets[k], i, firsts[k])):
             picked[k] += 1
     for k in range(n):  # retrieved by meaning: its first lines, if room remains

@@ -1011,3 +1011,37 @@ def test_a_figure_counts_something_three_days_do_not_back_three_members() -> Non
     ]
     years = "Concession accordée pour une durée de 15 années."
     assert check_paragraph("Elle dure 15 ans [1].", [years], [years], []) == []
+
+
+def test_a_fiche_s_case_counts_for_the_steps_repeated_under_it() -> None:
+    """A service-public fiche repeats its steps under each case (« Vous avez une lettre de
+    refus » / « Vous avez une lettre de radiation »). K14, a resident struck off the rolls, was
+    given the refusal case's lines: the copies under « radiation » had been dropped as
+    duplicates, and the case's words counted for no line. Now each chunk's heading path is
+    its lines' title, a step is kept once per case, and the copy under the request's case is
+    shown, once."""
+    from assistant.drafting import merge_passages
+    from assistant.evidence import clean_lines, ranked_lines, share_evidence
+
+    step = (
+        "Vous devez contester la décision du maire devant la commission de contrôle.\n"
+        "Le recours est formé dans un délai de 5 jours."
+    )
+    refusal = make_hit(1, f"Recours\nLe refus est notifié.\n{step}", source="sp_F34809.md")
+    refusal.heading = "Vous avez une lettre de refus > Recours"
+    strike = make_hit(2, f"Recours\nL'électeur radié est prévenu.\n{step}", source="sp_F34809.md")
+    strike.heading = "Vous avez une lettre de radiation > Recours"
+    strike.metadata["chunk_index"] = 5
+    (merged,) = merge_passages([refusal, strike])
+    lines = clean_lines(merged.text, merged.metadata["lead_heading"], merged.title)
+    assert [line.section for line in lines] == [refusal.heading] * 3 + [strike.heading] * 3
+    query = "M. Lambert, radié de la liste électorale, veut contester sa radiation : délai"
+    (shown,) = share_evidence([lines], query, 400, lambda t: len(t.split()))
+    assert shown.count("délai de 5 jours") == 1 and shown.count("commission de contrôle") == 1
+    top = ranked_lines(lines, query)[0][1]
+    assert lines[top].section == strike.heading  # the radiation case's copy comes first
+    # A code's heading path is not a title: its lines keep their article.
+    code = make_hit(3, "Le maire convoque le conseil.", source="cgct.md")
+    code.heading = "CHAPITRE II : Le maire > Article L2122-8"
+    code.metadata["doc_type"] = "loi"
+    assert not merge_passages([code])[0].text.startswith("###")
