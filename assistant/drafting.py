@@ -74,6 +74,7 @@ from assistant.structure import (
     quoted_part,
     reference_visa,
     render,
+    restated_instruction,
     schema_for,
     strip_article_head,
     structure_of,
@@ -1699,6 +1700,16 @@ class DraftingService:
                 basis = [line for n in part.sources for line in plan.evidence.get(n, [])]
                 part.text = with_legal_basis(part.text, basis)
             issues = check_paragraph(part.text, cited_texts, shown, agent)
+            restated = (
+                restated_instruction(part.text, [request.request, *request.fields.values()])
+                if structure.form != "acte"
+                else ""
+            )
+            if restated:
+                start = " ".join(restated.split()[:4])
+                issues.append(
+                    Issue("demande", f"« {start}… » reprend la consigne de la demande : à réécrire")
+                )
             if key_added is not None and plan.key is not None and part is not key_added:
                 flagged = {i.value for i in issues}
                 issues += [i for i in against_key(part.text, plan.key) if i.value not in flagged]

@@ -408,6 +408,47 @@ def _repeats(text: str, earlier: Sequence[set[str]]) -> int | None:
     return None
 
 
+# --- the agent's instruction given back as the letter's words -----------------------------------
+
+# The verbs an agent's request gives its instruction with, in the infinitive (« Répondre au
+# notaire… : indiquer le délai… », « rappeler les conditions… »).
+_INSTRUCTION = re.compile(
+    r"\b(indiquer|rappeler|pr[ée]ciser|expliquer|informer|r[ée]pondre|pr[ée]parer|r[ée]diger|"
+    r"signaler|transmettre|communiquer)\b",
+    re.IGNORECASE,
+)
+# A sentence whose terms come from the agent's text at least this much restates it.
+RESTATED_SHARE = 0.8
+RESTATED_MIN_TERMS = 4
+
+
+def restated_instruction(text: str, agent: Sequence[str]) -> str:
+    """The sentence of ``text`` that gives the agent's instruction back as the letter's own
+    words, or ``""``: a sentence holding, in the infinitive, an instruction verb of the agent's
+    text (``agent``: the request and fields), with at least :data:`RESTATED_MIN_TERMS` terms,
+    :data:`RESTATED_SHARE` of them the agent's, and no figure. H02, to the notary, opened « Le
+    notaire doit indiquer le délai dont dispose la commune pour exercer son droit de
+    préemption. » from « …: indiquer le délai dont dispose la commune… »; the letter of issue
+    10 asked its recipient « de rappeler les conditions d'attribution ». An author's own « Je
+    vous informe que… » (conjugated) is the letter's purpose, not a restatement."""
+    asked = " ".join(agent)
+    verbs = {m.group(1).lower() for m in _INSTRUCTION.finditer(asked)}
+    if not verbs:
+        return ""
+    theirs = _terms(asked)
+    for sentence in _SENTENCES.split(text.strip()):
+        used = {m.group(1).lower() for m in _INSTRUCTION.finditer(sentence)}
+        terms = _terms(sentence)
+        if (
+            used & verbs
+            and len(terms) >= RESTATED_MIN_TERMS
+            and len(terms & theirs) >= RESTATED_SHARE * len(terms)
+            and not figures(sentence)
+        ):
+            return sentence
+    return ""
+
+
 # Fewer words than this and a considérant is not a motive (see drop_repeats).
 MIN_MOTIVE_WORDS = 5
 

@@ -124,8 +124,10 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 @dataclass(frozen=True)
 class Issue:
-    """One failed check: ``kind`` is ``chiffre``, ``coordonnee`` or ``copie``; ``detail`` is the
-    French reason shown to the agent (inside the « à vérifier » mark)."""
+    """One failed check: ``kind`` is ``chiffre``, ``coordonnee``, ``copie``, ``sources`` or
+    ``demande`` (the agent's instruction restated,
+    :func:`assistant.structure.restated_instruction`); ``detail`` is the French reason shown to
+    the agent (inside the « à vérifier » mark)."""
 
     kind: str
     detail: str

@@ -1045,3 +1045,42 @@ def test_a_fiche_s_case_counts_for_the_steps_repeated_under_it() -> None:
     code.heading = "CHAPITRE II : Le maire > Article L2122-8"
     code.metadata["doc_type"] = "loi"
     assert not merge_passages([code])[0].text.startswith("###")
+
+
+def test_the_agent_s_instruction_given_back_as_the_letter_s_words_is_marked(
+    settings: Settings, templates: Templates
+) -> None:
+    """H02 opened its letter to the notary with the agent's instruction turned into the
+    notary's duty; issue 10's letter asked its recipient « de rappeler les conditions ». Such a
+    sentence is marked to be rewritten; the author's own « Je vous informe que… » is not."""
+    from assistant.structure import restated_instruction
+
+    request = (
+        "Répondre au notaire qui a adressé la déclaration de cession d'un fonds de commerce : "
+        "indiquer le délai dont dispose la commune pour exercer son droit de préemption."
+    )
+    restated = "Le notaire doit indiquer le délai dont dispose la commune pour exercer son droit."
+    assert restated_instruction(f"{restated} Ce délai est de 2 mois.", [request]) == restated
+    told = (
+        "Informer Mme Alves que le maire a saisi le procureur de la République au sujet de "
+        "leur dossier de mariage."
+    )
+    mine = "Je vous informe que le maire a saisi le procureur de la République de votre dossier."
+    assert restated_instruction(mine, [told]) == ""
+    # Words that are not mostly the agent's, whatever the verb, are the letter's own.
+    assert not restated_instruction("Il faut indiquer le délai de 2 mois de la commune.", [request])
+    assert not restated_instruction(
+        "Vous devez indiquer vos nom, prénoms et date de naissance au greffe.", [request]
+    )
+    # Through the service: the mark is in the draft, counted with the checks.
+    hit = make_hit(1, "La commune dispose de 2 mois pour exercer son droit de préemption.")
+    reply = json.dumps(
+        {"paragraphes": [{"sources": [1], "texte": f"{restated} Ce délai est de 2 mois."}]},
+        ensure_ascii=False,
+    )
+    svc = DraftingService(
+        settings, FakeChatModel(reply), FakeRetriever([hit], 0.3), templates, None
+    )
+    draft = svc.draft(DraftRequest(request, "courrier", fields={"destinataire": "Maître Dubois"}))
+    assert "reprend la consigne de la demande : à réécrire" in draft.answer
+    assert any(c["type"] == "demande" for c in draft.checks)
