@@ -714,8 +714,9 @@ class Reference:
 def references_of(text: str) -> list[Reference]:
     """The code references of a fiche's « Références » section in ``text`` (a chunk or a whole
     document), in order, once each. A passage with no such section gives ``[]``: only lines
-    under a heading of :data:`_NOISE_SECTION`'s references (or a chunk that opens with it)
-    count, so that a sentence of a rule citing a code is not taken for the fiche's basis."""
+    under a « Références » or « Textes de référence » heading (a Markdown title, or a chunk's
+    first line) count, so that a sentence of a rule citing a code is not taken for the fiche's
+    basis."""
     out: list[Reference] = []
     inside = False
     for raw in text.splitlines():
