@@ -469,7 +469,10 @@ def against_key(text: str, key: tuple[int, Line]) -> list[Issue]:
     # Words, not numbers: D04's « la subvention de 75 000 € est soumise au code » shared
     # « subvention » and « 000 » with « Lorsque la subvention dépasse 23 000 €… » and was
     # marked, though 75 000 € is the subsidy its source grants, not the threshold.
-    theirs_terms = {t for t in light_terms(line.text) if t.isalpha()}
+    # Nor the figure's unit: K14's « pourvoi en cassation … dans un délai de 10 jours » shared
+    # only « décision » and « jours » with the registration case's « dans les 7 jours », and
+    # its right « 10 jours » was marked.
+    theirs_terms = {t for t in light_terms(line.text) if t.isalpha()} - _UNIT_TERMS
     issues: list[Issue] = []
     # Sentence by sentence: the demo's « Pour une location de la vaisselle (par couvert), le
     # coût est de 1,20 € » was marked against « Dépôt de garantie : 800 € » because another
@@ -484,6 +487,11 @@ def against_key(text: str, key: tuple[int, Line]) -> list[Issue]:
     return issues
 
 
+# The units a figure is counted in: words a part shares with the key sentence because both hold
+# a figure, not because they state the same thing.
+_UNIT_TERMS = frozenset(
+    light_terms("jour jours mois an ans année années semaine semaines heure heures euro euros")
+)
 # Sentence ends within a part, for :func:`against_key` (a decimal comma or « 1,20 € » is no end).
 _SENTENCES_OF_PART = re.compile(r"(?<=[.!?;])\s+(?=[A-ZÀ-Ý«])")
 

@@ -224,6 +224,17 @@ def test_a_figure_the_key_sentence_contradicts_is_marked() -> None:
         "500 €"
     ]
     assert differing_figures("Un délai de 3 mois.", "Dans les 2 mois.") == [("3 mois", "2 mois")]
+    # The unit is no shared subject either (K14: the cassation appeal's « 10 jours » against
+    # the registration's « 7 jours », sharing « décision » and « jours »).
+    registration = (
+        1,
+        Line("Le maire doit vous envoyer dans les 7 jours un courrier sur sa décision."),
+    )
+    appeal = "Vous pouvez former un pourvoi contre la décision dans un délai de 10 jours."
+    assert against_key(appeal, registration) == []
+    assert [
+        i.value for i in against_key("Le maire envoie son courrier sous 5 jours.", registration)
+    ] == ["5 jours"]
 
 
 def test_a_drafted_answer_with_the_wrong_amount_is_marked_and_gets_the_right_one(
