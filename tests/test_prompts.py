@@ -145,14 +145,15 @@ def test_a_note_is_held_to_two_paragraphs_by_its_grammar(
 ) -> None:
     """Every note of the eighth to eleventh passes came out as one paragraph: the rule, without
     its conditions or delays. ``paragraphes_min`` makes the schema (hence the grammar) ask for
-    two; other prose keeps one, and a value the schema cannot honour is refused."""
+    two (and a courrier, whose instructions ask for two); other prose keeps one, and a value
+    the schema cannot honour is refused."""
     from assistant.structure import MAX_PARAGRAPHS, schema_for
 
-    note, courrier = templates.get("note"), templates.get("courrier")
-    assert (note.min_paragraphs, courrier.min_paragraphs) == (2, 1)
+    note, courrier, question = (templates.get(n) for n in ("note", "courrier", "question"))
+    assert (note.min_paragraphs, courrier.min_paragraphs, question.min_paragraphs) == (2, 2, 1)
     schema = schema_for(note.form, [1, 2], note.min_paragraphs)
     assert schema["properties"]["paragraphes"]["minItems"] == 2
-    assert schema_for(courrier.form, [1])["properties"]["paragraphes"]["minItems"] == 1
+    assert schema_for(question.form, [1])["properties"]["paragraphes"]["minItems"] == 1
     source = (PROMPTS / "note.toml").read_text(encoding="utf-8")
     bad = tmp_path / "note.toml"
     too_many = f"paragraphes_min = {MAX_PARAGRAPHS + 1}"
