@@ -65,6 +65,7 @@ from assistant.structure import (
     Structure,
     address_reader,
     considerant_line,
+    contrary_decision,
     drop_asked,
     drop_repeats,
     drop_title_questions,
@@ -1718,6 +1719,12 @@ class DraftingService:
                 issues.append(
                     Issue("demande", f"« {start}… » reprend la consigne de la demande : à réécrire")
                 )
+            if structure.articles and part is structure.articles[0]:
+                topic = request.fields.get("objet", "")
+                if word := contrary_decision(part.text, [request.request, topic]):
+                    issues.append(
+                        Issue("decision", f"« {word} » : la demande décide l'inverse ; à corriger")
+                    )
             if key_added is not None and plan.key is not None and part is not key_added:
                 flagged = {i.value for i in issues}
                 issues += [i for i in against_key(part.text, plan.key) if i.value not in flagged]

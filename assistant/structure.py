@@ -449,6 +449,44 @@ def restated_instruction(text: str, agent: Sequence[str]) -> str:
     return ""
 
 
+# --- the direction of an act's decision ---------------------------------------------------------
+
+# What a request or an article decides: to refuse (« s'opposant à la déclaration », « refus »,
+# « interdisant ») or to grant (« autorisant », « accordant », « approuvant »).
+_REFUSES = re.compile(
+    r"\b(?:s'oppos\w*|oppos\w*|opposition|refus\w*|rejet\w*|rejett\w*|interdi\w*)", re.IGNORECASE
+)
+_GRANTS = re.compile(r"\b(?:autoris\w*|accord\w*|approuv\w*|accept\w*)", re.IGNORECASE)
+# A verb under negation (« n'autorise pas », « ne s'oppose pas ») says the other way.
+_NEGATION = re.compile(r"\b(?:ne|n')\s*(?:\w+\s+){0,2}?$", re.IGNORECASE)
+
+
+def _direction(text: str) -> tuple[str, str] | None:
+    """(« refuse » or « grant », the word) of the first decision verb of ``text`` that is not
+    negated, or None."""
+    found = sorted(
+        [(m.start(), "refuse", m.group(0)) for m in _REFUSES.finditer(text)]
+        + [(m.start(), "grant", m.group(0)) for m in _GRANTS.finditer(text)]
+    )
+    for start, way, word in found:
+        if not _NEGATION.search(text[max(0, start - 20) : start]):
+            return way, word
+    return None
+
+
+def contrary_decision(article: str, agent: Sequence[str]) -> str:
+    """The word by which an act's first article decides the other way from the agent's request,
+    or ``""``: the request refuses (« Arrêté du maire s'opposant à la déclaration préalable… »,
+    objet « Opposition à… ») and the article grants (« Le Maire autorise le remplacement… »,
+    H05's article 1er after its evidence gained a visa line), or the other way round. Only the
+    first decision verb of each counts; a request that does both, or neither, says nothing."""
+    asked = {d[0] for text in agent if (d := _direction(text))}
+    said = _direction(article)
+    if len(asked) != 1 or said is None or said[0] in asked:
+        return ""
+    return said[1]
+
+
 # Fewer words than this and a considérant is not a motive (see drop_repeats).
 MIN_MOTIVE_WORDS = 5
 

@@ -124,10 +124,11 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 @dataclass(frozen=True)
 class Issue:
-    """One failed check: ``kind`` is ``chiffre``, ``coordonnee``, ``copie``, ``sources`` or
+    """One failed check: ``kind`` is ``chiffre``, ``coordonnee``, ``copie``, ``sources``,
     ``demande`` (the agent's instruction restated,
-    :func:`assistant.structure.restated_instruction`); ``detail`` is the French reason shown to
-    the agent (inside the « à vérifier » mark)."""
+    :func:`assistant.structure.restated_instruction`) or ``decision`` (an act deciding the
+    other way, :func:`assistant.structure.contrary_decision`); ``detail`` is the French reason
+    shown to the agent (inside the « à vérifier » mark)."""
 
     kind: str
     detail: str

@@ -1084,3 +1084,45 @@ def test_the_agent_s_instruction_given_back_as_the_letter_s_words_is_marked(
     draft = svc.draft(DraftRequest(request, "courrier", fields={"destinataire": "Maître Dubois"}))
     assert "reprend la consigne de la demande : à réécrire" in draft.answer
     assert any(c["type"] == "demande" for c in draft.checks)
+
+
+def test_an_act_deciding_the_other_way_from_its_request_is_marked(
+    settings: Settings, templates: Templates
+) -> None:
+    """H05: asked for an arrêté opposing a déclaration préalable, the model wrote « Article 1er :
+    Le Maire autorise le remplacement de ses volets… ». The first article's decision is read
+    against the request's; the other way round is marked, a negation or the same way is not."""
+    from assistant.structure import contrary_decision
+
+    opposing = [
+        "Arrêté du maire s'opposant à la déclaration préalable de travaux de M. Girard.",
+        "Opposition à une déclaration préalable de travaux",
+    ]
+    assert contrary_decision("Le Maire autorise le remplacement des volets.", opposing) == (
+        "autorise"
+    )
+    assert contrary_decision("Il est fait opposition à la déclaration préalable.", opposing) == ""
+    assert contrary_decision("Le Maire n'autorise pas le remplacement des volets.", opposing) == ""
+    granting = ["Arrêté du maire autorisant un restaurant à occuper le trottoir."]
+    assert (
+        contrary_decision("La terrasse est autorisée du 1er avril au 30 septembre.", granting) == ""
+    )
+    assert contrary_decision("La demande de terrasse est refusée.", granting) == "refusée"
+    # A request that neither grants nor refuses (a delegation) says nothing.
+    assert contrary_decision("Le maire refuse la délégation.", ["Délégation de signature"]) == ""
+    # Through the service: the mark is in the article, counted with the checks.
+    hit = make_hit(1, "Le maire peut s'opposer à une déclaration préalable non conforme au PLU.")
+    reply = json.dumps(
+        {
+            "visas": [],
+            "considerants": [{"sources": [1], "texte": "les volets ne sont pas conformes au PLU"}],
+            "articles": [{"sources": [1], "texte": "Le Maire autorise le remplacement."}],
+        },
+        ensure_ascii=False,
+    )
+    svc = DraftingService(
+        settings, FakeChatModel(reply), FakeRetriever([hit], 0.3), templates, None
+    )
+    draft = svc.draft(DraftRequest(opposing[0], "arrete", fields={"objet": opposing[1]}))
+    assert "« autorise » : la demande décide l'inverse ; à corriger" in draft.answer
+    assert any(c["type"] == "decision" for c in draft.checks)
