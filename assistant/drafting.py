@@ -384,7 +384,7 @@ def merge_passages(hits: Sequence[Hit]) -> list[Hit]:
                 # Recours »): the whole path is the lines' title, so that the case's words
                 # count for them. K14's « radié » reply was given the « lettre de refus »
                 # case's delays, whose lines share as many words with the request.
-                body = (text.split("\n", 1)[1] if "\n" in text else "") if titled else text
+                body = text.partition("\n")[2] if titled else text
                 text = f"### {path}\n{body}" if body else f"### {path}"
             elif titled and len(first) < 120 and not _HEADING_ARTICLE.match(first):
                 text = "### " + text
@@ -1720,8 +1720,8 @@ class DraftingService:
                     Issue("demande", f"« {start}… » reprend la consigne de la demande : à réécrire")
                 )
             if structure.articles and part is structure.articles[0]:
-                topic = request.fields.get("objet", "")
-                if word := contrary_decision(part.text, [request.request, topic]):
+                topics = [request.fields.get(n, "") for n in TOPIC_FIELDS]
+                if word := contrary_decision(part.text, [request.request, *topics]):
                     issues.append(
                         Issue("decision", f"« {word} » : la demande décide l'inverse ; à corriger")
                     )

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from assistant.evidence import REFERENCE_LEAD
 from assistant.textnorm import lexical_terms, light_terms
 from assistant.verify import figure_keys, figures, supported
 
@@ -598,9 +599,10 @@ def _lower_first(text: str) -> str:
     return text
 
 
-def _article_ref(letter: str, number: str) -> str:
-    """A code article as a clerk writes it: ("l", "2121-8") -> "L. 2121-8"."""
-    return f"{letter.upper()}. {number}"
+def _article_ref(letter: str, number: str, star: str = "") -> str:
+    """A code article as a clerk writes it: ("l", "2121-8") -> "L. 2121-8"; with the star of
+    an article taken by decree in Conseil d'État, ("R", "421-12", "*") -> "R.* 421-12"."""
+    return f"{letter.upper()}.{star} {number}"
 
 
 def considerant_line(text: str, sources: Sequence[int]) -> str:
@@ -799,7 +801,7 @@ def is_legal_text(title: str, source: str = "") -> bool:
 
 # The reference line the evidence gives a fiche (:meth:`assistant.evidence.Reference.line`).
 _REFERENCE_LINE = re.compile(
-    r"^Texte de référence : (?P<code>Code\b[^,\n]+), (?P<articles>articles?\s[^\n(]+?)"
+    rf"^{re.escape(REFERENCE_LEAD)}(?P<code>Code\b[^,\n]+), (?P<articles>articles?\s[^\n(]+?)"
     r"(?:\s\([^\n]*\))?\.?$",
     re.MULTILINE,
 )
@@ -815,8 +817,7 @@ def reference_visa(evidence: str, source_number: int) -> str:
         return ""
     code = m.group("code").strip()
     articles = _BARE_ARTICLE.sub(
-        lambda a: _article_ref(a.group(1), a.group(3)).replace(".", "." + a.group(2), 1),
-        m.group("articles"),
+        lambda a: _article_ref(a.group(1), a.group(3), a.group(2)), m.group("articles")
     )
     words = articles.split(maxsplit=1)
     if len(words) < 2:
