@@ -1170,7 +1170,12 @@ class DraftingService:
             header=render_header(template, request.fields),
             footer=render_footer(template, request.fields),
             schema=(
-                schema_for(template.form, [c.n for c in chosen], template.min_paragraphs)
+                schema_for(
+                    template.form,
+                    [c.n for c in chosen],
+                    template.min_paragraphs,
+                    template.article_openings,
+                )
                 if chosen
                 else None
             ),
@@ -1368,7 +1373,11 @@ class DraftingService:
                 header=previous.header,
                 footer=previous.footer,
                 schema=(
-                    schema_for(template.form, [c.n for c in sources])
+                    schema_for(
+                        template.form,
+                        [c.n for c in sources],
+                        article_openings=template.article_openings,
+                    )
                     if template is not None and sources and previous.structured
                     else None
                 ),
@@ -1492,7 +1501,7 @@ class DraftingService:
         if structured:
             assert data is not None and plan.template is not None
             structure = structure_of(data, _form(plan.template), [c.n for c in plan.sources])
-            structure = drop_repeats(structure)
+            structure = drop_repeats(structure, plan.template.article_openings)
             if not stopped and stats.completion_tokens >= plan.max_tokens:
                 structure, trimmed = drop_unfinished_tail(structure)
                 if trimmed:

@@ -96,6 +96,10 @@ class Template:
     # The fewest paragraphs the model's prose part may have (the schema's ``minItems``). TOML
     # key: ``paragraphes_min`` (1 to :data:`assistant.structure.MAX_PARAGRAPHS`).
     min_paragraphs: int = 1
+    # How each article of an act may open, one of these as written (the grammar enforces it:
+    # :func:`assistant.structure.opening_pattern`); empty: any text. TOML key:
+    # ``articles_ouvertures`` (a list of strings, for ``forme = "acte"``).
+    article_openings: tuple[str, ...] = ()
 
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
@@ -320,7 +324,23 @@ def load_template(path: Path) -> Template:
         decision=str(data.get("decision", "")).strip(),
         legal_basis=_bool(data, "base_legale", path),
         min_paragraphs=_min_paragraphs(data, path),
+        article_openings=_article_openings(data, path),
     )
+
+
+def _article_openings(data: Mapping[str, Any], path: Path) -> tuple[str, ...]:
+    value = data.get("articles_ouvertures", [])
+    if (
+        not isinstance(value, list)
+        or not all(isinstance(v, str) and v.strip() for v in value)
+        or (value and data.get("forme") != "acte")
+    ):
+        raise TemplateError(
+            f"Dans {path}, « articles_ouvertures » doit être une liste de débuts d'article non "
+            f'vides (par exemple ["Le Conseil municipal approuve "]), pour un modèle dont '
+            f'forme = "acte" (trouvé : {value!r}). Corrigez la valeur ou supprimez la ligne.'
+        )
+    return tuple(value)
 
 
 def _min_paragraphs(data: Mapping[str, Any], path: Path) -> int:

@@ -45,7 +45,29 @@ def _sources_schema(numbers: Sequence[int], min_items: int) -> dict[str, Any]:
     }
 
 
-def _parts(numbers: Sequence[int], min_sources: int, lo: int, hi: int) -> dict[str, Any]:
+# A JSON string's characters as the engine's own string grammar allows them (llama.cpp's
+# json-schema-to-grammar: any character but « " », « \\ » and the control characters, or an
+# escape), for a ``pattern`` that must not let the model end or break the string.
+_JSON_CHAR = r'([^"\\\x00-\x1f\x7f]|\\(["\\/bfnrt]|u[0-9a-fA-F]{4}))'
+
+
+def opening_pattern(openings: Sequence[str]) -> str:
+    """A JSON-schema ``pattern`` for a string that opens with one of ``openings`` (as written,
+    then at least one more character): the grammar makes the model start each article of a
+    délibération with a decision (« Le Conseil municipal approuve … »), not with the rule it
+    read (« Le maire peut … »). ``openings`` is never empty."""
+    # Plain groups and escapes only: the engines' pattern converters (llama.cpp's, vLLM's) take
+    # a subset of regular expressions (no « (?: », and « re.escape » escapes spaces).
+    alternatives = "|".join(re.sub(r'([\\^$.|?*+()\[\]{}"])', r"\\\1", o) for o in openings)
+    return f"^({alternatives}){_JSON_CHAR}+$"
+
+
+def _parts(
+    numbers: Sequence[int], min_sources: int, lo: int, hi: int, openings: Sequence[str] = ()
+) -> dict[str, Any]:
+    text: dict[str, Any] = {"type": "string", "minLength": 1}
+    if openings:
+        text = {"type": "string", "pattern": opening_pattern(openings)}
     return {
         "type": "array",
         "minItems": lo,
@@ -54,7 +76,7 @@ def _parts(numbers: Sequence[int], min_sources: int, lo: int, hi: int) -> dict[s
             "type": "object",
             "properties": {
                 "sources": _sources_schema(numbers, min_sources),
-                "texte": {"type": "string", "minLength": 1},
+                "texte": text,
             },
             "required": ["sources", "texte"],
             "additionalProperties": False,
@@ -62,10 +84,16 @@ def _parts(numbers: Sequence[int], min_sources: int, lo: int, hi: int) -> dict[s
     }
 
 
-def schema_for(form: str, numbers: Sequence[int], min_paragraphs: int = 1) -> dict[str, Any]:
+def schema_for(
+    form: str,
+    numbers: Sequence[int],
+    min_paragraphs: int = 1,
+    article_openings: Sequence[str] = (),
+) -> dict[str, Any]:
     """The JSON schema of the model's part for a template form (``acte`` or anything else,
     which is prose) and the source numbers it may cite; prose has at least ``min_paragraphs``
-    paragraphs (at most :data:`MAX_PARAGRAPHS`)."""
+    paragraphs (at most :data:`MAX_PARAGRAPHS`); an act's articles open with one of
+    ``article_openings`` when it is given (:func:`opening_pattern`)."""
     if form == "acte":
         return {
             "type": "object",
@@ -77,7 +105,7 @@ def schema_for(form: str, numbers: Sequence[int], min_paragraphs: int = 1) -> di
                     "maxItems": MAX_VISAS,
                 },
                 "considerants": _parts(numbers, 1, 1, MAX_CONSIDERANTS),
-                "articles": _parts(numbers, 0, 1, MAX_ARTICLES),
+                "articles": _parts(numbers, 0, 1, MAX_ARTICLES, article_openings),
             },
             "required": ["visas", "considerants", "articles"],
             "additionalProperties": False,
@@ -522,19 +550,35 @@ def drop_unfinished_tail(structure: Structure) -> tuple[Structure, bool]:
     return trimmed, True
 
 
-def drop_repeats(structure: Structure) -> Structure:
+def drop_repeats(structure: Structure, openings: Sequence[str] = ()) -> Structure:
     """The structure without the parts that repeat an earlier one: a considérant that restates a
     considérant, an article that restates a considérant or an article, a paragraph that restates
     a paragraph (the small model writes the same sentence from two sources), and inside the
     parts, a sentence said before; and the considérants of fewer than :data:`MIN_MOTIVE_WORDS`
     words. The repeat's sources go to the part it repeats. When every
     article of an act repeated a considérant, one article is left for the agent to write (an
-    act without a decision is not an act)."""
+    act without a decision is not an act).
+
+    An article opening with one of ``openings`` (the template's ``articles_ouvertures``: a
+    decision, « Le Maire refuse … la déclaration préalable… ») is checked against the other
+    articles only: a decision names what its considérants name, and H05's opposition was
+    dropped as a repeat of the considérant stating the request."""
 
     def keep(parts: list[Part], earlier: list[Part]) -> list[Part]:
         kept: list[Part] = []
         said = [_terms(s) for p in earlier for s in _SENTENCES.split(p.text)]
         for part in parts:
+            if openings and part.text.startswith(tuple(openings)):
+                # A decision: against the articles kept before it, not the considérants.
+                target = _repeats(part.text, [_terms(p.text) for p in kept])
+                if target is None:
+                    kept.append(part)
+                    said.append(_terms(part.text))
+                else:
+                    kept[target].sources += [
+                        n for n in part.sources if n not in kept[target].sources
+                    ]
+                continue
             # A sentence said before (in this part or an earlier one) goes; the part keeps
             # what it adds.
             sentences: list[str] = []

@@ -165,6 +165,44 @@ def test_a_note_is_held_to_two_paragraphs_by_its_grammar(
         load_template(bad)
 
 
+def test_a_deliberation_s_articles_open_with_a_decision_by_its_grammar(
+    templates: Templates, tmp_path: Path
+) -> None:
+    """The articles of the eleventh and twelfth passes' délibérations often restated the rule
+    they read (K05 « Les agents … peuvent bénéficier du remboursement… », K06 « Le Maire peut…
+    affecter… »). ``articles_ouvertures`` makes the schema's pattern (hence the grammar) open
+    each article with a decision of the council; a wrong value gets a French message."""
+    import re
+
+    from assistant.structure import opening_pattern, schema_for
+
+    deliberation = templates.get("deliberation")
+    openings = deliberation.article_openings
+    assert "Le Conseil municipal approuve " in openings and "Le Maire est autorisé à " in openings
+    assert not templates.get("note").article_openings
+    schema = schema_for(deliberation.form, [1, 2], article_openings=openings)
+    text = schema["properties"]["articles"]["items"]["properties"]["texte"]
+    considerant = schema["properties"]["considerants"]["items"]["properties"]["texte"]
+    assert text["pattern"] == opening_pattern(openings) and "pattern" not in considerant
+    pattern = re.compile(text["pattern"])
+    assert pattern.match("Le Conseil municipal fixe à 20 le nombre des adjoints au maire.")
+    assert pattern.match('Le Maire est autorisé à signer la convention \\"Été\\" (annexe).')
+    assert not pattern.match("Le maire peut affecter aux groupes d'élus un collaborateur.")
+    assert not pattern.match("Le Conseil municipal fixe ")  # an opening alone is no article
+    assert not pattern.match('Le Conseil municipal fixe le "tarif"')  # a quote would end it
+    source = (PROMPTS / "deliberation.toml").read_text(encoding="utf-8")
+    bad = tmp_path / "deliberation.toml"
+    empty = source.replace("articles_ouvertures = [", 'articles_ouvertures = ["", ')
+    bad.write_text(empty, encoding="utf-8")
+    with pytest.raises(TemplateError, match="articles_ouvertures"):
+        load_template(bad)
+    note = (PROMPTS / "note.toml").read_text(encoding="utf-8")
+    bad = tmp_path / "note.toml"
+    bad.write_text('articles_ouvertures = ["Le maire "]\n' + note, encoding="utf-8")
+    with pytest.raises(TemplateError, match="acte"):
+        load_template(bad)
+
+
 def test_unknown_type_and_field_are_refused_with_the_choices(templates: Templates) -> None:
     with pytest.raises(TemplateError, match="courrier"):
         templates.get("lettre")

@@ -158,6 +158,25 @@ def test_an_act_does_not_repeat_itself() -> None:
     assert [p.sources for p in drop_repeats(prose).paragraphs] == [[1, 2]]
 
 
+def test_a_decision_names_what_its_considerant_names_and_is_kept() -> None:
+    """H05, under the grammar's openings, decided « Le Maire s'oppose à la déclaration
+    préalable… » and the article was dropped as a repeat of the considérant stating the
+    request, leaving « [À COMPLÉTER : décision] ». An article opening with a decision is checked
+    against the other articles only; one repeating another decision still goes."""
+    works = "pour le remplacement de ses volets bois par des volets roulants PVC non conformes"
+    considerant = f"le Maire a reçu une déclaration préalable de travaux {works}"
+    decision = f"Le Maire refuse la déclaration préalable de travaux {works}"
+    act = Structure(
+        "acte",
+        considerants=[Part(considerant, [1])],
+        articles=[Part(decision, [1]), Part(decision + ".", [2])],
+    )
+    openings = ("Le Maire refuse ", "Le Maire autorise ")
+    out = drop_repeats(act, openings)
+    assert [(a.text, a.sources) for a in out.articles] == [(decision, [1, 2])]
+    assert [a.text for a in drop_repeats(act).articles] == ["[À COMPLÉTER : décision]"]
+
+
 def test_a_scrap_of_a_source_is_not_a_considerant() -> None:
     """« Considérant que le Conseil Adopte » (the closing words of another deliberation, seen
     in a draft) is left out; a motive of a sentence stays."""

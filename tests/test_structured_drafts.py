@@ -912,6 +912,35 @@ def test_real_model_under_the_grammar_gives_a_structured_draft(settings: Setting
     assert "{" not in streamed and draft.answer.startswith(draft.header)
 
 
+@pytest.mark.slow
+def test_real_model_writes_a_deliberation_s_articles_as_decisions(settings: Settings) -> None:
+    """The pattern of ``articles_ouvertures`` is a grammar the real engine holds: even a small
+    test model opens every article of a délibération with one of the template's decisions."""
+    from assistant.config import TEST_CHAT_MODEL
+    from assistant.llm import LocalChatModel
+    from tests.conftest import require_model
+
+    require_model(TEST_CHAT_MODEL)
+    small = settings.model_copy(update={"chat_model": TEST_CHAT_MODEL, "max_tokens": 400})
+    model = LocalChatModel(small)
+    hits = [make_hit(1, CGCT, source="textes/cgct_L2122.md")]
+    hits[0].title = CGCT_TITLE
+    templates = load_templates(PROMPTS)
+    svc = DraftingService(small, model, FakeRetriever(hits), templates, None)
+    request = DraftRequest(
+        "Délibération fixant le nombre des adjoints au maire",
+        "deliberation",
+        fields={"objet": "Nombre des adjoints au maire"},
+    )
+    _, draft = run(svc, request)
+    assert draft.structured
+    articles = re.findall(r"^Article \d+(?:er)? : (.*)$", draft.answer, re.MULTILINE)
+    openings = templates.get("deliberation").article_openings
+    written = [a for a in articles if not a.startswith("[À COMPLÉTER")]
+    assert written, draft.answer
+    assert all(a.startswith(openings) for a in written), articles
+
+
 def test_the_server_backend_sends_the_schema_as_response_format(settings: Settings) -> None:
     import httpx
 
