@@ -212,19 +212,29 @@ _BARE_BLANK = re.compile(
     r"\[(?!\s*(?:(?i:à\s+(?:compléter|vérifier))|sic\s*\]))"
     r"\s*((?=[^\]]*[^\W\d_])[^\[\]\d]{2,60}?)\s*\]"
 )
+# The evidence's mark of skipped lines (evidence.render_lines), copied by the model into its
+# prose: « Certificat de concubinage [...]. » (K16). Inside a quotation « … » it is the
+# ordinary elision mark and stays.
+_GAP_MARK = re.compile(r"\s*\[\s*(?:…|\.{2,4})\s*\]")
+_QUOTATION = re.compile(r"(«[^«»]*»)")
 _XX_DATE = re.compile(r"\b(?:XX|JJ)[/.](?:XX|MM)[/.](?:XXXX|AAAA|20XX|\d{4})\b", re.IGNORECASE)
 _DANGLING_ITEM = re.compile(r"(?<=[.!?…»])\s+(?:\d{1,2}[.)]?|[-•–])$")
 
 
 def clean_text(text: Any) -> str:
     """A model string as document text: one line, no prompt delimiters, no ``[n]`` marks (the
-    program writes them from the part's sources), no Markdown emphasis, no braces, its own
+    program writes them from the part's sources), no « […] » of the evidence outside a
+    quotation, no Markdown emphasis, no braces, its own
     blanks (« [date] ») written « [À COMPLÉTER : date] »; empty when no word is left (a
     placeholder « … » copied from the format hint)."""
     if not isinstance(text, str):
         return ""
     text = _DELIMITERS.sub("", text)
     text = _INLINE_CITE.sub("", text)
+    text = "".join(
+        piece if k % 2 else _GAP_MARK.sub("", piece)
+        for k, piece in enumerate(_QUOTATION.split(text))
+    )
     text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
     text = text.replace("**", "").lstrip("#> ")
     # Braces are never document text: JSON debris a small model wrote inside a string.

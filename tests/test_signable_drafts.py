@@ -776,7 +776,7 @@ def test_an_act_whose_model_cites_no_legal_text_has_the_legal_basis_shown_as_vis
         ("le [À COMPLÉTER : lieu]", "le [À COMPLÉTER : lieu]"),  # a mark already
         ("le [à compléter : lieu]", "le [à compléter : lieu]"),
         ("article 2 [sic]", "article 2 [sic]"),
-        ("[…] la suite", "[…] la suite"),  # an ellipsis is not a blank
+        ("« […] la suite »", "« […] la suite »"),  # a quotation's elision is not a blank
     ],
 )
 def test_a_blank_the_model_leaves_is_marked_as_the_program_marks_its_own(

@@ -426,6 +426,22 @@ def test_a_line_break_inside_a_text_value_is_read_and_debris_is_dropped() -> Non
     assert [(p.text, p.sources) for p in structure.paragraphs] == [("Une AOT est due.", [1])]
 
 
+def test_the_evidence_s_gap_mark_is_not_letter_text_but_a_quotation_keeps_its_elision() -> None:
+    """K16's reply read « Certificat de concubinage [...]. La mairie peut refuser… [...] »: the
+    model copied the mark the evidence puts where lines were skipped. Outside a quotation it
+    goes; inside « … » it is the ordinary elision mark."""
+    from assistant.structure import clean_text
+
+    text = clean_text(
+        "Certificat de concubinage [...]. Ces documents n'existent plus. [ … ] Le texte "
+        "prévoit « les pièces […] suivantes » [2]."
+    )
+    assert text == (
+        "Certificat de concubinage. Ces documents n'existent plus. Le texte prévoit "
+        "« les pièces […] suivantes »."
+    )
+
+
 def test_schema_names_only_the_sources_given() -> None:
     schema = schema_for("prose", [1, 2])
     item = schema["properties"]["paragraphes"]["items"]
