@@ -67,6 +67,7 @@ from assistant.structure import (
     considerant_line,
     contrary_decision,
     drop_asked,
+    drop_filler,
     drop_repeats,
     drop_title_questions,
     drop_unfinished_tail,
@@ -1705,7 +1706,7 @@ class DraftingService:
         for index, part in enumerate(structure.parts(), start=1):
             part.text = drop_asked(part.text, asked)
             if structure.form != "acte":
-                part.text = drop_title_questions(part.text, titles)
+                part.text = drop_filler(drop_title_questions(part.text, titles))
                 if reader:
                     part.text = address_reader(part.text, reader)
             # A figure taken from another shown source: that source is cited too.

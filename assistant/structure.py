@@ -264,6 +264,49 @@ def drop_asked(text: str, questions: Sequence[str]) -> str:
     return out if re.search(r"\w", out) else text
 
 
+# The small model's filler around what it has to say (R01, K01, H09 of the twelfth pass): « Pour
+# répondre à votre question, Madame Lefèvre, il est important de comprendre comment… »,
+# « Voici les informations que nous avons recueillies. », « Il est important de noter que X ».
+# A clerk deletes these words; the program does, and keeps what they carried.
+_FILLER_LEAD = re.compile(
+    r"^(?:pour|afin de) (?:répondre|donner suite) à votre (?:question|demande|courrier|lettre)"
+    r"(?:\s*,\s*(?:madame|monsieur)[^,.]{0,40})?\s*,\s*"
+    r"(?:(?:je|nous) (?:peux|pouvons) vous (?:donner|apporter|communiquer) les (?:informations|"
+    r"éléments|précisions) suivant(?:e)?s\s*:\s*)?",
+    re.IGNORECASE,
+)
+_NOTE_THAT = re.compile(
+    r"^il (?:est|convient|faut|importe)(?: à| important| essentiel| utile)?(?: de)? "
+    r"(?:noter|souligner|rappeler|préciser|signaler) que\s+",
+    re.IGNORECASE,
+)
+_EMPTY_SENTENCE = re.compile(
+    r"^(?:il (?:est|semble) (?:important|essentiel|utile|nécessaire) de (?:bien )?comprendre|"
+    r"voici (?:les|des|quelques) (?:informations|éléments|précisions)|"
+    r"(?:je|nous) (?:vais|allons) vous (?:expliquer|présenter|détailler))\b",
+    re.IGNORECASE,
+)
+
+
+def drop_filler(text: str) -> str:
+    """``text`` without the filler a small model writes around its content: a lead-in
+    answering the request in general (« Pour répondre à votre question, Madame X, … », « …, je
+    peux vous donner les informations suivantes : ») goes, and so does « Il est important de
+    noter que » before a statement; a sentence that only announces (« il est important de
+    comprendre… », « Voici les informations… », « Je vais vous expliquer… ») and holds no
+    figure goes whole. ``text`` itself when nothing else would remain."""
+    kept: list[str] = []
+    for sentence in _SENTENCES.split(text):
+        bare = _NOTE_THAT.sub("", _FILLER_LEAD.sub("", sentence.strip()))
+        if not bare or (_EMPTY_SENTENCE.match(bare) and not re.search(r"\d", bare)):
+            continue
+        if bare != sentence.strip():  # a statement's own first letter, inside « » too
+            bare = re.sub(r"^(«\s*)?(\w)", lambda m: (m.group(1) or "") + m.group(2).upper(), bare)
+        kept.append(bare)
+    out = " ".join(kept)
+    return out if re.search(r"\w", out) else text
+
+
 _QUESTION = re.compile(r"[^.!?»]*\?")
 
 

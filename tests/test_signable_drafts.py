@@ -88,6 +88,58 @@ def test_a_letter_opens_and_closes_on_the_recipients_title(templates: Templates)
     assert "Nous vous prions d'agréer, Madame, l'expression" in render_footer(usager, fields)
 
 
+# --- filler -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        (  # K01: the opening sentence announced, the second said
+            "Pour répondre à votre demande, il est important de comprendre les conditions "
+            "d'accès aux concessions. Toute personne peut acquérir une concession.",
+            "Toute personne peut acquérir une concession.",
+        ),
+        (  # H09: a lead-in before the answer
+            "Pour répondre à votre demande, je peux vous donner les informations suivantes : "
+            "vous pouvez vous inscrire jusqu'au 6e vendredi précédant le scrutin.",
+            "Vous pouvez vous inscrire jusqu'au 6e vendredi précédant le scrutin.",
+        ),
+        (  # R01: « Il est important de noter que » before a quotation
+            "Utilisez des timbres fiscaux. Il est important de noter que « le niveau de "
+            "ressources exigé est de 32,50 € par jour ».",
+            "Utilisez des timbres fiscaux. « Le niveau de ressources exigé est de 32,50 € par "
+            "jour ».",
+        ),
+        (  # advice is content, not filler
+            "Il est utile de consulter le règlement intérieur du cimetière.",
+            "Il est utile de consulter le règlement intérieur du cimetière.",
+        ),
+        (  # nothing else to keep: the paragraph stays as written
+            "Voici les informations que nous avons recueillies.",
+            "Voici les informations que nous avons recueillies.",
+        ),
+    ],
+)
+def test_a_letter_s_filler_goes_and_what_it_carried_stays(written: str, shown: str) -> None:
+    """The twelfth pass's letters opened « Pour répondre à votre demande, il est important de
+    comprendre… » (K01, R01): words a clerk deletes before signing."""
+    from assistant.structure import drop_filler
+
+    assert drop_filler(written) == shown
+
+
+def test_a_drafted_letter_is_rid_of_its_filler(settings: Settings, templates: Templates) -> None:
+    """Through the service: the courrier the agent sees has no lead-in, the statement stays."""
+    hit = make_hit(1, "Toute personne peut acquérir une concession dans le cimetière.")
+    filler = "Pour répondre à votre demande, il est important de comprendre les conditions."
+    text = f"{filler} Toute personne peut acquérir une concession dans le cimetière."
+    reply = json.dumps({"paragraphes": [{"sources": [1], "texte": text}]}, ensure_ascii=False)
+    svc = DraftingService(settings, FakeChatModel(reply), FakeRetriever([hit]), templates, None)
+    answer = svc.draft(DraftRequest("Concessions", "courrier", fields={"objet": "Cimetière"})).answer
+    assert "important de comprendre" not in answer and "Pour répondre" not in answer
+    assert "Toute personne peut acquérir une concession dans le cimetière [1]." in answer
+
+
 # --- figures --------------------------------------------------------------------------------
 
 
