@@ -235,6 +235,7 @@ def clean_text(text: Any) -> str:
         piece if k % 2 else _GAP_MARK.sub("", piece)
         for k, piece in enumerate(_QUOTATION.split(text))
     )
+    text = re.sub(r":\s*\.(?!\.)", ":", text)  # « suivants : [...]. » read « suivants :. »
     text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
     text = text.replace("**", "").lstrip("#> ")
     # Braces are never document text: JSON debris a small model wrote inside a string.

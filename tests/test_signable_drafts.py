@@ -135,7 +135,8 @@ def test_a_drafted_letter_is_rid_of_its_filler(settings: Settings, templates: Te
     text = f"{filler} Toute personne peut acquérir une concession dans le cimetière."
     reply = json.dumps({"paragraphes": [{"sources": [1], "texte": text}]}, ensure_ascii=False)
     svc = DraftingService(settings, FakeChatModel(reply), FakeRetriever([hit]), templates, None)
-    answer = svc.draft(DraftRequest("Concessions", "courrier", fields={"objet": "Cimetière"})).answer
+    request = DraftRequest("Concessions", "courrier", fields={"objet": "Cimetière"})
+    answer = svc.draft(request).answer
     assert "important de comprendre" not in answer and "Pour répondre" not in answer
     assert "Toute personne peut acquérir une concession dans le cimetière [1]." in answer
 

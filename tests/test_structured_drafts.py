@@ -434,11 +434,12 @@ def test_the_evidence_s_gap_mark_is_not_letter_text_but_a_quotation_keeps_its_el
 
     text = clean_text(
         "Certificat de concubinage [...]. Ces documents n'existent plus. [ … ] Le texte "
-        "prévoit « les pièces […] suivantes » [2]."
+        "prévoit « les pièces […] suivantes » [2]. Fournir les documents suivants : [...]. "
+        "- Formulaire cerfa."
     )
     assert text == (
         "Certificat de concubinage. Ces documents n'existent plus. Le texte prévoit "
-        "« les pièces […] suivantes »."
+        "« les pièces […] suivantes ». Fournir les documents suivants : - Formulaire cerfa."
     )
 
 
