@@ -217,6 +217,12 @@ _BARE_BLANK = re.compile(
 # ordinary elision mark and stays.
 _GAP_MARK = re.compile(r"\s*\[\s*(?:…|\.{2,4})\s*\]")
 _QUOTATION = re.compile(r"(«[^«»]*»)")
+# A list the model wrote inside its sentence, items after « - » (« les documents suivants : -
+# Formulaire cerfa - Photocopie d'un justificatif »): read as an enumeration, items separated
+# by commas, up to the sentence's end. A hyphen inside a word (« Saint-Aubin », « L. 2121-17 »)
+# has no space around it and is left alone.
+_INLINE_LIST = re.compile(r"(?<=:)\s+-\s+([^.!?]+)")
+_LIST_DASH = re.compile(r"\s*[,;]?\s+-\s+")
 _XX_DATE = re.compile(r"\b(?:XX|JJ)[/.](?:XX|MM)[/.](?:XXXX|AAAA|20XX|\d{4})\b", re.IGNORECASE)
 _DANGLING_ITEM = re.compile(r"(?<=[.!?…»])\s+(?:\d{1,2}[.)]?|[-•–])$")
 
@@ -246,7 +252,20 @@ def clean_text(text: Any) -> str:
     text = _BARE_BLANK.sub(_blank, text)
     # A list's next number left alone after the last item (« … publiques. 5. »): the model
     # stopped or was stopped before writing the item.
-    return _DANGLING_ITEM.sub("", " ".join(text.split()))
+    text = _DANGLING_ITEM.sub("", " ".join(text.split()))
+    return _INLINE_LIST.sub(_enumeration, text)
+
+
+def _enumeration(match: re.Match[str]) -> str:
+    """The items of an inline « - » list as an enumeration: « : certificat de célibat,
+    certificat de concubinage » (items in lower case, but for an acronym; a list opened inside
+    an item, « auprès de : - la Banque… », keeps its colon). Items of one word or opening with a
+    figure are a range (« Horaires : 9 h - 12 h »), left as written."""
+    items = [i.strip() for i in _LIST_DASH.split(match.group(1)) if i.strip()]
+    if not all(len(i.split()) >= 2 and i[0].isalpha() for i in items):
+        return match.group(0)  # a range (« 9 h - 12 h », « lundi - vendredi »), not a list
+    text = ", ".join(_lower_first(i) for i in items).replace(":,", ":")
+    return f" {text}"
 
 
 def drop_asked(text: str, questions: Sequence[str]) -> str:

@@ -842,6 +842,36 @@ def test_a_blank_the_model_leaves_is_marked_as_the_program_marks_its_own(
     assert clean_text(written) == shown
 
 
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        (  # K16
+            "La mairie peut refuser un certificat lié à la situation matrimoniale : - Certificat "
+            "de célibat - Certificat de concubinage.",
+            "La mairie peut refuser un certificat lié à la situation matrimoniale : certificat "
+            "de célibat, certificat de concubinage.",
+        ),
+        (  # K04: a list opened inside an item keeps its colon
+            "Il est proposé : - D'accorder la garantie des emprunts contractés auprès de : - la "
+            "Banque Postale pour 2 M€, - du Crédit Agricole pour 2 M€.",
+            "Il est proposé : d'accorder la garantie des emprunts contractés auprès de : la "
+            "Banque Postale pour 2 M€, du Crédit Agricole pour 2 M€.",
+        ),
+        ("Accueil : lundi - vendredi, 9 h - 12 h.", "Accueil : lundi - vendredi, 9 h - 12 h."),
+        ("La commune de Saint-Aubin applique l'article L. 2121-17.", None),
+    ],
+)
+def test_a_list_written_inside_a_sentence_reads_as_an_enumeration(
+    written: str, shown: str | None
+) -> None:
+    """« … matrimoniale : - Certificat de célibat - Certificat de concubinage » (K16, and 35
+    lines of the stored runs): the model flattens the evidence's list into its sentence. A
+    range (« 9 h - 12 h ») and a hyphen inside a word stay."""
+    from assistant.structure import clean_text
+
+    assert clean_text(written) == (shown or written)
+
+
 def test_a_source_whose_best_sentence_scores_near_the_best_keeps_it() -> None:
     """The room follows the scores, but not to the point of losing a relevant source: a
     fiche's sentence scoring over half the best one's is shown before the code's third

@@ -439,7 +439,7 @@ def test_the_evidence_s_gap_mark_is_not_letter_text_but_a_quotation_keeps_its_el
     )
     assert text == (
         "Certificat de concubinage. Ces documents n'existent plus. Le texte prévoit "
-        "« les pièces […] suivantes ». Fournir les documents suivants : - Formulaire cerfa."
+        "« les pièces […] suivantes ». Fournir les documents suivants : formulaire cerfa."
     )
 
 
