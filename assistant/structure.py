@@ -637,40 +637,36 @@ def drop_repeats(structure: Structure, openings: Sequence[str] = ()) -> Structur
     articles only: a decision names what its considérants name, and H05's opposition was
     dropped as a repeat of the considérant stating the request."""
 
+    def absorb(into: Part, part: Part) -> None:  # a repeat's sources go to what it repeats
+        into.sources += [n for n in part.sources if n not in into.sources]
+
     def keep(parts: list[Part], earlier: list[Part]) -> list[Part]:
         kept: list[Part] = []
         said = [_terms(s) for p in earlier for s in _SENTENCES.split(p.text)]
         for part in parts:
-            if openings and part.text.startswith(tuple(openings)):
-                # A decision: against the articles kept before it, not the considérants.
-                target = _repeats(part.text, [_terms(p.text) for p in kept])
-                if target is None:
-                    kept.append(part)
-                    said.append(_terms(part.text))
-                else:
-                    kept[target].sources += [
-                        n for n in part.sources if n not in kept[target].sources
-                    ]
-                continue
-            # A sentence said before (in this part or an earlier one) goes; the part keeps
-            # what it adds.
-            sentences: list[str] = []
-            for sentence in _SENTENCES.split(part.text):
-                if sentence.strip() and _repeats(sentence, said) is None:
-                    sentences.append(sentence)
-                    said.append(_terms(sentence))
-            if not sentences:
-                into = [*earlier, *kept][-1] if [*earlier, *kept] else None
-                if into is not None:
-                    into.sources += [n for n in part.sources if n not in into.sources]
-                continue
-            part = replace(part, text=" ".join(sentences))
-            target = _repeats(part.text, [_terms(p.text) for p in [*earlier, *kept]])
+            # A decision is checked against the articles kept before it, not the considérants.
+            decision = bool(openings) and part.text.startswith(tuple(openings))
+            before = kept if decision else [*earlier, *kept]
+            if not decision:
+                # A sentence said before (in this part or an earlier one) goes; the part keeps
+                # what it adds.
+                sentences: list[str] = []
+                for sentence in _SENTENCES.split(part.text):
+                    if sentence.strip() and _repeats(sentence, said) is None:
+                        sentences.append(sentence)
+                        said.append(_terms(sentence))
+                if not sentences:
+                    if before:
+                        absorb(before[-1], part)
+                    continue
+                part = replace(part, text=" ".join(sentences))
+            target = _repeats(part.text, [_terms(p.text) for p in before])
             if target is None:
                 kept.append(part)
+                if decision:
+                    said.append(_terms(part.text))
                 continue
-            into = [*earlier, *kept][target]
-            into.sources += [n for n in part.sources if n not in into.sources]
+            absorb(before[target], part)
         return kept
 
     if structure.form != "acte":
