@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -1172,3 +1173,41 @@ def test_an_act_deciding_the_other_way_from_its_request_is_marked(
     draft = svc.draft(DraftRequest(opposing[0], "arrete", fields={"objet": opposing[1]}))
     assert "« autorise » : la demande décide l'inverse ; à corriger" in draft.answer
     assert any(c["type"] == "decision" for c in draft.checks)
+
+
+def test_a_document_whose_title_states_the_request_s_subject_is_not_crowded_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """K13 asked how the commission d'appel d'offres is made up. The délibération titled
+    « commission appel offres election » holds « 5 membres titulaires et 5 membres
+    suppléants », but the code's chapter on the council, whose lines share as many of the
+    request's words, took the room. The request's terms in a document's title now count for
+    each of its lines: the documents are weighed by what their title is about, the order
+    inside one document stays."""
+    from assistant import evidence
+    from assistant.evidence import clean_lines, ranked_lines, share_evidence
+
+    code = clean_lines(
+        "Les commissions d'appel d'offres du conseil municipal respectent la représentation "
+        "proportionnelle.",
+        title="Le conseil municipal",
+    )
+    deliberation = clean_lines(
+        "Elle est présidée de droit par le maire.\n"
+        "Elle est composée de 5 membres titulaires et 5 membres suppléants.",
+        title="Commission d'appel d'offres : élection des membres",
+    )
+    query = "Comment est composée la commission d'appel d'offres de la ville ?"
+
+    def words(text: str) -> int:
+        return len(text.split())
+
+    shown = share_evidence([code, deliberation], query, 20, words)
+    assert shown == ["", "\n".join(line.text for line in deliberation)]
+    # The order inside one document does not change.
+    untitled = [replace(line, title="") for line in deliberation]
+    assert ranked_lines(untitled, query)[0][1] == ranked_lines(deliberation, query)[0][1] == 1
+    # Without the title's weight, the code's line takes the room.
+    monkeypatch.setattr(evidence, "TITLE_WEIGHT", 0.0)
+    shown = share_evidence([code, deliberation], query, 20, words)
+    assert shown[1] == "" and "commissions d'appel d'offres" in shown[0]
