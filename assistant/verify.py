@@ -46,6 +46,10 @@ _META = re.compile(
     r"|(?:le|les|ce|ces) textes? (?:fournis?(?! par)|ci-dessus)"
     r"|numérotée?s? \d"
     r"|extraits? (?:fournis?|numérotés?|ci-dessus)|message de l'agent"
+    # The prompt's « INFORMATIONS DONNÉES PAR L'AGENT » given back (H08's second paragraph),
+    # not the desk's agent of a resident's complaint (« l'agent d'accueil »).
+    r"|(?:informations?|données?|éléments?) (?:donnée?s?|fournie?s?|transmise?s?) par l['’]agent"
+    r"(?!\s+d[eu'’])"
     r"|fournie?s? (?:par|dans) (?:les?|la|des) (?:sources?|documents?|extraits?))",
     re.IGNORECASE,
 )

@@ -194,12 +194,20 @@ def test_long_copies_must_be_short_quotations() -> None:
         ("Selon les sources, le délai est de deux mois.", True),
         # K06 (session 22)
         ("Considérant que le texte fourni décrit les principes de répartition des moyens", True),
+        # H08 (session 28): the prompt's « INFORMATIONS DONNÉES PAR L'AGENT » given back.
+        (
+            "Les informations données par l'agent sont : À l'attention de : [À COMPLÉTER] "
+            "Objet : Commissions municipales",
+            True,
+        ),
+        ("Les éléments fournis par l’agent sont les suivants.", True),
         # Administrative French that names a source without speaking of the prompt.
         ("L'impôt sur le revenu est prélevé à la source.", False),
         ("Les sources de financement du projet sont la commune et le département.", False),
         ("Le captage protège la source de la rivière.", False),
         ("Le justificatif est fourni par le demandeur.", False),
         ("Le texte fourni par le pétitionnaire est incomplet.", False),
+        ("Les informations données par l'agent d'accueil étaient incomplètes.", False),
     ],
 )
 def test_a_paragraph_speaking_of_its_sources_is_marked_to_be_rewritten(
