@@ -78,6 +78,7 @@ from assistant.structure import (
     render,
     restated_instruction,
     schema_for,
+    self_decided,
     strip_article_head,
     structure_of,
     visa_line,
@@ -1735,6 +1736,13 @@ class DraftingService:
                     issues.append(
                         Issue("decision", f"« {word} » : la demande décide l'inverse ; à corriger")
                     )
+            if any(part is a for a in structure.articles) and (itself := self_decided(part.text)):
+                issues.append(
+                    Issue(
+                        "decision",
+                        f"« {itself} » : décision adressée à son propre auteur ; à réécrire",
+                    )
+                )
             if key_added is not None and plan.key is not None and part is not key_added:
                 flagged = {i.value for i in issues}
                 issues += [i for i in against_key(part.text, plan.key) if i.value not in flagged]

@@ -589,6 +589,27 @@ def contrary_decision(article: str, agent: Sequence[str]) -> str:
     return said[1]
 
 
+# An act's author deciding about itself: « Le Maire autorise Monsieur le Maire … » (A03), « Le
+# Maire autorise le maire de fixer… » (H06): the grammar made the article open with a decision,
+# and the model put the rule it read (« le maire peut fixer ») after it.
+_SELF_DECIDED = re.compile(
+    r"^\s*le\s+(?P<author>maire|conseil municipal)\s+(?P<verb>[^\W\d_]+(?:\s+à)?)\s+"
+    r"(?:à\s+|au\s+)?(?:monsieur\s+|madame\s+)?(?:le\s+)?"
+    r"(?P<object>maire|conseil municipal)(?![-\w])",
+    re.IGNORECASE,
+)
+
+
+def self_decided(article: str) -> str:
+    """The opening of an article whose author decides about itself (« Le Maire autorise le
+    Maire », « Le Conseil municipal donne au Conseil municipal »), as written, or ``""``.
+    « Le Conseil municipal autorise le Maire à signer » is a decision and is not one of them."""
+    m = _SELF_DECIDED.match(article)
+    if m is None or m.group("author").lower() != m.group("object").lower():
+        return ""
+    return article[m.start() : m.end("object")].strip()
+
+
 # Fewer words than this and a considérant is not a motive (see drop_repeats).
 MIN_MOTIVE_WORDS = 5
 

@@ -1219,3 +1219,42 @@ def test_a_document_whose_title_states_the_request_s_subject_is_not_crowded_out(
     monkeypatch.setattr(evidence, "TITLE_WEIGHT", 0.0)
     shown = share_evidence([code, deliberation], query, 20, words)
     assert shown[1] == "" and "commissions d'appel d'offres" in shown[0]
+
+
+def test_an_article_where_the_author_decides_about_itself_is_marked(
+    settings: Settings, templates: Templates
+) -> None:
+    """A03 « Le Maire autorise Monsieur le Maire pour … être remplacé » and H06 « Le Maire
+    autorise le maire de fixer, par arrêté municipal, … »: the grammar made the article open
+    with a decision and the model put the rule it read after it. Such an article is marked;
+    a decision addressed to another (« le Maire », « le maire-adjoint ») is not."""
+    from assistant.structure import self_decided
+
+    assert self_decided("Le Maire autorise Monsieur le Maire pour la plénitude.") == (
+        "Le Maire autorise Monsieur le Maire"
+    )
+    assert self_decided("Le Conseil municipal donne au Conseil municipal acte.") != ""
+    assert self_decided("Le Conseil municipal autorise le Maire à signer la convention.") == ""
+    assert self_decided("Le Maire délègue au maire-adjoint la signature des actes.") == ""
+    assert self_decided("Le Maire réglemente la présentation des déchets.") == ""
+    hit = make_hit(1, "Le maire peut fixer par arrêté les modes de collectes sélectives.")
+    reply = json.dumps(
+        {
+            "visas": [],
+            "considerants": [
+                {"sources": [1], "texte": "la collecte sélective doit être organisée"}
+            ],
+            "articles": [
+                {"sources": [1], "texte": "Le Maire réglemente la présentation des déchets."},
+                {"sources": [1], "texte": "Le Maire autorise le maire de fixer les collectes."},
+            ],
+        },
+        ensure_ascii=False,
+    )
+    svc = DraftingService(
+        settings, FakeChatModel(reply), FakeRetriever([hit], 0.3), templates, None
+    )
+    draft = svc.draft(DraftRequest("Arrêté sur la collecte des déchets", "arrete"))
+    assert draft.answer.count("décision adressée à son propre auteur") == 1
+    assert "« Le Maire autorise le maire » : décision adressée" in draft.answer
+    assert any(c["type"] == "decision" for c in draft.checks)
