@@ -412,11 +412,11 @@ def readable(
     """Indices of line ``i`` with the neighbours that make it readable: its article's first
     sentence (which states the rule: « Le conseil municipal ne délibère valablement que
     lorsque… » before « Si … ce quorum n'est pas atteint… »), the introduction of a list item,
-    the first item after an introduction (a short list whole, :func:`_short_list`), the
-    sentence it leans on and the one leaning on it; for a row of a table (cells joined by
-    « | »), the table's first row, which names the columns: the demo's « Week-end (vendredi
-    18 h – lundi 9 h) | 320 € | 650 € » was shown without « Location | Habitants de la
-    commune | Personnes extérieures », and which price is whose was left to guess.
+    the first item after an introduction, the sentence it leans on and the one leaning on it;
+    for a row of a table (cells joined by « | »), the table's first row, which names the
+    columns: the demo's « Week-end (vendredi 18 h – lundi 9 h) | 320 € | 650 € » was shown
+    without « Location | Habitants de la commune | Personnes extérieures », and which price is
+    whose was left to guess.
     ``first_of_article``: :func:`_first_of_article` of ``lines``, when the caller has it."""
     if first_of_article is None:
         first_of_article = _first_of_article(lines)
@@ -429,47 +429,19 @@ def readable(
         out.add(j)
     head = first_of_article.get(line.article, i) if line.article else i
     out.add(head)
-    if line.bullet:  # its introduction, and the whole list when it is short
+    if line.bullet:  # its introduction
         j = i - 1
         while j >= 0 and lines[j].bullet:
             j -= 1
         if j >= 0 and lines[j].intro:
             out.add(j)
-            out.update(_short_list(lines, j))
     if line.intro and i + 1 < len(lines):
         out.add(i + 1)
-        out.update(_short_list(lines, i))
     if i > 0 and not line.bullet and _LEANS_BACK.match(line.text):
         out.add(i - 1)
     if i + 1 < len(lines) and not lines[i + 1].bullet and _LEANS_BACK.match(lines[i + 1].text):
         out.add(i + 1)
     return out
-
-
-# A list announced by a line ending in « : » is shown whole when it has at most this many items
-# of at most this many characters in all: « Vous devez fournir les documents suivants : » with
-# its first item only reads as if one document were asked. No-model proxy over the three
-# request files (expected facts in the prompt): the first item only 51 / 18 / 29; whole lists
-# of at most 6 items and 300 characters 51 / 19 / 29 (H06's « modes de collectes
-# sélectives », the first of the maire's powers, was cut); at most 4 items and 200 characters,
-# the same (docs/eval/drafts.md, fourteenth pass).
-LIST_ITEMS_MAX = 6
-LIST_CHARS_MAX = 300
-
-
-def _short_list(lines: Sequence[Line], intro: int) -> list[int]:
-    """Indices of the items following line ``intro`` when they make a short list
-    (:data:`LIST_ITEMS_MAX`, :data:`LIST_CHARS_MAX`), else ``[]``."""
-    items: list[int] = []
-    j = intro + 1
-    while j < len(lines) and lines[j].bullet:
-        items.append(j)
-        if len(items) > LIST_ITEMS_MAX:
-            return []
-        j += 1
-    if sum(len(lines[k].text) for k in items) > LIST_CHARS_MAX:
-        return []
-    return items
 
 
 def _first_of_article(lines: Sequence[Line]) -> dict[str, int]:

@@ -1020,34 +1020,3 @@ def test_an_act_resting_on_a_fiche_gets_the_visa_its_fiche_names(
     svc = DraftingService(settings, model, FakeRetriever([fiche], 0.3), templates, None)
     svc.draft(DraftRequest("Répondre sur les bacs", "courrier", fields={"objet": "Bacs"}))
     assert "Texte de référence" not in model.prompts[-1][-1]["content"]
-
-
-def test_a_short_list_comes_whole_with_its_introduction() -> None:
-    """« Vous devez fournir les documents suivants : » shown with its first item only reads as if
-    one document were asked; H06's arrêté on household waste was shown the second of the
-    maire's powers without the first (« les modes de collectes sélectives »). A short list
-    now comes whole, from its introduction or from any of its items; a long one keeps to the
-    item and its introduction."""
-    from assistant.evidence import LIST_ITEMS_MAX
-
-    fiche = (
-        "Il est possible de s'inscrire toute l'année.\n"
-        "Vous devez fournir les documents suivants :\n"
-        "- Justificatif d'identité\n"
-        "- Justificatif de domicile\n"
-        "- Formulaire cerfa n°12669\n"
-        "Le maire statue dans les 5 jours."
-    )
-    lines = clean_lines(fiche)
-    texts = [line.text for line in lines]
-    whole = {1, 2, 3, 4}
-    assert readable(lines, 1) == whole  # the introduction
-    assert readable(lines, 3) == whole  # an item
-    many = "\n".join(f"- Pièce n° {k}" for k in range(LIST_ITEMS_MAX + 1))
-    lines = clean_lines(f"Les pièces suivantes sont demandées :\n{many}\nFin.")
-    assert readable(lines, 0) == {0, 1}
-    assert readable(lines, 3) == {0, 3}
-    long_items = "\n".join(f"- {'Une pièce très longue à décrire ' * 4}{k}" for k in range(3))
-    lines = clean_lines(f"Les pièces suivantes sont demandées :\n{long_items}")
-    assert readable(lines, 0) == {0, 1}
-    assert texts[0].startswith("Il est possible")
