@@ -64,6 +64,7 @@ from assistant.structure import (
     Part,
     Structure,
     address_reader,
+    asks_only,
     considerant_line,
     contrary_decision,
     drop_asked,
@@ -1504,6 +1505,14 @@ class DraftingService:
             assert data is not None and plan.template is not None
             structure = structure_of(data, _form(plan.template), [c.n for c in plan.sources])
             structure = drop_repeats(structure, plan.template.article_openings)
+            asked = questions_of(plan.request.letter) if plan.request.letter.strip() else []
+            if structure.form != "acte" and asked:
+                # A paragraph that only gives the resident's questions back answers nothing;
+                # a reply made only of them is an empty draft, to run again.
+                structure = replace(
+                    structure,
+                    paragraphs=[p for p in structure.paragraphs if not asks_only(p.text, asked)],
+                )
             if not stopped and stats.completion_tokens >= plan.max_tokens:
                 structure, trimmed = drop_unfinished_tail(structure)
                 if trimmed:

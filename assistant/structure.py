@@ -273,6 +273,17 @@ def drop_asked(text: str, questions: Sequence[str]) -> str:
     vous m'indiquer quels taux la Ville a votés pour 2014… ? » as the answer's first sentence):
     the letter asked them, the reply does not. A question of five words or more, matched whole
     (case and spacing aside); ``text`` itself when nothing else would remain."""
+    out = _without_questions(text, questions)
+    return out if re.search(r"\w", out) else text
+
+
+def asks_only(text: str, questions: Sequence[str]) -> bool:
+    """Whether ``text`` is nothing but the resident's questions given back (K15 once replied
+    with its three questions as its three paragraphs), as :func:`drop_asked` matches them."""
+    return bool(questions) and not re.search(r"\w", _without_questions(text, questions))
+
+
+def _without_questions(text: str, questions: Sequence[str]) -> str:
     out = text
     for question in questions:
         words = question.split()
@@ -280,8 +291,7 @@ def drop_asked(text: str, questions: Sequence[str]) -> str:
             continue
         pattern = re.compile(r"\s+".join(map(re.escape, words)), re.IGNORECASE)
         out = pattern.sub(" ", out)
-    out = " ".join(out.split())
-    return out if re.search(r"\w", out) else text
+    return " ".join(out.split())
 
 
 # The small model's filler around what it has to say (R01, K01, H09 of the twelfth pass): « Pour

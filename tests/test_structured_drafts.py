@@ -344,6 +344,17 @@ def test_a_reply_does_not_put_the_resident_s_question_back_in_his_mouth(
     _, draft = run(svc, request)
     assert "Pourriez-vous" not in draft.answer
     assert "Sans réponse dans les 2 mois, la demande est refusée" in draft.answer
+    # K15 (session 28) replied with its questions as its paragraphs: such a paragraph goes,
+    # and a reply made only of them is an empty draft to run again, not a letter.
+    reply = letter_json(([1], echo), ([1], "Sans réponse dans les 2 mois, elle est refusée."))
+    svc, _, _ = build(settings, templates, reply)
+    _, draft = run(svc, request)
+    assert "Pourriez-vous" not in draft.answer and "elle est refusée" in draft.answer
+    from assistant.drafting import EMPTY_DRAFT
+
+    svc, _, _ = build(settings, templates, letter_json(([1], echo), ([1], echo)))
+    _, draft = run(svc, request)
+    assert "Pourriez-vous" not in draft.answer and EMPTY_DRAFT in draft.answer
 
 
 @pytest.mark.parametrize(
