@@ -201,6 +201,7 @@ def test_long_copies_must_be_short_quotations() -> None:
             True,
         ),
         ("Les éléments fournis par l’agent sont les suivants.", True),
+        ("Considérant que le texte de la source 2 est pertinent pour cette délibération", True),
         # Administrative French that names a source without speaking of the prompt.
         ("L'impôt sur le revenu est prélevé à la source.", False),
         ("Les sources de financement du projet sont la commune et le département.", False),
@@ -216,6 +217,8 @@ def test_a_paragraph_speaking_of_its_sources_is_marked_to_be_rewritten(
     source = "Le règlement est adopté dans les deux mois ; le délai est de deux mois."
     issues = check_paragraph(text, [source], [source], [])
     assert ("sources" in [i.kind for i in issues]) is about_sources
+    # A source's number is not a figure of the matter: one mark, not two (K06, session 28).
+    assert "chiffre" not in [i.kind for i in issues]
     if about_sources:
         assert "à réécrire" in apply(text, issues)
 
