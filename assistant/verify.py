@@ -430,9 +430,9 @@ def check_paragraph(
     issues: list[Issue] = []
     allowed = figure_keys([*cited, *agent])
     seen: set[str] = set()
-    # A number in words about the prompt (« la source 2 », « le document numéroté 3 ») is not a
-    # figure of the matter: the paragraph is marked for speaking of its sources, once (K06's
-    # considérant « le texte de la source 2 est pertinent » also got « « 2 » ne figure pas »).
+    # A number in words that speak of the prompt (« la source 2 », « le document numéroté 3 »)
+    # is not a figure of the matter: the paragraph is marked for speaking of its sources, once
+    # (K06's « le texte de la source 2 est pertinent » also got « « 2 » ne figure pas »).
     for written, key in figures(_META.sub(" ", text)):
         if supported(key, allowed) or key in seen:
             continue
