@@ -830,8 +830,9 @@ def with_legal_basis(text: str, evidence: Sequence[tuple[str, str, str]]) -> str
 
     The reference goes after the sentence that shares the most terms with a line of a code
     article (at least :data:`BASIS_MIN_TERMS`, and :data:`BASIS_MIN_SHARE` of the shorter
-    one's, and every figure of the sentence in the line), once a part; a part that already
-    names an article is returned unchanged, and so is one that restates no such line. The
+    one's, and every figure of the sentence in the line, and no line of another source sharing
+    more), once a part; a part that already names an article is returned unchanged, and so is
+    one that restates no such line. The
     small model drops the article more often than the rule (K12, N02 of the request files:
     in the prompt, not in the draft); the program, which knows which article each line of the
     evidence belongs to, writes it."""
@@ -855,11 +856,22 @@ def with_legal_basis(text: str, evidence: Sequence[tuple[str, str, str]]) -> str
         for (line, article, title), terms in zip(evidence, line_terms, strict=True)
         if (match := _CODE_ARTICLE.match(article.strip()))
     ]
+    # The lines of the other sources (a délibération, a fiche): a sentence restating one of them
+    # more closely than any code line is that source's statement. K13's « les membres de la
+    # Commission d'Appel d'Offres sont élus au scrutin de liste… », copied from a délibération
+    # applying the Code des marchés publics, was given « (article L. 2121-21 du code général des
+    # collectivités territoriales) », the council's own votes « au scrutin ».
+    others = [
+        terms - common
+        for (_, article, _), terms in zip(evidence, line_terms, strict=True)
+        if not _CODE_ARTICLE.match(article.strip())
+    ]
     best: tuple[int, int, str] | None = None  # (shared terms, sentence index, reference)
     for index, sentence in enumerate(sentences):
         mine = set(light_terms(sentence)) - common
         if not mine:
             continue
+        closest_other = max((len(mine & theirs) for theirs in others), default=0)
         numbers = [key for _, key in figures(sentence)]
         for theirs, held, ref in articles:
             # A figure the line does not hold: another statement (Q01's « trois membres » is
@@ -868,6 +880,8 @@ def with_legal_basis(text: str, evidence: Sequence[tuple[str, str, str]]) -> str
                 continue
             shared = len(mine & theirs)
             if shared < BASIS_MIN_TERMS or shared < BASIS_MIN_SHARE * min(len(mine), len(theirs)):
+                continue
+            if closest_other > shared:
                 continue
             if best is None or shared > best[0]:
                 best = (shared, index, ref)

@@ -178,3 +178,27 @@ def test_terms_on_most_lines_of_the_evidence_do_not_make_a_match() -> None:
     assert with_legal_basis(wrong, evidence) == wrong
     right = "Le conseil municipal peut se réunir à huis clos à la demande de trois membres."
     assert "(article L. 2121-18" in with_legal_basis(right, evidence)
+
+
+def test_a_sentence_restating_another_source_more_closely_gets_no_code_reference() -> None:
+    """K13 (session 28): « les membres de la Commission d'Appel d'Offres sont élus au scrutin
+    de liste à la représentation proportionnelle… », copied from a délibération applying the
+    Code des marchés publics, was given « (article L. 2121-21 du code général des collectivités
+    territoriales) », the council's own votes « au scrutin ». A line of another cited source
+    that shares more with the sentence wins: no code reference."""
+    vote = "Les membres des commissions sont élus au scrutin de liste."
+    deliberation = (
+        "Les membres de la Commission d'Appel d'Offres sont élus au scrutin de liste à la "
+        "représentation proportionnelle au plus fort reste, sans panachage ni vote préférentiel."
+    )
+    sentence = (
+        "Les membres de la commission d'appel d'offres sont élus au scrutin de liste à la "
+        "représentation proportionnelle au plus fort reste."
+    )
+    code_only = [(vote, "Article L2121-21", CGCT)]
+    assert "(article L. 2121-21" in with_legal_basis(sentence, code_only)
+    both = [*code_only, (deliberation, "", "Délibération n° 2014-142")]
+    assert with_legal_basis(sentence, both) == sentence
+    # The code's own statement keeps its reference beside the délibération (a tie: the code).
+    said = "Les membres des commissions sont élus au scrutin de liste."
+    assert "(article L. 2121-21" in with_legal_basis(said, both)
