@@ -806,6 +806,10 @@ _NAMES_ARTICLE = re.compile(r"\b[LRD]\.?\s?\d{3,4}-\d")
 # share at least this many terms, and this share of the shorter one's terms.
 BASIS_MIN_TERMS = 3
 BASIS_MIN_SHARE = 0.5
+# A line of another cited source sharing this many times the terms of the best code line makes
+# the sentence that source's statement (see with_legal_basis): K13's sentence shared 19 terms
+# with its délibération's line and 4 with L. 2121-21's.
+OTHER_SOURCE_MARGIN = 2
 # With at least this many lines of evidence, a term on more than half of them is not counted.
 BASIS_COMMON_MIN_LINES = 4
 
@@ -831,8 +835,8 @@ def with_legal_basis(text: str, evidence: Sequence[tuple[str, str, str]]) -> str
     The reference goes after the sentence that shares the most terms with a line of a code
     article (at least :data:`BASIS_MIN_TERMS`, and :data:`BASIS_MIN_SHARE` of the shorter
     one's, and every figure of the sentence in the line, and no line of another source sharing
-    more), once a part; a part that already names an article is returned unchanged, and so is
-    one that restates no such line. The
+    :data:`OTHER_SOURCE_MARGIN` times as many), once a part; a part that already names an
+    article is returned unchanged, and so is one that restates no such line. The
     small model drops the article more often than the rule (K12, N02 of the request files:
     in the prompt, not in the draft); the program, which knows which article each line of the
     evidence belongs to, writes it."""
@@ -857,7 +861,10 @@ def with_legal_basis(text: str, evidence: Sequence[tuple[str, str, str]]) -> str
         if (match := _CODE_ARTICLE.match(article.strip()))
     ]
     # The lines of the other sources (a délibération, a fiche): a sentence restating one of them
-    # more closely than any code line is that source's statement. K13's « les membres de la
+    # at least OTHER_SOURCE_MARGIN times as closely as a code line is that source's statement,
+    # not the code's (a fiche paraphrasing the code, N04's « le silence gardé pendant deux mois
+    # … vaut accord, sauf exceptions », shares a little more than L. 231-1 does and keeps its
+    # reference). K13's « les membres de la
     # Commission d'Appel d'Offres sont élus au scrutin de liste… », copied from a délibération
     # applying the Code des marchés publics, was given « (article L. 2121-21 du code général des
     # collectivités territoriales) », the council's own votes « au scrutin ».
@@ -881,7 +888,7 @@ def with_legal_basis(text: str, evidence: Sequence[tuple[str, str, str]]) -> str
             shared = len(mine & theirs)
             if shared < BASIS_MIN_TERMS or shared < BASIS_MIN_SHARE * min(len(mine), len(theirs)):
                 continue
-            if closest_other > shared:
+            if closest_other >= OTHER_SOURCE_MARGIN * shared:
                 continue
             if best is None or shared > best[0]:
                 best = (shared, index, ref)

@@ -185,7 +185,8 @@ def test_a_sentence_restating_another_source_more_closely_gets_no_code_reference
     de liste à la représentation proportionnelle… », copied from a délibération applying the
     Code des marchés publics, was given « (article L. 2121-21 du code général des collectivités
     territoriales) », the council's own votes « au scrutin ». A line of another cited source
-    that shares more with the sentence wins: no code reference."""
+    that shares twice as many of its terms wins: no code reference. A fiche paraphrasing the
+    code, a little closer to the sentence, does not."""
     vote = "Les membres des commissions sont élus au scrutin de liste."
     deliberation = (
         "Les membres de la Commission d'Appel d'Offres sont élus au scrutin de liste à la "
@@ -202,3 +203,10 @@ def test_a_sentence_restating_another_source_more_closely_gets_no_code_reference
     # The code's own statement keeps its reference beside the délibération (a tie: the code).
     said = "Les membres des commissions sont élus au scrutin de liste."
     assert "(article L. 2121-21" in with_legal_basis(said, both)
+    # N04: a fiche's paraphrase of L. 231-1 shares one term more than the article's line.
+    crpa = "Code des relations entre le public et l'administration (CRPA) — Livre II"
+    rule = "Le silence gardé pendant deux mois par l'administration vaut décision d'acceptation."
+    fiche = "Le silence gardé pendant deux mois par l'administration vaut accord, sauf exceptions."
+    sentence = "Le silence gardé deux mois par l'administration vaut accord, sauf exceptions."
+    out = with_legal_basis(sentence, [(rule, "Article L231-1", crpa), (fiche, "", "Fiche")])
+    assert "(article L. 231-1" in out
