@@ -603,7 +603,7 @@ def contrary_decision(article: str, agent: Sequence[str]) -> str:
 # Maire autorise le maire de fixer… » (H06): the grammar made the article open with a decision,
 # and the model put the rule it read (« le maire peut fixer ») after it.
 _SELF_DECIDED = re.compile(
-    r"^\s*le\s+(?P<author>maire|conseil municipal)\s+(?P<verb>[^\W\d_]+(?:\s+à)?)\s+"
+    r"^\s*le\s+(?P<author>maire|conseil municipal)\s+[^\W\d_]+(?:\s+à)?\s+"
     r"(?:à\s+|au\s+)?(?:monsieur\s+|madame\s+)?(?:le\s+)?"
     r"(?P<object>maire|conseil municipal)(?![-\w])",
     re.IGNORECASE,
@@ -855,24 +855,21 @@ def with_legal_basis(text: str, evidence: Sequence[tuple[str, str, str]]) -> str
         else set()
     )
     # The lines of a code article, once: their terms, their figures, the reference they give.
-    articles = [
-        (terms - common, figure_keys([line]), _legal_reference(match, title))
-        for (line, article, title), terms in zip(evidence, line_terms, strict=True)
-        if (match := _CODE_ARTICLE.match(article.strip()))
-    ]
-    # The lines of the other sources (a délibération, a fiche): a sentence restating one of them
-    # at least OTHER_SOURCE_MARGIN times as closely as a code line is that source's statement,
-    # not the code's (a fiche paraphrasing the code, N04's « le silence gardé pendant deux mois
-    # … vaut accord, sauf exceptions », shares a little more than L. 231-1 does and keeps its
-    # reference). K13's « les membres de la
-    # Commission d'Appel d'Offres sont élus au scrutin de liste… », copied from a délibération
-    # applying the Code des marchés publics, was given « (article L. 2121-21 du code général des
-    # collectivités territoriales) », the council's own votes « au scrutin ».
-    others = [
-        terms - common
-        for (_, article, _), terms in zip(evidence, line_terms, strict=True)
-        if not _CODE_ARTICLE.match(article.strip())
-    ]
+    # The lines of the other sources (a délibération, a fiche): a sentence restating one of
+    # them at least OTHER_SOURCE_MARGIN times as closely as a code line is that source's
+    # statement, not the code's. K13's « les membres de la Commission d'Appel d'Offres sont élus
+    # au scrutin de liste… », copied from a délibération applying the Code des marchés publics,
+    # was given « (article L. 2121-21 du code général des collectivités territoriales) », the
+    # council's own votes « au scrutin »; a fiche paraphrasing the code (N04's « le silence
+    # gardé pendant deux mois … vaut accord, sauf exceptions ») shares a little more than
+    # L. 231-1 does and keeps its reference.
+    articles: list[tuple[set[str], set[str], str]] = []
+    others: list[set[str]] = []
+    for (line, article, title), terms in zip(evidence, line_terms, strict=True):
+        if match := _CODE_ARTICLE.match(article.strip()):
+            articles.append((terms - common, figure_keys([line]), _legal_reference(match, title)))
+        else:
+            others.append(terms - common)
     best: tuple[int, int, str] | None = None  # (shared terms, sentence index, reference)
     for index, sentence in enumerate(sentences):
         mine = set(light_terms(sentence)) - common
