@@ -69,6 +69,7 @@ from assistant.structure import (
     contrary_decision,
     drop_asked,
     drop_filler,
+    filler_only,
     drop_repeats,
     drop_title_questions,
     drop_unfinished_tail,
@@ -461,6 +462,20 @@ def with_key_part(
     if structure.form == "acte":
         return replace(structure, considerants=[*structure.considerants, part]), part
     return replace(structure, paragraphs=[*structure.paragraphs, part]), part
+
+
+def without_filler(structure: Structure, key_part: Part | None = None) -> Structure:
+    """``structure`` without its paragraphs made only of filler (:func:`filler_only`: « il est
+    important de comprendre… », « Voici les informations… »), when a paragraph that says
+    something remains (the quoted key sentence ``key_part`` counts): R01's reply opened with
+    such a paragraph above the quoted rate. An act's parts and a draft made only of filler are
+    returned as they are (:func:`assistant.structure.drop_filler` then keeps the text)."""
+    if structure.form == "acte":
+        return structure
+    kept = [p for p in structure.paragraphs if p is key_part or not filler_only(p.text)]
+    if len(kept) == len(structure.paragraphs) or not kept:
+        return structure
+    return replace(structure, paragraphs=kept)
 
 
 def against_key(text: str, key: tuple[int, Line]) -> list[Issue]:
@@ -1540,6 +1555,7 @@ class DraftingService:
                     structure = replace(structure, paragraphs=answering)
                     warnings.append(PARTLY_COVERED)
                 structure, added = with_key_part(structure, plan.key)
+                structure = without_filler(structure, added)
                 body, cited, checks = self._render_checked(plan, structure, added)
             if not body.strip() and not stopped:
                 body = EMPTY_DRAFT

@@ -325,6 +325,20 @@ def drop_filler(text: str) -> str:
     noter que » before a statement; a sentence that only announces (« il est important de
     comprendre… », « Voici les informations… », « Je vais vous expliquer… ») and holds no
     figure goes whole. ``text`` itself when nothing else would remain."""
+    out = " ".join(_content_sentences(text))
+    return out if re.search(r"\w", out) else text
+
+
+def filler_only(text: str) -> bool:
+    """Whether every sentence of ``text`` is filler (:func:`drop_filler`): R01's only paragraph
+    read « Pour répondre à votre question, Madame Lefèvre, il est important de comprendre
+    comment l'attestation d'accueil fonctionne… Voici les informations claires que nous avons
+    recueillies. », and said nothing."""
+    return not any(re.search(r"\w", s) for s in _content_sentences(text))
+
+
+def _content_sentences(text: str) -> list[str]:
+    """The sentences of ``text`` that :func:`drop_filler` keeps, their lead-ins removed."""
     kept: list[str] = []
     for sentence in _SENTENCES.split(text):
         bare = _NOTE_THAT.sub("", _FILLER_LEAD.sub("", sentence.strip()))
@@ -333,8 +347,7 @@ def drop_filler(text: str) -> str:
         if bare != sentence.strip():  # a statement's own first letter, inside « » too
             bare = re.sub(r"^(«\s*)?(\w)", lambda m: (m.group(1) or "") + m.group(2).upper(), bare)
         kept.append(bare)
-    out = " ".join(kept)
-    return out if re.search(r"\w", out) else text
+    return kept
 
 
 _QUESTION = re.compile(r"[^.!?»]*\?")

@@ -141,6 +141,36 @@ def test_a_drafted_letter_is_rid_of_its_filler(settings: Settings, templates: Te
     assert "Toute personne peut acquérir une concession dans le cimetière [1]." in answer
 
 
+def test_a_paragraph_of_only_filler_goes_when_another_says_something(
+    settings: Settings, templates: Templates
+) -> None:
+    """R01 (session 28) opened its reply with a paragraph that only announced (« il est
+    important de comprendre comment l'attestation d'accueil fonctionne… Voici les
+    informations… »), above the paragraph that answered: it goes. Alone, it stays, so that the
+    agent sees what the model wrote rather than an empty letter."""
+    hit = make_hit(1, "Toute personne peut acquérir une concession dans le cimetière.")
+    filler = (
+        "Pour répondre à votre question, Madame Lefèvre, il est important de comprendre "
+        "comment la concession fonctionne. Voici les informations que nous avons recueillies."
+    )
+    answer_text = "Toute personne peut acquérir une concession dans le cimetière."
+    request = DraftRequest("Concessions", "courrier", fields={"objet": "Cimetière"})
+
+    def drafted(*texts: str) -> str:
+        reply = json.dumps(
+            {"paragraphes": [{"sources": [1], "texte": t} for t in texts]}, ensure_ascii=False
+        )
+        model = FakeChatModel(reply)
+        return DraftingService(settings, model, FakeRetriever([hit]), templates, None).draft(
+            request
+        ).answer
+
+    answer = drafted(filler, answer_text)
+    assert "Voici les informations" not in answer and "important de comprendre" not in answer
+    assert f"{answer_text[:-1]} [1]." in answer
+    assert "Voici les informations" in drafted(filler)
+
+
 # --- figures --------------------------------------------------------------------------------
 
 
