@@ -161,9 +161,11 @@ def test_a_paragraph_of_only_filler_goes_when_another_says_something(
             {"paragraphes": [{"sources": [1], "texte": t} for t in texts]}, ensure_ascii=False
         )
         model = FakeChatModel(reply)
-        return DraftingService(settings, model, FakeRetriever([hit]), templates, None).draft(
-            request
-        ).answer
+        return (
+            DraftingService(settings, model, FakeRetriever([hit]), templates, None)
+            .draft(request)
+            .answer
+        )
 
     answer = drafted(filler, answer_text)
     assert "Voici les informations" not in answer and "important de comprendre" not in answer
