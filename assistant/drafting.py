@@ -70,6 +70,7 @@ from assistant.structure import (
     drop_asked,
     drop_filler,
     drop_repeats,
+    drop_source_talk,
     drop_title_questions,
     drop_unfinished_tail,
     filler_only,
@@ -1730,7 +1731,7 @@ class DraftingService:
             "",
         )
         for index, part in enumerate(structure.parts(), start=1):
-            part.text = drop_asked(part.text, asked)
+            part.text = drop_source_talk(drop_asked(part.text, asked))
             if structure.form != "acte":
                 part.text = drop_filler(drop_title_questions(part.text, titles))
                 if reader:

@@ -268,6 +268,44 @@ def _enumeration(match: re.Match[str]) -> str:
     return f" {text}"
 
 
+# The model attributing a statement to the prompt's numbering rather than making it: « Considérant
+# que le texte de la source 1 précise que le conseil municipal doit délibérer… » (D03, H03, H04
+# of session 28), « Selon la source 2, … ». The statement stays, cited by its number anyway.
+_SOURCE_NUMBERS = r"(?:la |les )?sources?\s*(?:n°\s*)?\d+(?:\s*(?:,|et)\s*\d+)*"
+_SOURCE_TALK = re.compile(
+    rf"\b(?:(?:le )?texte d[eu] |l['’]extrait d[eu] |le document d[eu] )?{_SOURCE_NUMBERS}\s+"
+    r"(?:précis|indiqu|prévoi|dispos|rappell|rappel|mentionn|stipul|expliqu|énonc|affirm|"
+    r"soulign|établi|exig)\w*\s+(?:que|qu['’])\s*"
+    rf"|\b(?:selon|d['’]après|conformément à) {_SOURCE_NUMBERS}\s*,\s*",
+    re.IGNORECASE,
+)
+
+
+def drop_source_talk(text: str) -> str:
+    """``text`` without the words that attribute a statement to a source's number instead of
+    making it (« le texte de la source 1 précise que X » → « X », « Selon la source 2, X » →
+    « X »); the part cites that source anyway. A sentence that opened with those words opens
+    with a capital. What says nothing but the source (« le texte de la source 2 est
+    pertinent ») is left for :func:`assistant.verify.check_paragraph` to mark."""
+
+    out = text
+    while m := _SOURCE_TALK.search(out):
+        before, after = out[: m.start()], out[m.end() :]
+        if re.search(r"qu['’]\s*$", m.group(0)):  # « … précise qu'il » : the elision moves back
+            que = re.search(r"\bque\s*$", before, re.IGNORECASE)
+            before = before[: que.start()] + "qu'" if que else before
+        out = before + after
+    if out == text:
+        return text
+    # a statement's own first letter, at the start of the text or of a sentence
+    out = re.sub(
+        r"(^\s*|[.!?]\s+)(«\s*)?([a-zà-ÿ])",
+        lambda m: m.group(1) + (m.group(2) or "") + m.group(3).upper(),
+        out,
+    )
+    return " ".join(out.split())
+
+
 def drop_asked(text: str, questions: Sequence[str]) -> str:
     """``text`` without the resident's own questions copied into it (seen in a reply: « Pourriez-
     vous m'indiquer quels taux la Ville a votés pour 2014… ? » as the answer's first sentence):

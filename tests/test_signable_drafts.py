@@ -330,6 +330,30 @@ def test_a_visa_names_its_text_or_is_left_out(settings: Settings, templates: Tem
     assert not [c for c in draft.checks if "30" in c["detail"]]
 
 
+def test_a_considerant_says_the_rule_not_which_source_says_it(
+    settings: Settings, templates: Templates
+) -> None:
+    """H04 (session 28): « Considérant que le texte de la source 1 précise que le conseil
+    municipal doit délibérer… », marked to be rewritten. The clerk gets the rule, cited, with
+    nothing to rewrite."""
+    hit = make_hit(1, "Le conseil municipal délibère sur le droit à la formation de ses membres.")
+    said = "le texte de la source 1 précise que le conseil municipal délibère sur la formation"
+    reply = json.dumps(
+        {
+            "visas": [],
+            "considerants": [{"sources": [1], "texte": said}],
+            "articles": [
+                {"sources": [1], "texte": "Les orientations de la formation sont adoptées."}
+            ],
+        },
+        ensure_ascii=False,
+    )
+    svc = DraftingService(settings, FakeChatModel(reply), FakeRetriever([hit]), templates, None)
+    draft = svc.draft(DraftRequest("Formation", "deliberation", fields={"objet": "Formation"}))
+    assert "Considérant que le conseil municipal délibère sur la formation [1] ;" in draft.answer
+    assert "source 1" not in draft.answer and not draft.checks
+
+
 # --- evidence -------------------------------------------------------------------------------
 
 

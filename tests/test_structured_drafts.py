@@ -223,6 +223,52 @@ def test_a_paragraph_speaking_of_its_sources_is_marked_to_be_rewritten(
         assert "à réécrire" in apply(text, issues)
 
 
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        (  # D03, H04 (session 28)
+            "Considérant que le texte de la source 1 précise que le conseil municipal doit "
+            "délibérer sur le droit à la formation",
+            "Considérant que le conseil municipal doit délibérer sur le droit à la formation",
+        ),
+        (  # H03: two numbers
+            "Considérant que le texte de la source 2 et 3 précise que le maire peut signer",
+            "Considérant que le maire peut signer",
+        ),
+        (
+            "Considérant que la source 1 prévoit qu'un délai de deux mois court",
+            "Considérant qu'un délai de deux mois court",
+        ),
+        (
+            "La source 1 indique qu'il faut deux mois. Selon la source 2, le délai court.",
+            "Il faut deux mois. Le délai court.",
+        ),
+        # Nothing stated but the source: left as written, to be marked.
+        (
+            "Considérant que le texte de la source 2 est pertinent pour cette délibération",
+            "Considérant que le texte de la source 2 est pertinent pour cette délibération",
+        ),
+        # A law that provides is the matter, not the prompt.
+        (
+            "Le code prévoit que le maire préside la séance.",
+            "Le code prévoit que le maire préside la séance.",
+        ),
+        (
+            "La source de la rivière indique que l'eau est potable.",
+            "La source de la rivière indique que l'eau est potable.",
+        ),
+    ],
+)
+def test_a_statement_attributed_to_a_source_s_number_is_made_plainly(
+    written: str, shown: str
+) -> None:
+    from assistant.structure import drop_source_talk
+
+    assert drop_source_talk(written) == shown
+    if written != shown:  # and nothing left to mark as speaking of the prompt
+        assert "sources" not in [i.kind for i in check_paragraph(shown, [shown], [shown], [])]
+
+
 # --- evidence -------------------------------------------------------------------------------
 
 
