@@ -367,6 +367,50 @@ def test_a_long_letter_is_as_relevant_as_its_question(
     assert not retriever.should_abstain(long)
 
 
+@pytest.mark.slow
+def test_a_request_naming_its_act_finds_it_among_the_code_s_chapters(
+    e5: Embedder, tmp_path: Path
+) -> None:
+    """« Combien de conseillers … au conseil d'administration du CCAS ? » (session 29): e5
+    puts the code's chapters on the council nearer than the délibération that designates the
+    CCAS's members; only the lexical side finds the act by its words. The calibrated fusion
+    shows it in the top 3; with the former lexical share (0.3) it was not in the top 5."""
+    from dataclasses import replace
+
+    from assistant.ingest import sync_folder
+    from assistant.retrieval import build_retriever
+    from assistant.store import build_index
+
+    corpus = shared_corpus()
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in (
+        "textes_de_loi/cgct_L2121_conseil_municipal.md",
+        "textes_de_loi/cgct_L2123_conditions_exercice_mandats.md",
+        "deliberations_pdf/montpellier_delib_2014-04-24_n2014-143_ccas_designation_representants.pdf",
+        "deliberations_pdf/montpellier_delib_2014-05-22_n2014-186_moyens_groupes_elus.pdf",
+    ):
+        (folder / Path(name).name).write_bytes((corpus / name).read_bytes())
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        models_dir=MODELS_DIR,
+        embedding_model=DEFAULT_EMBEDDING_MODEL,
+        default_collection="actes",
+        threads=2,
+    )
+    index = build_index(settings)
+    sync_folder(folder, "actes", index, e5)
+    retriever = build_retriever(settings, index=index, embedder=e5)
+    question = (
+        "Combien de conseillers municipaux la ville doit-elle envoyer au conseil "
+        "d'administration du CCAS, et comment sont-ils choisis ?"
+    )
+    act = "n2014-143_ccas"
+    assert any(act in h.source for h in retriever.search(question, k=3))
+    former = replace(retriever, config=replace(retriever.config, lexical_share=0.3))
+    assert not any(act in h.source for h in former.search(question, k=5))
+
+
 HUB = "La commune peut-elle reprendre une concession ? Oui, dans 2 cas."
 HUB_QUESTIONS = {  # none is about cemeteries; the expected fiche answers each
     "Le gérant de la supérette veut céder son commerce : la ville peut-elle se porter "
