@@ -65,6 +65,9 @@ HELDOUT = ROOT / "tests" / "data" / "drafting_requests_heldout.jsonl"
 # A second one (K01–K16), written by a helper session in session 22 on documents and subjects
 # the 46 above do not use, to judge the evidence's design (docs/eval/drafts.md, eighth pass).
 HELDOUT2 = ROOT / "tests" / "data" / "drafting_requests_heldout2.jsonl"
+# A third (L01–L14), written by a helper session in session 29 on the documents no request had
+# used yet (the délibérations of 2013-2014, a compte rendu, a fiche), with no look at the drafts.
+HELDOUT3 = ROOT / "tests" / "data" / "drafting_requests_heldout3.jsonl"
 
 AOT = (
     "# Occupation du domaine public par un commerce (AOT)\n"
@@ -872,7 +875,11 @@ def test_the_drafting_requests_cover_every_type() -> None:
     assert all(c.expected and c.facts for c in cases if not c.off_corpus)
 
 
-@pytest.mark.parametrize("path", [REQUESTS, HELDOUT, HELDOUT2], ids=["set", "heldout", "heldout2"])
+@pytest.mark.parametrize(
+    "path",
+    [REQUESTS, HELDOUT, HELDOUT2, HELDOUT3],
+    ids=["set", "heldout", "heldout2", "heldout3"],
+)
 def test_each_expected_fact_is_in_an_expected_document(path: Path, corpus_dir: Path) -> None:
     """A fact no expected document holds would score the model against the impossible."""
     from assistant.loaders import load_document
