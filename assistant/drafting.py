@@ -63,6 +63,7 @@ from assistant.schema import Hit
 from assistant.structure import (
     Part,
     Structure,
+    about_itself,
     address_reader,
     asks_only,
     considerant_line,
@@ -463,6 +464,15 @@ def with_key_part(
     if structure.form == "acte":
         return replace(structure, considerants=[*structure.considerants, part]), part
     return replace(structure, paragraphs=[*structure.paragraphs, part]), part
+
+
+# An article's opening formula (« Le Conseil municipal décide de »): the act's words, not the
+# agent's, left out when an article is checked for the agent's instruction restated.
+_AUTHOR_DECIDES = re.compile(
+    r"^\s*le\s+(?:conseil\s+municipal|maire)\s+(?:décide|arrête|approuve|adopte)\s+"
+    r"(?:de\s+|d['’]\s*)?",
+    re.IGNORECASE,
+)
 
 
 def without_filler(structure: Structure, key_part: Part | None = None) -> Structure:
@@ -1746,9 +1756,15 @@ class DraftingService:
                 basis = [line for n in part.sources for line in plan.evidence.get(n, [])]
                 part.text = with_legal_basis(part.text, basis)
             issues = check_paragraph(part.text, cited_texts, shown, agent)
+            # An act's article too: L05's « Le Conseil municipal décide de préparer la
+            # délibération qui reconduit… » was the agent's « Préparer la délibération… ».
+            is_article = any(part is a for a in structure.articles)
             restated = (
-                restated_instruction(part.text, [request.request, *request.fields.values()])
-                if structure.form != "acte"
+                restated_instruction(
+                    _AUTHOR_DECIDES.sub("", part.text) if is_article else part.text,
+                    [request.request, *request.fields.values()],
+                )
+                if structure.form != "acte" or is_article
                 else ""
             )
             if restated:
@@ -1762,7 +1778,11 @@ class DraftingService:
                     issues.append(
                         Issue("decision", f"« {word} » : la demande décide l'inverse ; à corriger")
                     )
-            if any(part is a for a in structure.articles) and (itself := self_decided(part.text)):
+            if any(part is c for c in structure.considerants) and (own := about_itself(part.text)):
+                issues.append(
+                    Issue("motif", f"« {own} » : parle de l'acte, pas de son motif ; à réécrire")
+                )
+            if is_article and (itself := self_decided(part.text)):
                 issues.append(
                     Issue(
                         "decision",

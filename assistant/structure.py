@@ -671,6 +671,26 @@ def self_decided(article: str) -> str:
     return article[m.start() : m.end("object")].strip()
 
 
+# A considérant about the act or the request itself rather than a motive: « Considérant que la
+# délibération demande la création d'une commission… » (L04, session 29), « Considérant que la
+# délibération concerne la participation de la Ville… » (L05).
+_ABOUT_ITSELF = re.compile(
+    r"\b(?:(?:la|cette)\s+(?:présente\s+)?délibération|"
+    r"(?:le|cet)\s+(?:présent\s+)?arrêté)\s+"
+    r"(?:demande|concerne|porte\s+sur|vise|a\s+pour\s+objet|traite)\b",
+    re.IGNORECASE,
+)
+
+
+def about_itself(considerant: str) -> str:
+    """The words of a considérant that speak of the act itself instead of giving a motive (« la
+    délibération demande », « le présent arrêté concerne »), as written, or ``""``. A motive
+    that names another act (« la délibération du 24 avril 2014 a créé… ») or a resident's
+    request (« la demande de M. Girard porte sur des volets ») is not one of them."""
+    m = _ABOUT_ITSELF.search(considerant)
+    return m.group(0) if m else ""
+
+
 # Fewer words than this and a considérant is not a motive (see drop_repeats).
 MIN_MOTIVE_WORDS = 5
 

@@ -130,9 +130,11 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 class Issue:
     """One failed check: ``kind`` is ``chiffre``, ``coordonnee``, ``copie``, ``sources``,
     ``demande`` (the agent's instruction restated,
-    :func:`assistant.structure.restated_instruction`) or ``decision`` (an act deciding the
-    other way, :func:`assistant.structure.contrary_decision`); ``detail`` is the French reason
-    shown to the agent (inside the « à vérifier » mark)."""
+    :func:`assistant.structure.restated_instruction`), ``decision`` (an act deciding the
+    other way, :func:`assistant.structure.contrary_decision`, or about its own author,
+    :func:`assistant.structure.self_decided`) or ``motif`` (a considérant about the act itself,
+    :func:`assistant.structure.about_itself`); ``detail`` is the French reason shown to the
+    agent (inside the « à vérifier » mark)."""
 
     kind: str
     detail: str

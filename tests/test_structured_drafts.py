@@ -1325,3 +1325,52 @@ def test_an_article_where_the_author_decides_about_itself_is_marked(
     assert draft.answer.count("décision adressée à son propre auteur") == 1
     assert "« Le Maire autorise le maire » : décision adressée" in draft.answer
     assert any(c["type"] == "decision" for c in draft.checks)
+
+
+def test_an_act_that_speaks_of_itself_or_restates_the_request_is_marked(
+    settings: Settings, templates: Templates
+) -> None:
+    """L04 « Considérant que la délibération demande la création d'une commission… », L05
+    « Considérant que la délibération concerne la participation de la Ville… » and its « Article
+    1er : Le Conseil municipal décide de préparer la délibération qui reconduit… » (the agent's
+    « Préparer la délibération qui reconduit… », session 29): no motive, no decision. Each is
+    marked; a considérant naming another act or the resident's request is not."""
+    from assistant.structure import about_itself
+
+    assert about_itself("que la délibération demande la création d'une commission") != ""
+    assert about_itself("que le présent arrêté a pour objet de réglementer le bruit") != ""
+    assert about_itself("que la délibération du 24 avril 2014 a créé la commission") == ""
+    assert about_itself("que la demande de M. Girard porte sur des volets en PVC") == ""
+    request = (
+        "Préparer la délibération qui reconduit cet été l'aide de la Ville aux familles pour "
+        "les séjours de vacances de leurs enfants."
+    )
+    hit = make_hit(1, "La participation de la Ville est plafonnée à 45 € par jour de séjour.")
+    reply = json.dumps(
+        {
+            "visas": [],
+            "considerants": [
+                {"sources": [1], "texte": "la délibération concerne les séjours de vacances"},
+                {"sources": [1], "texte": "la participation est plafonnée à 45 € par jour"},
+            ],
+            "articles": [
+                {
+                    "sources": [1],
+                    "texte": "Le Conseil municipal décide de préparer la délibération qui "
+                    "reconduit cet été l'aide de la Ville aux familles pour les séjours.",
+                },
+                {"sources": [1], "texte": "La participation est fixée à 45 € par jour."},
+            ],
+        },
+        ensure_ascii=False,
+    )
+    svc = DraftingService(
+        settings, FakeChatModel(reply), FakeRetriever([hit], 0.3), templates, None
+    )
+    draft = svc.draft(DraftRequest(request, "deliberation", fields={"objet": "Séjours"}))
+    body = draft.answer
+    assert "« la délibération concerne » : parle de l'acte" in body
+    assert body.count("parle de l'acte") == 1
+    assert body.count("reprend la consigne de la demande") == 1
+    assert "fixée à 45 € par jour [1]." in body
+    assert {c["type"] for c in draft.checks} >= {"motif", "demande"}
