@@ -75,6 +75,7 @@ from assistant.structure import (
     drop_title_questions,
     drop_unfinished_tail,
     filler_only,
+    inline_visa,
     is_legal_text,
     parse_partial,
     quoted_part,
@@ -1682,8 +1683,10 @@ class DraftingService:
         text: the first legal text among the sources shown (the legal basis the program
         searched for the act, :meth:`_with_legal_basis`), so that K05's délibération on the
         élus' travel costs is « Vu le code général des collectivités territoriales, notamment
-        son article L. 2123-18 [2] ; » rather than a visa to complete; with none shown, one
-        visa to complete, tied to no source."""
+        son article L. 2123-18 [2] ; » rather than a visa to complete; with none shown, the
+        legal basis a fiche names (:func:`reference_visa`), then a code's article a shown
+        sentence names (:func:`inline_visa`); with none of them, one visa to complete, tied
+        to no source."""
         by_n = {c.n: c for c in plan.sources}
         numbers = list(structure.visas)
         if fallback:  # the legal texts the considérants and articles rest on are visas too
@@ -1708,6 +1711,12 @@ class DraftingService:
             cited = [n for p in structure.parts() for n in p.sources]
             for n in dict.fromkeys([*cited, *by_n]):
                 if n in by_n and (line := reference_visa(by_n[n].text, n)):
+                    return [line]
+            # Then a code's article that a shown sentence names (L04: another council's
+            # délibération « conformément aux dispositions de l'article D 1411-5 du code
+            # général des collectivités territoriales »).
+            for n in dict.fromkeys([*cited, *by_n]):
+                if n in by_n and (line := inline_visa(by_n[n].text, n)):
                     return [line]
             return ["Vu [À COMPLÉTER : texte visé] ;"]
         return lines

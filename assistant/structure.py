@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from assistant.evidence import REFERENCE_LEAD
-from assistant.textnorm import lexical_terms, light_terms
+from assistant.textnorm import fold, lexical_terms, light_terms
 from assistant.verify import figure_keys, figures, supported
 
 # Bounds of the structure (the grammar enforces them; they also bound the generation time).
@@ -1057,6 +1057,77 @@ def reference_visa(evidence: str, source_number: int) -> str:
         return ""
     which = "ses articles" if words[0].lower() == "articles" else "son article"
     return f"Vu le {code[0].lower()}{code[1:]}, notamment {which} {words[1]} [{source_number}] ;"
+
+
+# The codes a local authority's acts cite, as a visa names them (Légifrance's titles). A
+# reference inside a sentence is turned into a visa only when its code is one of these: the
+# sentence's words after « du code » do not say where the name ends (« du code de l'urbanisme,
+# le maire… »). Hand-written: no library of the stack lists the French codes.
+CODE_NAMES = (
+    "code général des collectivités territoriales",
+    "code de l'action sociale et des familles",
+    "code des relations entre le public et l'administration",
+    "code général de la propriété des personnes publiques",
+    "code de la construction et de l'habitation",
+    "code rural et de la pêche maritime",
+    "code général de la fonction publique",
+    "code de la commande publique",
+    "code des marchés publics",
+    "code de la sécurité intérieure",
+    "code de la santé publique",
+    "code de la sécurité sociale",
+    "code de la voirie routière",
+    "code général des impôts",
+    "code de procédure pénale",
+    "code de l'environnement",
+    "code de l'urbanisme",
+    "code de l'éducation",
+    "code de la route",
+    "code du patrimoine",
+    "code du tourisme",
+    "code du travail",
+    "code électoral",
+    "code du sport",
+    "code civil",
+    "code pénal",
+)
+_CODE_ABBREVIATIONS = {
+    "cgct": "code général des collectivités territoriales",
+    "crpa": "code des relations entre le public et l'administration",
+}
+_ONE_ARTICLE = r"[LRD]\.?\s?\*?\s?\d{1,4}(?:-\d+)+"
+# « l'article D 1411-5 du code général des collectivités territoriales », « des articles L 123-6
+# et R 123-7 du code de l'action sociale et des familles », « l'article L1413-1 du CGCT ».
+_INLINE_REFERENCE = re.compile(
+    rf"\barticles?\s+(?P<refs>{_ONE_ARTICLE}(?:\s*(?:,|et|à)\s*{_ONE_ARTICLE})*)\s+"
+    r"(?:du|de\s+la|de\s+l['’])\s+(?P<code>(?:code|cgct|crpa)\b[^.;:()\n]{0,80})",
+    re.IGNORECASE,
+)
+
+
+def inline_visa(evidence: str, source_number: int) -> str:
+    """ "Vu le code général des collectivités territoriales, notamment son article D. 1411-5 [1]
+    ;" from the first reference to a code's articles inside a sentence of a source's evidence
+    (another council's délibération: « conformément aux dispositions de l'article D 1411-5 du
+    code général des collectivités territoriales »), "" without one. Only the codes of
+    :data:`CODE_NAMES` (and « CGCT », « CRPA »); « du même code » and « de ce code » say no name
+    and are left out. L04 (session 29) read « Vu [À COMPLÉTER : texte visé] » with that
+    sentence in its evidence."""
+    for m in _INLINE_REFERENCE.finditer(evidence):
+        said = fold(" ".join(m.group("code").split())).replace("’", "'")
+        code = _CODE_ABBREVIATIONS.get(re.findall(r"\w+", said)[0]) or next(
+            (name for name in CODE_NAMES if said.startswith(fold(name))), ""
+        )
+        if not code:
+            continue
+        bare = re.sub(r"([LRD])\.?\s*(\*?)\s*(?=\d)", r"\1\2", " ".join(m.group("refs").split()))
+        count = len(_BARE_ARTICLE.findall(bare))
+        if not count:
+            continue
+        named = _BARE_ARTICLE.sub(lambda a: _article_ref(a.group(1), a.group(3), a.group(2)), bare)
+        which = "son article" if count == 1 else "ses articles"
+        return f"Vu le {code}, notamment {which} {named} [{source_number}] ;"
+    return ""
 
 
 def visa_line(title: str, evidence: str, source_number: int) -> str:

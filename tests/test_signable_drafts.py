@@ -330,6 +330,68 @@ def test_a_visa_names_its_text_or_is_left_out(settings: Settings, templates: Tem
     assert not [c for c in draft.checks if "30" in c["detail"]]
 
 
+@pytest.mark.parametrize(
+    ("sentence", "visa"),
+    [
+        (  # L04 (session 29)
+            "il convient de fixer les modalités de dépôt des listes, conformément aux "
+            "dispositions de l’article D 1411-5 du code général des collectivités territoriales :",
+            "Vu le code général des collectivités territoriales, notamment son article "
+            "D. 1411-5 [1] ;",
+        ),
+        (
+            "En application des articles L 123-6 et R 123-7 du code de l’action sociale et des "
+            "familles, la Ville désigne ses représentants.",
+            "Vu le code de l'action sociale et des familles, notamment ses articles L. 123-6 et "
+            "R. 123-7 [1] ;",
+        ),
+        (
+            "Conformément à l'article L1413-1 du CGCT, une commission est créée.",
+            "Vu le code général des collectivités territoriales, notamment son article "
+            "L. 1413-1 [1] ;",
+        ),
+        ("l'article L. 332-11-2 du même code précise les conditions", ""),
+        # A code's name misspelt (« collectivités locales »): no visa rather than a wrong one.
+        ("les articles L 2123-20 à L2123-24 du Code Général des Collectivités Locales", ""),
+        ("Le conseil fixe à 20 le nombre des adjoints.", ""),
+    ],
+)
+def test_a_code_article_named_in_a_sentence_gives_the_visa(sentence: str, visa: str) -> None:
+    from assistant.structure import inline_visa
+
+    assert inline_visa(sentence, 1) == visa
+
+
+def test_an_act_resting_on_another_council_s_deliberation_has_its_visa(
+    settings: Settings, templates: Templates
+) -> None:
+    """L04 (session 29): the only sources were another council's délibération, whose evidence
+    said « conformément aux dispositions de l'article D 1411-5 du code général des collectivités
+    territoriales », and the act read « Vu [À COMPLÉTER : texte visé] »."""
+    delib = make_hit(
+        1,
+        "Il convient de fixer les modalités de dépôt des listes, conformément aux dispositions "
+        "de l'article D 1411-5 du code général des collectivités territoriales.",
+        source="delib_2014-153_commission_dsp.pdf",
+    )
+    delib.title = "Montpellier delib 2014-04-24 n2014-153 commission dsp depot listes"
+    reply = json.dumps(
+        {
+            "visas": [],
+            "considerants": [{"sources": [1], "texte": "les modalités de dépôt sont à fixer"}],
+            "articles": [{"sources": [1], "texte": "La commission permanente est créée."}],
+        },
+        ensure_ascii=False,
+    )
+    svc = DraftingService(settings, FakeChatModel(reply), FakeRetriever([delib]), templates, None)
+    draft = svc.draft(DraftRequest("Commission de DSP", "deliberation", fields={"objet": "DSP"}))
+    assert (
+        "Vu le code général des collectivités territoriales, notamment son article D. 1411-5 [1] ;"
+        in draft.answer
+    )
+    assert "texte visé" not in draft.answer
+
+
 def test_a_considerant_says_the_rule_not_which_source_says_it(
     settings: Settings, templates: Templates
 ) -> None:
