@@ -276,6 +276,38 @@ def population_range(text: str, *, exact: bool = False) -> tuple[float, float] |
     return None
 
 
+# A table's bracket (« Q 6: de 336 € à 458 € 3,21 € 3,55 € », a tariff by quotient familial)
+# and the amount a request gives (« avec un quotient familial de 400 € »): the row shares no
+# word with the request, only its bracket says it is the one (L14, session 29).
+_AMOUNT = r"(\d{1,3}(?:[\s\u00a0\u202f.]\d{3})+|\d+)(?:,\d+)?\s*(?:€|euros?)"
+_BRACKET = re.compile(
+    rf"\b(?:de|entre)\s+{_AMOUNT}\s+(?:à|et)\s+{_AMOUNT}",
+    re.IGNORECASE,
+)
+_GIVEN_AMOUNT = re.compile(_AMOUNT, re.IGNORECASE)
+# What a line whose bracket holds the request's amount adds to its score: as much as three of
+# the request's terms. No-model proxy (expected facts in the prompt, the four request files):
+# 2: no change (L14's row ranks third in its passage and loses the room to other passages'
+# lines); 3 and 4: L14 0/2 -> 2/2, no other request changes (docs/eval/drafts.md, fifteenth
+# pass).
+BRACKET_WEIGHT = 3.0
+
+
+def amounts_of(text: str) -> list[int]:
+    """The whole amounts in euros ``text`` gives (« 400 € », « 1 200 euros »), in order."""
+    return [_number(m.group(1)) for m in _GIVEN_AMOUNT.finditer(text)]
+
+
+def in_bracket(line: str, amounts: Sequence[int]) -> bool:
+    """Whether a bracket of ``line`` (« de 336 € à 458 € », « entre 500 € et 800 € ») holds
+    one of ``amounts`` (bounds included)."""
+    return any(
+        _number(m.group(1)) <= a <= _number(m.group(2))
+        for m in _BRACKET.finditer(line)
+        for a in amounts
+    )
+
+
 def asked_kinds(query: str) -> set[str]:
     """The kinds of figure ``query`` asks for: ``delay``, ``amount``, ``count``."""
     return {kind for kind, rx in _ASKED.items() if rx.search(query)}
@@ -295,8 +327,11 @@ def _score(
     terms: set[str],
     kinds: AbstractSet[str] = frozenset(),
     population: tuple[float, float] | None = None,
+    amounts: Sequence[int] = (),
 ) -> float:
     overlap = len(terms & _words(line))
+    if amounts and in_bracket(line.text, amounts):
+        overlap += BRACKET_WEIGHT
     if not overlap:
         return 0.0
     applies = population_range(line.text) if population is not None else None
@@ -391,12 +426,13 @@ def ranked_lines(lines: Sequence[Line], query: str) -> list[tuple[float, int]]:
     terms = set(light_terms(query))
     kinds = asked_kinds(query)
     population = population_range(query, exact=True)
+    amounts = amounts_of(query)
     titled = {title: len(terms & set(light_terms(title))) for title in {ln.title for ln in lines}}
     return sorted(
         (
             (s + TITLE_WEIGHT * titled[line.title], i)
             for i, line in enumerate(lines)
-            if (s := _score(line, terms, kinds, population)) > 0
+            if (s := _score(line, terms, kinds, population, amounts)) > 0
         ),
         key=lambda x: (-x[0], x[1]),
     )

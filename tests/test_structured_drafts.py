@@ -1374,3 +1374,33 @@ def test_an_act_that_speaks_of_itself_or_restates_the_request_is_marked(
     assert body.count("reprend la consigne de la demande") == 1
     assert "fixée à 45 € par jour [1]." in body
     assert {c["type"] for c in draft.checks} >= {"motif", "demande"}
+
+
+def test_a_table_row_whose_bracket_holds_the_request_s_amount_is_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """L14 (session 29): « combien lui coûtera un repas … avec un quotient familial de 400 € »;
+    the tariff's row « Q 6: de 336 € à 458 € 3,21 € 3,55 € » shares no word with the request,
+    and the table's headers and another passage's lines took the room."""
+    from assistant import evidence
+    from assistant.evidence import in_bracket
+
+    assert in_bracket("Q 6: de 336 € à 458 € 3,21 € 3,55 €", [400])
+    assert not in_bracket("Q 5: de 231 € à 335 € 3,13 € 3,40 €", [400])
+    assert in_bracket("entre 1 000 € et 1 500 € de revenus", [1200])
+    lines = clean_lines(
+        "Quotient familial 2014 Ecole Maternelle Ecole Elémentaire\n"
+        "Q 5: de 231 € à 335 € 3,13 € 3,40 €\n"
+        "Q 6: de 336 € à 458 € 3,21 € 3,55 €\n"
+        "Q 7: de 459 € à 600 € 3,30 € 3,62 €\n"
+    )
+    other = clean_lines(
+        "Le tarif des repas de la cantine dépend du quotient familial de la famille.\n"
+        "Les enfants des écoles maternelles et élémentaires déjeunent au restaurant scolaire.\n"
+    )
+    query = "tarif d'un repas à la cantine avec un quotient familial de 400 €"
+    words = lambda text: len(text.split())  # noqa: E731
+    shown = share_evidence([other, lines], query, 40, words)
+    assert "Q 6: de 336 € à 458 €" in shown[1] and "Q 5" not in shown[1]
+    monkeypatch.setattr(evidence, "BRACKET_WEIGHT", 0.0)
+    assert "Q 6" not in share_evidence([other, lines], query, 40, words)[1]
