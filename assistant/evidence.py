@@ -329,7 +329,7 @@ def _score(
     population: tuple[float, float] | None = None,
     amounts: Sequence[int] = (),
 ) -> float:
-    overlap = len(terms & _words(line))
+    overlap: float = len(terms & _words(line))
     if amounts and in_bracket(line.text, amounts):
         overlap += BRACKET_WEIGHT
     if not overlap:
