@@ -575,9 +575,13 @@ def _repeats(text: str, earlier: Sequence[set[str]]) -> int | None:
 
 # The verbs an agent's request gives its instruction with, in the infinitive (« Répondre au
 # notaire… : indiquer le délai… », « rappeler les conditions… »).
+# In the infinitive, or the gerund the agent writes too (L03, session 29: « …, en rappelant ce
+# qu'elle avait demandé et à quelle condition la somme sera versée » came back as the letter's
+# « La somme sera versée en rappelant ce qu'elle avait demandé… »).
 _INSTRUCTION = re.compile(
-    r"\b(indiquer|rappeler|pr[ée]ciser|expliquer|informer|r[ée]pondre|pr[ée]parer|r[ée]diger|"
-    r"signaler|transmettre|communiquer)\b",
+    r"\b((?:indiqu|rappel|pr[ée]cis|expliqu|inform|signal|communiqu)(?:er|ant)|"
+    r"r[ée]pondre|r[ée]pondant|pr[ée]parer|pr[ée]parant|r[ée]diger|r[ée]digeant|"
+    r"transmettre|transmettant)\b",
     re.IGNORECASE,
 )
 # A sentence whose terms come from the agent's text at least this much restates it.

@@ -1189,6 +1189,15 @@ def test_the_agent_s_instruction_given_back_as_the_letter_s_words_is_marked(
     )
     mine = "Je vous informe que le maire a saisi le procureur de la République de votre dossier."
     assert restated_instruction(mine, [told]) == ""
+    # The gerund the agent wrote (L03, session 29) is an instruction too.
+    notify = (
+        "Notifier à l'association la décision du conseil sur sa demande de subvention, en "
+        "rappelant ce qu'elle avait demandé et à quelle condition la somme sera versée."
+    )
+    echo = "La somme sera versée en rappelant ce qu'elle avait demandé et à quelle condition."
+    assert restated_instruction(f"La subvention de 40 000 € est accordée. {echo}", [notify]) == (
+        echo
+    )
     # Words that are not mostly the agent's, whatever the verb, are the letter's own.
     assert not restated_instruction("Il faut indiquer le délai de 2 mois de la commune.", [request])
     assert not restated_instruction(
