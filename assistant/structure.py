@@ -458,8 +458,10 @@ def _reader_name(recipient: str) -> str | None:
     civility then a name (« Monsieur Lambert », « Madame Da Silva », « Monsieur Le Goff »,
     « Monsieur et Madame Castel »), matched by its last word with any civility and up to two
     capitalised words before it (« M. Bernard Lambert », « Madame Da Silva »). None for a
-    title (« Monsieur le Président de … ») or no civility."""
-    text = " ".join(recipient.split(",")[0].split())
+    title (« Monsieur le Président de … ») or no civility. The field's first line (or its part
+    before a comma) is the name: the UI's recipient is an address block (« Monsieur Paul
+    Garnier⏎4 rue des Vignes », whose last word « Vignes » had been taken for the name)."""
+    text = " ".join(re.split(r"[,\n]", recipient.strip(), maxsplit=1)[0].split())
     civility = rf"(?i:{_CIVILITIES}(?:\s+(?:et|ou)\s+{_CIVILITIES})?)"
     m = re.match(rf"^{civility}\s+(?!(?:le|la|les|l['’])\b)(\S.*)$", text)
     if not m or not m.group(1)[:1].isupper():

@@ -446,6 +446,9 @@ def test_the_reader_of_a_reply_is_written_to_not_about(written: str, expected: s
         ("Monsieur Le Goff", "M. Yann Le Goff doit signer."),  # « Le » of a name, not a title
         ("Monsieur Jean Lambert, 3 rue des Lilas", "Monsieur Lambert doit signer."),
         ("Madame Da Silva", "Madame Da Silva doit signer."),
+        # The UI's recipient is an address block (session 29's screenshot: « Monsieur Paul
+        # Garnier doit payer les tarifs suivants » in a courrier to him).
+        ("Monsieur Paul Garnier\n4 rue des Vignes", "Monsieur Paul Garnier doit signer."),
     ],
 )
 def test_the_reader_is_found_by_the_last_word_of_the_name(recipient: str, written: str) -> None:
