@@ -236,12 +236,14 @@ ASKED_FIGURE_BONUS = 2.0
 FIGURE_BONUS = 0.75
 
 
+# A whole number as French writes it, its thousands apart or not (« 3 500 », « 3.500 », « 400 »).
+_WHOLE = r"(\d{1,3}(?:[\s\u00a0\u202f.]\d{3})+|\d+)"
 # The population a rule of the code applies to (« dans les communes de moins de 3 500
 # habitants », « de 1 000 habitants et plus ») and the one a request names (« une commune de
 # 2 000 habitants »). The code splits many rules by such thresholds, and a line for the other
 # side shares almost every word of the request: Q02 (« moins de 3 500 habitants ») was
 # answered from L. 2121-7's rule for communes « de 3 500 habitants et plus ».
-_POPULATION = r"(\d{1,3}(?:[\s\u00a0\u202f.]\d{3})+|\d+)\s+habitants"
+_POPULATION = rf"{_WHOLE}\s+habitants"
 _BELOW = re.compile(rf"\b(?:moins\s+de|en[\s-]dessous\s+de)\s+{_POPULATION}", re.IGNORECASE)
 _ABOVE = re.compile(
     rf"(?:\b(?:plus\s+de|au\s+moins|au[\s-]dessus\s+de)\s+{_POPULATION})"
@@ -279,7 +281,7 @@ def population_range(text: str, *, exact: bool = False) -> tuple[float, float] |
 # A table's bracket (« Q 6: de 336 € à 458 € 3,21 € 3,55 € », a tariff by quotient familial)
 # and the amount a request gives (« avec un quotient familial de 400 € »): the row shares no
 # word with the request, only its bracket says it is the one (L14, session 29).
-_AMOUNT = r"(\d{1,3}(?:[\s\u00a0\u202f.]\d{3})+|\d+)(?:,\d+)?\s*(?:€|euros?)"
+_AMOUNT = rf"{_WHOLE}(?:,\d+)?\s*(?:€|euros?)"
 _BRACKET = re.compile(
     rf"\b(?:de|entre)\s+{_AMOUNT}\s+(?:à|et)\s+{_AMOUNT}",
     re.IGNORECASE,

@@ -274,7 +274,7 @@ def _enumeration(match: re.Match[str]) -> str:
 _SOURCE_NUMBERS = r"(?:la |les )?sources?\s*(?:n°\s*)?\d+(?:\s*(?:,|et)\s*\d+)*"
 _SOURCE_TALK = re.compile(
     rf"\b(?:(?:le )?texte d[eu] |l['’]extrait d[eu] |le document d[eu] )?{_SOURCE_NUMBERS}\s+"
-    r"(?:précis|indiqu|prévoi|dispos|rappell|rappel|mentionn|stipul|expliqu|énonc|affirm|"
+    r"(?:précis|indiqu|prévoi|dispos|rappel|mentionn|stipul|expliqu|énonc|affirm|"
     r"soulign|établi|exig)\w*\s+(?:que|qu['’])\s*"
     rf"|\b(?:selon|d['’]après|conformément à) {_SOURCE_NUMBERS}\s*,\s*",
     re.IGNORECASE,
@@ -287,7 +287,6 @@ def drop_source_talk(text: str) -> str:
     « X »); the part cites that source anyway. A sentence that opened with those words opens
     with a capital. What says nothing but the source (« le texte de la source 2 est
     pertinent ») is left for :func:`assistant.verify.check_paragraph` to mark."""
-
     out = text
     while m := _SOURCE_TALK.search(out):
         before, after = out[: m.start()], out[m.end() :]
@@ -576,10 +575,9 @@ def _repeats(text: str, earlier: Sequence[set[str]]) -> int | None:
 # --- the agent's instruction given back as the letter's words -----------------------------------
 
 # The verbs an agent's request gives its instruction with, in the infinitive (« Répondre au
-# notaire… : indiquer le délai… », « rappeler les conditions… »).
-# In the infinitive, or the gerund the agent writes too (L03, session 29: « …, en rappelant ce
-# qu'elle avait demandé et à quelle condition la somme sera versée » came back as the letter's
-# « La somme sera versée en rappelant ce qu'elle avait demandé… »).
+# notaire… : indiquer le délai… », « rappeler les conditions… ») or the gerund (L03, session 29:
+# « …, en rappelant ce qu'elle avait demandé et à quelle condition la somme sera versée » came
+# back as the letter's « La somme sera versée en rappelant ce qu'elle avait demandé… »).
 _INSTRUCTION = re.compile(
     r"\b((?:indiqu|rappel|pr[ée]cis|expliqu|inform|signal|communiqu)(?:er|ant)|"
     r"r[ée]pondre|r[ée]pondant|pr[ée]parer|pr[ée]parant|r[ée]diger|r[ée]digeant|"
@@ -677,7 +675,7 @@ def self_decided(article: str) -> str:
     return article[m.start() : m.end("object")].strip()
 
 
-# A considérant about the act or the request itself rather than a motive: « Considérant que la
+# A considérant about the act itself rather than a motive: « Considérant que la
 # délibération demande la création d'une commission… » (L04, session 29), « Considérant que la
 # délibération concerne la participation de la Ville… » (L05).
 _ABOUT_ITSELF = re.compile(
@@ -1047,6 +1045,12 @@ _REFERENCE_LINE = re.compile(
 _BARE_ARTICLE = re.compile(r"\b([LRD])(\*?)\s?(\d{1,4}(?:-\d+)+)\b")
 
 
+def _as_clerk_writes(articles: str) -> str:
+    """``articles`` with each bare article number as a clerk writes it (« L2224-13 à
+    L2224-17-1 » -> « L. 2224-13 à L. 2224-17-1 », :func:`_article_ref`)."""
+    return _BARE_ARTICLE.sub(lambda a: _article_ref(a.group(1), a.group(3), a.group(2)), articles)
+
+
 def reference_visa(evidence: str, source_number: int) -> str:
     """ "Vu le code général des collectivités territoriales, notamment ses articles L. 2224-13
     à L. 2224-17-1 [2] ;" from the « Texte de référence : … » line of a source's evidence (the
@@ -1055,9 +1059,7 @@ def reference_visa(evidence: str, source_number: int) -> str:
     if not m:
         return ""
     code = m.group("code").strip()
-    articles = _BARE_ARTICLE.sub(
-        lambda a: _article_ref(a.group(1), a.group(3), a.group(2)), m.group("articles")
-    )
+    articles = _as_clerk_writes(m.group("articles"))
     words = articles.split(maxsplit=1)
     if len(words) < 2:
         return ""
@@ -1130,7 +1132,7 @@ def inline_visa(evidence: str, source_number: int) -> str:
         count = len(_BARE_ARTICLE.findall(bare))
         if not count:
             continue
-        named = _BARE_ARTICLE.sub(lambda a: _article_ref(a.group(1), a.group(3), a.group(2)), bare)
+        named = _as_clerk_writes(bare)
         which = "son article" if count == 1 else "ses articles"
         return f"Vu le {code}, notamment {which} {named} [{source_number}] ;"
     return ""
