@@ -467,15 +467,6 @@ def with_key_part(
     return replace(structure, paragraphs=[*structure.paragraphs, part]), part
 
 
-# An article's opening formula (« Le Conseil municipal décide de »): the act's words, not the
-# agent's, left out when an article is checked for the agent's instruction restated.
-_AUTHOR_DECIDES = re.compile(
-    r"^\s*le\s+(?:conseil\s+municipal|maire)\s+(?:décide|arrête|approuve|adopte)\s+"
-    r"(?:de\s+|d['’]\s*)?",
-    re.IGNORECASE,
-)
-
-
 def without_filler(structure: Structure, key_part: Part | None = None) -> Structure:
     """``structure`` without its paragraphs made only of filler (:func:`filler_only`: « il est
     important de comprendre… », « Voici les informations… »), when a paragraph that says
@@ -1765,12 +1756,16 @@ class DraftingService:
                 basis = [line for n in part.sources for line in plan.evidence.get(n, [])]
                 part.text = with_legal_basis(part.text, basis)
             issues = check_paragraph(part.text, cited_texts, shown, agent)
-            # An act's article too: L05's « Le Conseil municipal décide de préparer la
-            # délibération qui reconduit… » was the agent's « Préparer la délibération… ».
+            # An act's article too, without the opening the grammar gave it (the act's words,
+            # not the agent's): L05's « Le Conseil municipal décide de préparer la délibération
+            # qui reconduit… » was the agent's « Préparer la délibération… ».
             is_article = any(part is a for a in structure.articles)
+            opening = next(
+                (o for o in plan.template.article_openings if part.text.startswith(o)), ""
+            )
             restated = (
                 restated_instruction(
-                    _AUTHOR_DECIDES.sub("", part.text) if is_article else part.text,
+                    part.text[len(opening) :] if is_article else part.text,
                     [request.request, *request.fields.values()],
                 )
                 if structure.form != "acte" or is_article
