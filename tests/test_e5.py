@@ -297,8 +297,17 @@ def test_e5_bridges_french_paraphrase(e5: Embedder) -> None:
 def _fiches_retriever(
     e5: Embedder, tmp_path: Path, fiches: tuple[str, ...], collection: str
 ) -> Retriever:
-    """A retriever over some service-public.fr fiches of the shared corpus, indexed with the
-    real e5 in ``tmp_path`` (collection ``collection``, the default one)."""
+    """A retriever over some service-public.fr fiches of the shared corpus (see
+    :func:`_corpus_retriever`)."""
+    paths = tuple(f"service_public_fiches/{name}" for name in fiches)
+    return _corpus_retriever(e5, tmp_path, paths, collection)
+
+
+def _corpus_retriever(
+    e5: Embedder, tmp_path: Path, paths: tuple[str, ...], collection: str
+) -> Retriever:
+    """A retriever over some documents of the shared corpus (``paths`` relative to it),
+    indexed with the real e5 in ``tmp_path`` (collection ``collection``, the default one)."""
     from assistant.ingest import sync_folder
     from assistant.retrieval import build_retriever
     from assistant.store import build_index
@@ -306,8 +315,8 @@ def _fiches_retriever(
     corpus = shared_corpus()
     folder = tmp_path / "docs"
     folder.mkdir()
-    for name in fiches:
-        (folder / name).write_bytes((corpus / "service_public_fiches" / name).read_bytes())
+    for path in paths:
+        (folder / Path(path).name).write_bytes((corpus / path).read_bytes())
     settings = Settings(
         data_dir=tmp_path / "data",
         models_dir=MODELS_DIR,
@@ -377,30 +386,17 @@ def test_a_request_naming_its_act_finds_it_among_the_code_s_chapters(
     shows it in the top 3; with the former lexical share (0.3) it was not in the top 5."""
     from dataclasses import replace
 
-    from assistant.ingest import sync_folder
-    from assistant.retrieval import build_retriever
-    from assistant.store import build_index
-
-    corpus = shared_corpus()
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    for name in (
-        "textes_de_loi/cgct_L2121_conseil_municipal.md",
-        "textes_de_loi/cgct_L2123_conditions_exercice_mandats.md",
-        "deliberations_pdf/montpellier_delib_2014-04-24_n2014-143_ccas_designation_representants.pdf",
-        "deliberations_pdf/montpellier_delib_2014-05-22_n2014-186_moyens_groupes_elus.pdf",
-    ):
-        (folder / Path(name).name).write_bytes((corpus / name).read_bytes())
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        models_dir=MODELS_DIR,
-        embedding_model=DEFAULT_EMBEDDING_MODEL,
-        default_collection="actes",
-        threads=2,
+    retriever = _corpus_retriever(
+        e5,
+        tmp_path,
+        (
+            "textes_de_loi/cgct_L2121_conseil_municipal.md",
+            "textes_de_loi/cgct_L2123_conditions_exercice_mandats.md",
+            "deliberations_pdf/montpellier_delib_2014-04-24_n2014-143_ccas_designation_representants.pdf",
+            "deliberations_pdf/montpellier_delib_2014-05-22_n2014-186_moyens_groupes_elus.pdf",
+        ),
+        "actes",
     )
-    index = build_index(settings)
-    sync_folder(folder, "actes", index, e5)
-    retriever = build_retriever(settings, index=index, embedder=e5)
     question = (
         "Combien de conseillers municipaux la ville doit-elle envoyer au conseil "
         "d'administration du CCAS, et comment sont-ils choisis ?"
