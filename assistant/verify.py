@@ -175,6 +175,11 @@ def figures(text: str) -> list[tuple[str, str]]:
         if key in {"0", "1"}:
             continue
         written = m.group(0).strip()
+        if _IDENTIFIER.search(text[max(0, m.start() - 12) : m.start()]):
+            # a number of a reference counts nothing: « n° 2014/137 précise » is 137, not 137
+            # « précise » (D01's considérant was marked for its délibération's own number)
+            out.append((written, f"n:{key}{UNIT_SEP}"))
+            continue
         unit, counted = _unit(written, text[m.end() :])
         if counted:  # shown with the word it counts: « 3 membres », not « 3 »
             written = f"{written} {counted}"
@@ -182,6 +187,9 @@ def figures(text: str) -> list[tuple[str, str]]:
     return out
 
 
+# What precedes a number that identifies an act rather than counts (« n° 2014-137 »,
+# « n°2014/137 », « 2014/137 »).
+_IDENTIFIER = re.compile(r"(?:\bn[°o]\s?(?:\d+[-/])?|\d/)$", re.IGNORECASE)
 # A number's key carries what it counts (« 3 mois » is not « 3 membres »): the unit written with
 # it or the word after it, folded and singular. "n:3@mois"; "n:3@" for a bare number.
 UNIT_SEP = "@"

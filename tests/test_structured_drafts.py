@@ -68,6 +68,9 @@ HELDOUT2 = ROOT / "tests" / "data" / "drafting_requests_heldout2.jsonl"
 # A third (L01–L14), written by a helper session in session 29 on the documents no request had
 # used yet (the délibérations of 2013-2014, a compte rendu, a fiche), with no look at the drafts.
 HELDOUT3 = ROOT / "tests" / "data" / "drafting_requests_heldout3.jsonl"
+# A fourth (M01–M16), written by a helper session on the documents the 76 above do not use
+# (the other délibérations of 2014, two comptes rendus) and a few fiches used only once.
+HELDOUT4 = ROOT / "tests" / "data" / "drafting_requests_heldout4.jsonl"
 
 AOT = (
     "# Occupation du domaine public par un commerce (AOT)\n"
@@ -880,8 +883,8 @@ def test_the_drafting_requests_cover_every_type() -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [REQUESTS, HELDOUT, HELDOUT2, HELDOUT3],
-    ids=["set", "heldout", "heldout2", "heldout3"],
+    [REQUESTS, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4],
+    ids=["set", "heldout", "heldout2", "heldout3", "heldout4"],
 )
 def test_each_expected_fact_is_in_an_expected_document(path: Path, corpus_dir: Path) -> None:
     """A fact no expected document holds would score the model against the impossible."""
@@ -1136,6 +1139,18 @@ def test_a_figure_counts_something_three_days_do_not_back_three_members() -> Non
     ]
     years = "Concession accordée pour une durée de 15 années."
     assert check_paragraph("Elle dure 15 ans [1].", [years], [years], []) == []
+
+
+def test_the_number_of_an_act_counts_nothing() -> None:
+    """A délibération's own number (« n°2014/137 », « n° 2014-137 ») identifies it; the word
+    after it is not what it counts. D01's considérant « la délibération n°2014/137 précise
+    que… », the number taken from its source's title, was marked « 137 précise » as a figure
+    no source holds. A counted figure is still checked with its unit."""
+    title = "Montpellier delib 2014-04-24 n2014-137 modification nombre adjoints"
+    for written in ("la délibération n°2014/137 précise que", "la délibération n° 2014-137 fixe"):
+        assert check_paragraph(f"Selon {written} le nombre [1].", [title], [title], []) == []
+    issues = check_paragraph("La délibération fixe 137 adjoints [1].", [title], [title], [])
+    assert [i.value for i in issues] == ["137 adjoints"]
 
 
 def test_a_fiche_s_case_counts_for_the_steps_repeated_under_it() -> None:
