@@ -906,7 +906,9 @@ class DraftingService:
             plan = self._plan_plain(request)
         else:
             yield DraftEvent("status", text="Recherche dans les documents…")
-            template = self.templates.get(request.doc_type)
+            template = self.templates.get(request.doc_type).for_request(
+                request.request, request.letter, request.fields.get("references", "")
+            )
             missing = template.check_fields(request.fields)
             hits, retrieval_s = self._search(request, template)
             relevant = [h for h in hits if _relevance(h) >= self.abstain_threshold]
@@ -1338,7 +1340,9 @@ class DraftingService:
         )
         if not base.retrieval:  # a plain answer: continue the conversation as is
             return self._continue(merged, previous, None, [])
-        template = self.templates.get(base.doc_type)
+        template = self.templates.get(base.doc_type).for_request(
+            base.request, base.letter, merged.fields.get("references", "")
+        )
         if request.new_sources:
             search_req = replace(merged, request=f"{base.request} {request.request}")
             hits, retrieval_s = self._search(search_req, template)

@@ -19,7 +19,7 @@ import re
 import string
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,24 @@ class Template:
     # :func:`assistant.structure.opening_pattern`); empty: any text. TOML key:
     # ``articles_ouvertures`` (a list of strings, for ``forme = "acte"``).
     article_openings: tuple[str, ...] = ()
+    # The header's line that acknowledges the addressee's request (« J'ai bien reçu votre
+    # demande… »): dropped from a letter the agent writes at the town's initiative (to notify a
+    # decision, to inform, to ask a notary for a deed: :func:`answers_request`). TOML key:
+    # ``accuse_reception`` (a line of ``header``, as written).
+    acknowledgement: str = ""
+    # The ``consigne`` of such a letter (what it announces, then what is expected of the
+    # addressee) instead of the reply's. TOML key: ``consigne_initiative``.
+    initiative_consigne: str = ""
+
+    def for_request(self, request: str, letter: str = "", references: str = "") -> Template:
+        """This template as the request needs it: itself for a reply (or a template without
+        :attr:`acknowledgement`), else without the acknowledgement line and with
+        :attr:`initiative_consigne` (:func:`answers_request` decides)."""
+        if not self.acknowledgement or answers_request(request, letter, references):
+            return self
+        lines = [ln for ln in self.header.splitlines() if ln.strip() != self.acknowledgement]
+        header = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+        return replace(self, header=header, consigne=self.initiative_consigne or self.consigne)
 
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
@@ -297,6 +315,31 @@ def _bool(data: Mapping[str, Any], key: str, path: Path) -> bool:
     return value
 
 
+# What says that a letter answers its addressee: the agent's own words (« Répondre à… », « en
+# réponse à »), what the addressee asked (« qui demande », « qui souhaite », « qui voulait »,
+# « qui nous a écrit »), a letter of theirs referred to (« suite à sa demande », « Votre courrier
+# du 3 mars » in the références). « Informer l'association… », « Notifier à… la décision »,
+# « Écrire à l'étude notariale… pour lancer l'acte » are written at the town's initiative; a
+# letter that thanked them for a request never made was seen in four held-out courriers
+# (L02, L03, M01, M02). Hand-written: the openings of French administrative correspondence.
+_ANSWERS = re.compile(
+    r"\br[ée]pon(?:dre|ds|dez|se|ses)\b"
+    r"|\bqui\s+(?:nous\s+|m['’]\s*|vous\s+)?(?:a\s+|ont\s+|avait\s+|avaient\s+)?"
+    r"(?:demand|souhait|sollicit|voudr|veu|voul|interrog|s['’]\s*interrog|[ée]cri|adress)\w*"
+    r"|\b(?:suite|en\s+retour)\s+(?:à|de)\s+(?:sa|son|ses|leur|leurs|votre|vos)\s+"
+    r"(?:demande|courrier|lettre|message|courriel|mail|question|réclamation|plainte)",
+    re.IGNORECASE,
+)
+_THEIR_LETTER = re.compile(r"^\s*(?:votre|vos|v/)\s*\w", re.IGNORECASE)
+
+
+def answers_request(request: str, letter: str = "", references: str = "") -> bool:
+    """Whether a letter answers its addressee (a request, a letter of theirs) rather than
+    being written at the town's initiative: a pasted letter, a reference to theirs (« Votre
+    courrier du… »), or the request's words (:data:`_ANSWERS`)."""
+    return bool(letter.strip() or _THEIR_LETTER.match(references or "") or _ANSWERS.search(request))
+
+
 def load_template(path: Path) -> Template:
     data = _read_toml(path)
     texts = {key: _text(data, key, path) for key in _TEMPLATE_TEXT_KEYS}
@@ -325,7 +368,23 @@ def load_template(path: Path) -> Template:
         legal_basis=_bool(data, "base_legale", path),
         min_paragraphs=_min_paragraphs(data, path),
         article_openings=_article_openings(data, path),
+        acknowledgement=_acknowledgement(data, path),
+        initiative_consigne=str(data.get("consigne_initiative", "")).strip(),
     )
+
+
+def _acknowledgement(data: Mapping[str, Any], path: Path) -> str:
+    value = data.get("accuse_reception", "")
+    if not isinstance(value, str):
+        raise TemplateError(f"Dans {path}, « accuse_reception » doit être un texte. Corrigez-le.")
+    value = value.strip()
+    header = str(data.get("header", ""))
+    if value and value not in {ln.strip() for ln in header.splitlines()}:
+        raise TemplateError(
+            f"Dans {path}, « accuse_reception » doit reprendre telle quelle une ligne de "
+            f"« header » (trouvé : « {value} »). Copiez la ligne de l'en-tête ou supprimez la clé."
+        )
+    return value
 
 
 def _article_openings(data: Mapping[str, Any], path: Path) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ import pytest
 from assistant.audit import AuditLog
 from assistant.config import Settings
 from assistant.drafting import Draft, DraftEvent, DraftingService, DraftRequest, search_queries
+from assistant.errors import TemplateError
 from assistant.evaluation import (
     DraftCase,
     DraftOutcome,
@@ -33,7 +34,7 @@ from assistant.evidence import (
     questions_of,
     share_evidence,
 )
-from assistant.prompts import Templates, load_templates
+from assistant.prompts import Templates, answers_request, load_template, load_templates
 from assistant.structure import (
     Part,
     Structure,
@@ -364,6 +365,71 @@ def test_a_letter_that_answers_drops_its_paragraph_saying_the_documents_do_not(
     svc, _, _ = build(settings, templates, letter_json(([1], phrase)))
     _, draft = run(svc, DraftRequest("Terrasses", "courrier", fields=COURRIER))
     assert draft.abstained and phrase in draft.answer
+
+
+@pytest.mark.parametrize(
+    ("request_text", "letter", "references", "answers"),
+    [
+        ("Répondre à l'association qui demande les conditions", "", "", True),
+        ("Lettre à Mme Roux qui voulait savoir si elle peut poser une clôture", "", "", True),
+        ("Courrier à l'association qui a sollicité une salle", "", "", True),
+        ("Indiquer les horaires de la déchetterie suite à sa demande du 3 mars", "", "", True),
+        ("Indiquer les horaires de la déchetterie", "Bonjour, quels sont vos horaires ?", "", True),
+        ("Indiquer les horaires de la déchetterie", "", "Votre courrier du 3 mars", True),
+        ("Informer l'association de la déclaration préalable à faire", "", "", False),
+        (
+            "Notifier à l'association la décision du conseil sur sa demande de subvention",
+            "",
+            "",
+            False,
+        ),
+        (
+            "Écrire à l'étude notariale, qui représente l'acquéreur, pour lancer l'acte",
+            "",
+            "",
+            False,
+        ),
+        ("Prévenir le service du cadastre que le pont change de nom", "", "n/réf. DU-14", False),
+    ],
+)
+def test_a_letter_answers_when_its_addressee_asked(
+    request_text: str, letter: str, references: str, answers: bool
+) -> None:
+    assert answers_request(request_text, letter, references) is answers
+
+
+def test_a_letter_at_the_town_s_initiative_thanks_no_one_for_a_request(
+    settings: Settings, templates: Templates
+) -> None:
+    """Seen in held-out courriers (L02 to a notary, M01 notifying a council's decision, M02
+    to the land registry): « J'ai bien reçu votre demande, qui a retenu toute mon attention »
+    opened letters that answered no request. A letter at the town's initiative has no
+    acknowledgement and its consigne asks for what it announces; a reply keeps both."""
+    ack = templates.get("courrier").acknowledgement
+    assert ack and ack in templates.get("courrier").header
+    body = letter_json(([1], "Une AOT est nécessaire pour une terrasse."), ([1], "Merci."))
+    for text, expected in (
+        ("Informer le président des conditions d'installation des terrasses", False),
+        ("Répondre au président qui demande les conditions d'installation des terrasses", True),
+    ):
+        svc, model, _ = build(settings, templates, body)
+        _, draft = run(svc, DraftRequest(text, "courrier", fields=COURRIER))
+        assert (ack in draft.answer) is expected, draft.answer
+        assert "Objet : Terrasses" in draft.answer and "Une AOT est nécessaire" in draft.answer
+        last = model.prompts[-1][-1]["content"]
+        initiative = templates.get("courrier").initiative_consigne
+        assert last.endswith(initiative) is not expected
+
+
+def test_an_acknowledgement_must_be_a_line_of_the_header(tmp_path: Path) -> None:
+    source = (PROMPTS / "courrier.toml").read_text(encoding="utf-8")
+    broken = tmp_path / "courrier.toml"
+    broken.write_text(
+        source.replace("accuse_reception = \"J'ai bien reçu", 'accuse_reception = "Bien reçu'),
+        encoding="utf-8",
+    )
+    with pytest.raises(TemplateError, match="accuse_reception"):
+        load_template(broken)
 
 
 def test_a_draft_with_no_usable_text_is_not_called_an_abstention(
