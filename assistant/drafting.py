@@ -71,6 +71,7 @@ from assistant.structure import (
     drop_asked,
     drop_filler,
     drop_repeats,
+    drop_scaffold,
     drop_source_talk,
     drop_title_questions,
     drop_unfinished_tail,
@@ -1745,7 +1746,8 @@ class DraftingService:
             "",
         )
         for index, part in enumerate(structure.parts(), start=1):
-            part.text = drop_source_talk(drop_asked(part.text, asked))
+            part.text = drop_scaffold(drop_asked(part.text, asked), plan.template.instructions)
+            part.text = drop_source_talk(part.text)
             if structure.form != "acte":
                 part.text = drop_filler(drop_title_questions(part.text, titles))
                 if reader:

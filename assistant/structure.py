@@ -305,6 +305,87 @@ def drop_source_talk(text: str) -> str:
     return " ".join(out.split())
 
 
+# The parts an instruction names (the note's « la règle applicable ; les conditions, exceptions
+# ou points de vigilance ; si les sources le permettent, ce que la commune doit faire »), which
+# the model writes as its sentences' openings: « La règle applicable est que… » (L09), « Les
+# conditions sont suivantes : » (M10), « Si les sources le permettent, la commune doit… »
+# (M10), « La règle applicable est le texte de l'article L. 2121-7… » (N01, K10), « … est
+# l'article L. 231-1 du CRPA, qui stipule que… » (N04). Each label as the instruction writes it.
+SCAFFOLD_LABELS = (
+    "règle applicable",
+    "conditions",
+    "exceptions",
+    "points de vigilance",
+    "si les sources le permettent",
+)
+_SCAFFOLD_IS = (
+    r"^(?:la\s+|les\s+)?(?P<label>règle\s+applicable|conditions|exceptions|points\s+de\s+vigilance)"
+    r"\s+(?:est|sont)\s+"
+)
+# « … est que X », « … sont les suivantes : X », « … est : X » -> « X »
+_SCAFFOLD_THAT = re.compile(
+    _SCAFFOLD_IS + r"(?:(?:(?:la|les)\s+)?(?:suivantes?\s*)?(?::\s*|que\s+|qu['’]\s*)"
+    # « … est le texte de la source 1, qui précise que X » (M09)
+    rf"|(?:le\s+texte\s+d[eu]\s+)?{_SOURCE_NUMBERS}\s*,?\s+qui\s+\w+\s+"
+    r"(?:que\s+|qu['’]\s*))",
+    re.IGNORECASE,
+)
+# « La règle applicable est (le texte de) l'article X, qui prévoit que Y » -> « L'article X
+# prévoit que Y »
+_SCAFFOLD_TEXT = re.compile(
+    _SCAFFOLD_IS + r"(?:le\s+texte\s+(?:de\s+|d['’]\s*))?"
+    r"(?=l['’]\s*article|les\s+articles|le\s+code|la\s+loi|le\s+décret|l['’]\s*ordonnance)",
+    re.IGNORECASE,
+)
+_WHICH = re.compile(r",\s+qui\s+(?=\w)")
+_REFERENCE_ONLY = re.compile(r"(?:l['’]\s*)?articles?\s+[LRD]?\.?\s?\d[^.:]*\.?\s*$", re.IGNORECASE)
+_SOURCES_PERMIT = re.compile(r"^si\s+les\s+sources\s+le\s+permettent\s*,\s*", re.IGNORECASE)
+_SENTENCE_START = re.compile(r"(?<=[.!?])\s+(?=[A-ZÀ-Ý«])")
+
+
+def drop_scaffold(text: str, instructions: str) -> str:
+    """``text`` without the labels of its instruction's parts opening its sentences (see
+    :data:`SCAFFOLD_LABELS`; only the labels ``instructions`` uses): « La règle applicable est
+    que X » → « X », « Les conditions sont suivantes : X » → « X », « Si les sources le
+    permettent, X » → « X », « La règle applicable est le texte de l'article L. 2121-7, qui
+    prévoit que X » → « L'article L. 2121-7 prévoit que X ». A statement's first letter is
+    upper case."""
+    used = {fold(label) for label in SCAFFOLD_LABELS if fold(label) in fold(instructions)}
+    if not used:
+        return text
+
+    def label_of(m: re.Match[str]) -> str:
+        return " ".join(fold(m.group("label")).split())
+
+    sentences = _SENTENCE_START.split(text)
+    out: list[str] = []
+    for sentence in sentences:
+        new = sentence
+        if fold("si les sources le permettent") in used:
+            new = _SOURCES_PERMIT.sub("", new, count=1)
+        m = _SCAFFOLD_THAT.match(new)
+        if m and label_of(m) in used:
+            # « Les conditions sont que la convocation soit adressée… » stays: without its label
+            # the subjunctive would stand alone. « La règle applicable est que » states the rule.
+            that = re.search(r"\bqu(?:e|['’])\s*$", m.group(0))
+            through_source = "source" in fold(m.group(0))
+            rest = new[m.end() :]
+            if _REFERENCE_ONLY.match(rest):
+                pass  # « La règle applicable est : Article L411-2 du CRPA. » says which text
+            elif not that or through_source or label_of(m) == fold("règle applicable"):
+                new = rest
+        elif (m := _SCAFFOLD_TEXT.match(new)) and label_of(m) in used:
+            rest = new[m.end() :]
+            # Only where the rest goes on with what the text provides: « … est le texte de
+            # l'article L. 112-3 du CRPA. » alone would lose its verb.
+            if _WHICH.search(rest) or " : " in rest:
+                new = _WHICH.sub(" ", rest, count=1)
+        if new != sentence and new:
+            new = new[0].upper() + new[1:]
+        out.append(new)
+    return " ".join(p for p in out if p)
+
+
 def drop_asked(text: str, questions: Sequence[str]) -> str:
     """``text`` without the resident's own questions copied into it (seen in a reply: « Pourriez-
     vous m'indiquer quels taux la Ville a votés pour 2014… ? » as the answer's first sentence):

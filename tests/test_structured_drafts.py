@@ -40,6 +40,7 @@ from assistant.structure import (
     Structure,
     close_json,
     considerant_line,
+    drop_scaffold,
     parse_partial,
     render,
     schema_for,
@@ -430,6 +431,58 @@ def test_an_acknowledgement_must_be_a_line_of_the_header(tmp_path: Path) -> None
     )
     with pytest.raises(TemplateError, match="accuse_reception"):
         load_template(broken)
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        (  # L09
+            "La règle applicable est que le CLSPD est présidé par le maire [1].",
+            "Le CLSPD est présidé par le maire [1].",
+        ),
+        (  # N04
+            "La règle applicable est l'article L. 231-1 du CRPA, qui stipule que le silence "
+            "vaut acceptation [1].",
+            "L'article L. 231-1 du CRPA stipule que le silence vaut acceptation [1].",
+        ),
+        (  # N01, K10
+            "La règle applicable est le texte de l'article L. 2121-7 : le conseil se réunit.",
+            "L'article L. 2121-7 : le conseil se réunit.",
+        ),
+        (  # M09, then a second sentence
+            "La règle applicable est le texte de la source 1, qui précise que la commune rend un "
+            "avis. Les conditions sont que l'avis soit motivé.",
+            "La commune rend un avis. Les conditions sont que l'avis soit motivé.",
+        ),
+        (  # M10
+            "Les conditions sont suivantes : le correspondant est désigné. Si les sources le "
+            "permettent, la commune doit faire appel au réseau.",
+            "Le correspondant est désigné. La commune doit faire appel au réseau.",
+        ),
+        (  # K10, H07: the label carries the verb of a sentence naming the text
+            "La règle applicable est le texte de l'article L. 112-3 du CRPA. Ce texte dispose.",
+            "La règle applicable est le texte de l'article L. 112-3 du CRPA. Ce texte dispose.",
+        ),
+        (
+            "La règle applicable est : Article L411-2 du CRPA. Ce texte dispose.",
+            "La règle applicable est : Article L411-2 du CRPA. Ce texte dispose.",
+        ),
+        (  # a statement that merely uses the words
+            "Les conditions d'accès sont fixées par l'article L. 2144-3.",
+            "Les conditions d'accès sont fixées par l'article L. 2144-3.",
+        ),
+    ],
+)
+def test_a_note_s_sentences_do_not_open_with_the_labels_of_its_instruction(
+    templates: Templates, written: str, expected: str
+) -> None:
+    """The note's instruction names its parts (« la règle applicable ; les conditions… ; si
+    les sources le permettent, ce que la commune doit faire ») and the model opened its
+    sentences with them in 7 of 13 notes (N01, N04, H07, H08, K10, L09, M09, M10). The label
+    goes, the statement stays; only the labels the instruction uses."""
+    instructions = templates.get("note").instructions
+    assert drop_scaffold(written, instructions) == expected
+    assert drop_scaffold(written, "Tu écris un arrêté.") == written
 
 
 def test_a_draft_with_no_usable_text_is_not_called_an_abstention(
