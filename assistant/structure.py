@@ -762,7 +762,9 @@ def self_decided(article: str) -> str:
 _ABOUT_ITSELF = re.compile(
     r"\b(?:(?:la|cette)\s+(?:présente\s+)?délibération|"
     r"(?:le|cet)\s+(?:présent\s+)?arrêté)\s+"
-    r"(?:demande|concerne|porte\s+sur|vise|a\s+pour\s+objet|traite)\b",
+    r"(?:demande|concerne|porte\s+sur|vise|a\s+pour\s+objet|traite|"
+    # « la délibération est basée sur le texte juridique du déclassement… » (M04, L06)
+    r"(?:est\s+)?(?:basée|fondée)\s+sur|se\s+fonde\s+sur|repose\s+sur)\b",
     re.IGNORECASE,
 )
 

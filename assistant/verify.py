@@ -39,8 +39,10 @@ MARK_PATTERN = re.compile(r"\[À VÉRIFIER : [^\]]*\]")
 # extracts it was given, their numbers, the agent's message. Tight on purpose: « retenue à la
 # source », « les sources de financement » are administrative French, not talk about the prompt.
 _META = re.compile(
-    r"\b(?:(?:les|des|ces|la|cette) sources?\s+(?:fournies?|numérotées?|citées?|ci-dessus|"
-    r"données?|du message|indiqu\w+|précis\w+|montr\w+|démontr\w+|prévoi\w+|mentionn\w+)"
+    # « les sources fournis décrivent… » (M05: the model's agreement is not the rule's)
+    r"\b(?:(?:les|des|ces|la|cette) sources?\s+(?:fournie?s?|numérotée?s?|citée?s?|ci-dessus|"
+    r"données?|du message|indiqu\w+|précis\w+|montr\w+|démontr\w+|prévoi\w+|mentionn\w+|"
+    r"décri\w+)"
     r"|(?:selon|d'après|dans|par) (?:les|la|des|ces) sources?\b(?!\s+d[eu']\w*)"
     r"|textes? des sources|(?:la|les|des) sources? n?°?\s?\d|documents? (?:fournis?|numérotés?)"
     r"|(?:le|les|ce|ces) textes? (?:fournis?(?! par)|ci-dessus)"

@@ -210,6 +210,8 @@ def test_long_copies_must_be_short_quotations() -> None:
         ),
         ("Les éléments fournis par l’agent sont les suivants.", True),
         ("Considérant que le texte de la source 2 est pertinent pour cette délibération", True),
+        # M05 (session 30), the model's agreement
+        ("Considérant que les sources fournis décrivent les postes vacants", True),
         # Administrative French that names a source without speaking of the prompt.
         ("L'impôt sur le revenu est prélevé à la source.", False),
         ("Les sources de financement du projet sont la commune et le département.", False),
@@ -1485,6 +1487,7 @@ def test_an_act_that_speaks_of_itself_or_restates_the_request_is_marked(
 
     assert about_itself("que la délibération demande la création d'une commission") != ""
     assert about_itself("que le présent arrêté a pour objet de réglementer le bruit") != ""
+    assert about_itself("que la délibération est basée sur le texte du déclassement") != ""  # M04
     assert about_itself("que la délibération du 24 avril 2014 a créé la commission") == ""
     assert about_itself("que la demande de M. Girard porte sur des volets en PVC") == ""
     request = (
