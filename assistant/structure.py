@@ -660,8 +660,11 @@ def _repeats(text: str, earlier: Sequence[set[str]]) -> int | None:
 # « …, en rappelant ce qu'elle avait demandé et à quelle condition la somme sera versée » came
 # back as the letter's « La somme sera versée en rappelant ce qu'elle avait demandé… »).
 _INSTRUCTION = re.compile(
-    r"\b((?:indiqu|rappel|pr[ée]cis|expliqu|inform|signal|communiqu)(?:er|ant)|"
+    r"\b((?:indiqu|rappel|pr[ée]cis|expliqu|inform|signal|communiqu|notifi)(?:er|ant)|"
     r"r[ée]pondre|r[ée]pondant|pr[ée]parer|pr[ée]parant|r[ée]diger|r[ée]digeant|"
+    # « Écrire à l'étude notariale… pour lancer… » came back as « Je vous prie d'écrire à
+    # l'étude notariale… » (L02, session 30); « Prévenir le service du cadastre… » (M02)
+    r"[ée]crire|[ée]crivant|pr[ée]venir|pr[ée]venant|"
     r"transmettre|transmettant)\b",
     re.IGNORECASE,
 )
@@ -684,6 +687,7 @@ def restated_instruction(text: str, agent: Sequence[str]) -> str:
     if not verbs:
         return ""
     theirs = _terms(asked)
+    given = {key for _, key in figures(asked)}  # « voté au conseil du 22 mai »: the agent's
     for sentence in _SENTENCES.split(text.strip()):
         used = {m.group(1).lower() for m in _INSTRUCTION.finditer(sentence)}
         terms = _terms(sentence)
@@ -691,7 +695,7 @@ def restated_instruction(text: str, agent: Sequence[str]) -> str:
             used & verbs
             and len(terms) >= RESTATED_MIN_TERMS
             and len(terms & theirs) >= RESTATED_SHARE * len(terms)
-            and not figures(sentence)
+            and not [key for _, key in figures(sentence) if key not in given]
         ):
             return sentence
     return ""

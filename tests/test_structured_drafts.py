@@ -1337,6 +1337,18 @@ def test_the_agent_s_instruction_given_back_as_the_letter_s_words_is_marked(
     assert restated_instruction(f"La subvention de 40 000 € est accordée. {echo}", [notify]) == (
         echo
     )
+    # The instruction turned into a request to the reader, with the agent's own date (L02,
+    # session 30); a date the agent did not give is the letter's.
+    deed = (
+        "Écrire à l'étude notariale de Baillargues pour lancer la rédaction de l'acte de vente "
+        "du délaissé de voirie voté au conseil du 22 mai."
+    )
+    asked = (
+        "Je vous prie d'écrire à l'étude notariale de Baillargues pour lancer la rédaction de "
+        "l'acte de vente du délaissé de voirie voté au conseil du 22 mai."
+    )
+    assert restated_instruction(asked, [deed]) == asked
+    assert not restated_instruction(asked.replace("22 mai", "3 juin"), [deed])
     # Words that are not mostly the agent's, whatever the verb, are the letter's own.
     assert not restated_instruction("Il faut indiquer le délai de 2 mois de la commune.", [request])
     assert not restated_instruction(
