@@ -105,8 +105,8 @@ class Template:
     # decision, to inform, to ask a notary for a deed: :func:`answers_request`). TOML key:
     # ``accuse_reception`` (a line of ``header``, as written).
     acknowledgement: str = ""
-    # The ``consigne`` of such a letter (what it announces, then what is expected of the
-    # addressee) instead of the reply's. TOML key: ``consigne_initiative``.
+    # The ``consigne`` of such a letter instead of the reply's (« … les deux paragraphes du
+    # courrier », not « … de la réponse »). TOML key: ``consigne_initiative``.
     initiative_consigne: str = ""
 
     def for_request(self, request: str, letter: str = "", references: str = "") -> Template:
