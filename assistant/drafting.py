@@ -1732,7 +1732,10 @@ class DraftingService:
         request = plan.request
         agent = [request.request, request.letter, *request.fields.values()]
         checks: list[dict[str, Any]] = []
-        texts = {n: c.text for n, c in by_n.items()}
+        # A source's figures include its title's: D01 named « la délibération n°2014/137 »,
+        # whose number only its source's title (« … n2014-137 modification nombre adjoints »)
+        # gives, and was marked as unsupported.
+        texts = {n: f"{c.title}\n{c.text}" for n, c in by_n.items()}
         asked = questions_of(request.letter) if request.letter.strip() else []
         titles = [c.title for c in plan.sources]
         assert plan.template is not None
@@ -1756,12 +1759,13 @@ class DraftingService:
             part.sources += missing_sources(part.text, part.sources, texts, agent)
             cited_texts = [by_n[n].text for n in part.sources if n in by_n]
             part.text = quote_copy(part.text, cited_texts or shown)
+            cited_with_titles = [texts[n] for n in part.sources if n in texts]
             if structure.form != "acte" and part is not key_added:
                 # After the copy check: the reference is not part of a copied run (« …
                 # rejetés (article » where the evidence's next line opens « Article L411-3 »).
                 basis = [line for n in part.sources for line in plan.evidence.get(n, [])]
                 part.text = with_legal_basis(part.text, basis)
-            issues = check_paragraph(part.text, cited_texts, shown, agent)
+            issues = check_paragraph(part.text, cited_with_titles, shown, agent)
             # An act's article too, without the opening the grammar gave it (the act's words,
             # not the agent's): L05's « Le Conseil municipal décide de préparer la délibération
             # qui reconduit… » was the agent's « Préparer la délibération… ».

@@ -1274,6 +1274,22 @@ def test_the_number_of_an_act_counts_nothing() -> None:
     assert [i.value for i in issues] == ["137 adjoints"]
 
 
+def test_a_figure_of_a_cited_source_s_title_is_supported(
+    settings: Settings, templates: Templates
+) -> None:
+    """The act's number is in its source's title, not in its shown lines (D01, session 30,
+    « la délibération n°2014/137 précise que… »): the title backs it; a number no title or
+    line gives is still marked."""
+    hit = make_hit(1, "Le conseil municipal fixe à 20 le nombre des adjoints au maire.")
+    hit = replace(hit, title="Montpellier delib 2014-04-24 n2014-137 modification nombre adjoints")
+    for number, marked in (("2014/137", False), ("2014/138", True)):
+        body = f"Selon la délibération n°{number}, le nombre des adjoints est fixé à 20."
+        svc, _, _ = build(settings, templates, letter_json(([1], body)), hits=[hit])
+        _, draft = run(svc, DraftRequest("Nombre d'adjoints", "note", fields={"objet": "Adjoints"}))
+        assert ("« 138 » ne figure pas" in draft.answer) is marked, draft.answer
+        assert "« 137 » ne figure pas" not in draft.answer
+
+
 def test_a_fiche_s_case_counts_for_the_steps_repeated_under_it() -> None:
     """A service-public fiche repeats its steps under each case (« Vous avez une lettre de
     refus » / « Vous avez une lettre de radiation »). K14, a resident struck off the rolls, was
