@@ -480,7 +480,7 @@ def test_a_note_s_sentences_do_not_open_with_the_labels_of_its_instruction(
 ) -> None:
     """The note's instruction names its parts (« la règle applicable ; les conditions… ; si
     les sources le permettent, ce que la commune doit faire ») and the model opened its
-    sentences with them in 7 of 13 notes (N01, N04, H07, H08, K10, L09, M09, M10). The label
+    sentences with them in 8 of the 12 notes (N01, N04, H07, H08, K10, L09, M09, M10). The label
     goes, the statement stays; only the labels the instruction uses."""
     instructions = templates.get("note").instructions
     assert drop_scaffold(written, instructions) == expected
