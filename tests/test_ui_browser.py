@@ -239,6 +239,9 @@ def test_fake_courrier_stream_sources_export_feedback(
     page.get_by_role("tab", name="Modifier le texte").click()
     editor = page.get_by_label("Texte du brouillon (modifiable)")
     editor.fill(editor.input_value().replace("Madame,", "Chère Madame,"))
+    # The agent leaves the editor before exporting, as a click elsewhere does: exporting in the
+    # same instant as Playwright's keystrokes sent the text as it was (2 runs of 3, session 30).
+    editor.blur()
     docx_path = download(page, "#btn-docx", tmp_path)
     assert docx_path.suffix == ".docx"
     texts = [p.text for p in Document(str(docx_path)).paragraphs]
