@@ -1162,10 +1162,15 @@ class DraftingService:
             without = self._uncached(messages_for([], ()), system)
             budget = min(room, budget + base - without)
         if base + MIN_SOURCE_TOKENS > budget:
+            # The agent reads this first (a 3,417-character reply request was told to raise
+            # « budget_tokens »); the administrator's setting comes after, in brackets.
             raise DraftingError(
-                "La demande est trop longue pour le budget de contexte du type "
-                f"« {template.name} » ({budget} jetons). Raccourcissez la demande ou les "
-                "champs, ou augmentez budget_tokens dans le modèle (prompts/) ou n_ctx."
+                "La demande est trop longue : il ne resterait pas de place pour les extraits "
+                f"des documents (type « {template.label} »). Résumez-la en quelques phrases ; "
+                "le courrier d'un usager se colle dans le champ « Courrier de l'usager », "
+                "dont l'assistant ne garde que les questions. (Administrateur : "
+                f"budget_tokens dans prompts/{template.name}.toml, ou n_ctx ; {budget} "
+                "jetons aujourd'hui.)"
             )
         key: tuple[int, Line] | None = None
         evidence: dict[int, list[tuple[str, str, str]]] = {}

@@ -487,6 +487,24 @@ def test_a_note_s_sentences_do_not_open_with_the_labels_of_its_instruction(
     assert drop_scaffold(written, "Tu écris un arrêté.") == written
 
 
+def test_a_request_too_long_for_its_budget_tells_the_agent_what_to_do(
+    settings: Settings, templates: Templates
+) -> None:
+    """Under the request's length limit, a request can still leave no room for the evidence
+    (a 3,417-character reply request, session 30). The agent is told to summarise it or to
+    paste the resident's letter in its own field; the setting is named for the administrator."""
+    from assistant.errors import DraftingError
+
+    svc, _, _ = build(settings, templates, letter_json(([1], "Texte.")))
+    long = "Madame Durand demande des précisions sur la cantine. " * 55
+    assert len(long) < settings.max_request_chars
+    with pytest.raises(DraftingError) as err:
+        run(svc, DraftRequest(long, "reponse_usager", fields={"objet": "Cantine"}))
+    message = str(err.value)
+    assert message.startswith("La demande est trop longue : ")
+    assert "« Courrier de l'usager »" in message and "prompts/reponse_usager.toml" in message
+
+
 def test_a_draft_with_no_usable_text_is_not_called_an_abstention(
     settings: Settings, templates: Templates
 ) -> None:
