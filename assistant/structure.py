@@ -340,7 +340,6 @@ _SCAFFOLD_TEXT = re.compile(
 _WHICH = re.compile(r",\s+qui\s+(?=\w)")
 _REFERENCE_ONLY = re.compile(r"(?:l['’]\s*)?articles?\s+[LRD]?\.?\s?\d[^.:]*\.?\s*$", re.IGNORECASE)
 _SOURCES_PERMIT = re.compile(r"^si\s+les\s+sources\s+le\s+permettent\s*,\s*", re.IGNORECASE)
-_SENTENCE_START = re.compile(r"(?<=[.!?])\s+(?=[A-ZÀ-Ý«])")
 
 
 def drop_scaffold(text: str, instructions: str) -> str:
@@ -350,16 +349,16 @@ def drop_scaffold(text: str, instructions: str) -> str:
     permettent, X » → « X », « La règle applicable est le texte de l'article L. 2121-7, qui
     prévoit que X » → « L'article L. 2121-7 prévoit que X ». A statement's first letter is
     upper case."""
-    used = {fold(label) for label in SCAFFOLD_LABELS if fold(label) in fold(instructions)}
+    told = fold(instructions)
+    used = {fold(label) for label in SCAFFOLD_LABELS if fold(label) in told}
     if not used:
         return text
 
     def label_of(m: re.Match[str]) -> str:
         return " ".join(fold(m.group("label")).split())
 
-    sentences = _SENTENCE_START.split(text)
     out: list[str] = []
-    for sentence in sentences:
+    for sentence in _SENTENCES.split(text):  # not after « L. » of « L. 231-1 »
         new = sentence
         if fold("si les sources le permettent") in used:
             new = _SOURCES_PERMIT.sub("", new, count=1)
