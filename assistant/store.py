@@ -908,13 +908,14 @@ class Index:
         return [self._hit(rows[i], s) for s, i in scored if i in rows][:k]
 
     def vectors(self, collection: str, ids: Sequence[str]) -> dict[str, list[float]]:
-        """The stored embeddings of chunks ``ids`` of ``collection`` (missing ids are absent);
-        used to re-score passages that the dense search did not return."""
+        """The stored embeddings of chunks ``ids`` of ``collection`` (missing ids are absent;
+        an id given twice is fetched once, Chroma refusing duplicates); used to re-score
+        passages that the dense search did not return."""
         col = self._chroma(collection)
         if col is None or not ids:
             return {}
         try:
-            res = col.get(ids=list(ids), include=["embeddings"])
+            res = col.get(ids=list(dict.fromkeys(ids)), include=["embeddings"])
         except Exception as err:
             raise StoreError(f"Lecture des vecteurs impossible dans Chroma ({err}).") from err
         embeddings = res.get("embeddings")
