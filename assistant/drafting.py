@@ -82,6 +82,7 @@ from assistant.structure import (
     quoted_part,
     reference_visa,
     render,
+    resident_statements,
     restated_instruction,
     schema_for,
     self_decided,
@@ -1533,9 +1534,11 @@ class DraftingService:
             assert data is not None and plan.template is not None
             structure = structure_of(data, _form(plan.template), [c.n for c in plan.sources])
             structure = drop_repeats(structure, plan.template.article_openings)
-            asked = questions_of(plan.request.letter) if plan.request.letter.strip() else []
+            letter = plan.request.letter
+            asked = questions_of(letter) + resident_statements(letter) if letter.strip() else []
             if structure.form != "acte" and asked:
-                # A paragraph that only gives the resident's questions back answers nothing;
+                # A paragraph that only gives the resident's questions (or own words) back
+                # answers nothing;
                 # a reply made only of them is an empty draft, to run again.
                 structure = replace(
                     structure,
@@ -1741,7 +1744,9 @@ class DraftingService:
         # whose number only its source's title (« … n2014-137 modification nombre adjoints »)
         # gives, and was marked as unsupported.
         texts = {n: f"{c.title}\n{c.text}" for n, c in by_n.items()}
-        asked = questions_of(request.letter) if request.letter.strip() else []
+        # The resident's questions and first-person sentences are theirs, not the reply's.
+        letter = request.letter
+        asked = questions_of(letter) + resident_statements(letter) if letter.strip() else []
         titles = [c.title for c in plan.sources]
         assert plan.template is not None
         # The letter's recipient (the field its salutation is written from) is « vous » in it.

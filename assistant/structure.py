@@ -388,10 +388,31 @@ def drop_scaffold(text: str, instructions: str) -> str:
 def drop_asked(text: str, questions: Sequence[str]) -> str:
     """``text`` without the resident's own questions copied into it (seen in a reply: « Pourriez-
     vous m'indiquer quels taux la Ville a votés pour 2014… ? » as the answer's first sentence):
-    the letter asked them, the reply does not. A question of five words or more, matched whole
+    the letter asked them, the reply does not. ``questions`` may also hold the resident's own
+    statements (:func:`resident_statements`). A sentence of five words or more, matched whole
     (case and spacing aside); ``text`` itself when nothing else would remain."""
     out = _without_questions(text, questions)
     return out if re.search(r"\w", out) else text
+
+
+# The resident speaking of themselves (« je », « j'ai », « ma mutuelle », « notre fils »).
+_FIRST_PERSON = re.compile(r"(?<!\w)(?:je|j[’']|m[’']|moi|mon|ma|mes|nous|notre|nos)(?!\w)", re.I)
+_LETTER_SENTENCES = re.compile(r"(?<=[.!?…])\s+|\n+")
+
+
+def resident_statements(letter: str) -> list[str]:
+    """The sentences of a resident's ``letter`` in which the resident speaks of themselves (in
+    the first person) and that are not questions, in order: a reply that copies one says it
+    in the town's voice. L13's reply (session 31) opened with Mme Marquet's own « Je trouve ce
+    refus injustifié et je souhaite le contester. » (gone as a demand, « je souhaite »); her
+    account « Je suis repartie sans rien… » asks nothing and would have stayed.
+    :func:`drop_asked` removes them with the questions (five words or more, matched whole)."""
+    out = []
+    for sentence in _LETTER_SENTENCES.split(letter):
+        sentence = " ".join(sentence.split())
+        if sentence and not sentence.endswith("?") and _FIRST_PERSON.search(sentence):
+            out.append(sentence)
+    return out
 
 
 def asks_only(text: str, questions: Sequence[str]) -> bool:
@@ -664,6 +685,10 @@ _INSTRUCTION = re.compile(
     # « Écrire à l'étude notariale… pour lancer… » came back as « Je vous prie d'écrire à
     # l'étude notariale… » (L02, session 30); « Prévenir le service du cadastre… » (M02)
     r"[ée]crire|[ée]crivant|pr[ée]venir|pr[ée]venant|"
+    # « Leur dire ce que la convention régularise… » came back as « Le conseil municipal a
+    # également demandé à Monsieur le Directeur… de dire ce que la convention régularise… »
+    # (M01, session 31); not the « dire » of « c'est-à-dire ».
+    r"(?<!-)dire|disant|"
     r"transmettre|transmettant)\b",
     re.IGNORECASE,
 )

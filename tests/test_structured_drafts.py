@@ -551,6 +551,39 @@ def test_a_reply_does_not_put_the_resident_s_question_back_in_his_mouth(
     assert "Pourriez-vous" not in draft.answer and EMPTY_DRAFT in draft.answer
 
 
+def test_a_reply_does_not_take_the_resident_s_own_words_as_its_own(
+    settings: Settings, templates: Templates
+) -> None:
+    """L13's reply (session 31) opened with Mme Marquet's own « Je trouve ce refus injustifié
+    et je souhaite le contester. »; it went as a demand (« je souhaite »). Her account of the
+    facts in the first person (« Je suis repartie sans rien… ») is not a demand, and in the
+    reply it would be the town speaking: it goes too. The town's own « je » stays, and so does
+    what the letter does not hold whole."""
+    from assistant.structure import resident_statements
+
+    letter = (
+        "Monsieur le Maire,\n\nJe suis repartie du guichet sans rien, alors que la CAF me "
+        "réclame un livret à jour. Auprès de qui dois-je faire une réclamation ?\n\n"
+        "Sandrine Marquet"
+    )
+    own = "Je suis repartie du guichet sans rien, alors que la CAF me réclame un livret à jour."
+    assert resident_statements(letter) == [own]
+    town = "Je vous informe que le procureur de la République contrôle l'état civil."
+    reply = letter_json(([1], f"{own} {town}"), ([1], "Vous pouvez saisir le procureur."))
+    svc, _, _ = build(settings, templates, reply)
+    request = DraftRequest(
+        "Répondre à Mme Marquet", "reponse_usager", fields={"objet": "Livret"}, letter=letter
+    )
+    _, draft = run(svc, request)
+    assert "repartie" not in draft.answer
+    assert town.rstrip(".") in draft.answer and "Vous pouvez saisir le procureur" in draft.answer
+    # A paragraph made only of her words answers nothing and goes whole.
+    reply = letter_json(([1], own), ([1], "Vous pouvez saisir le procureur."))
+    svc, _, _ = build(settings, templates, reply)
+    _, draft = run(svc, request)
+    assert "repartie" not in draft.answer and "saisir le procureur" in draft.answer
+
+
 @pytest.mark.parametrize(
     ("written", "expected"),
     [
@@ -1383,6 +1416,22 @@ def test_the_agent_s_instruction_given_back_as_the_letter_s_words_is_marked(
     )
     assert restated_instruction(asked, [deed]) == asked
     assert not restated_instruction(asked.replace("22 mai", "3 juin"), [deed])
+    # « Leur dire ce que… » given back as what the council asked of the reader (M01, session
+    # 31); « c'est-à-dire » is no instruction.
+    brl = (
+        "Faire un courrier à BRL : le conseil a accepté la convention. Leur dire ce que la "
+        "convention régularise et autorise, si la Ville demande une indemnité, et comment se "
+        "fera la publication de l'acte.",
+        "Monsieur le Directeur de la société BRL",
+    )
+    said = (
+        "Le conseil municipal a également demandé à Monsieur le Directeur de la société BRL de "
+        "dire ce que la convention régularise et autorise, et comment se fera la publication "
+        "de l'acte."
+    )
+    assert restated_instruction(f"La servitude est gratuite. {said}", brl) == said
+    that_is = "La convention régularise, c'est-à-dire autorise, la publication de l'acte."
+    assert not restated_instruction(that_is, brl)
     # Words that are not mostly the agent's, whatever the verb, are the letter's own.
     assert not restated_instruction("Il faut indiquer le délai de 2 mois de la commune.", [request])
     assert not restated_instruction(
