@@ -921,9 +921,7 @@ class Index:
         embeddings = res.get("embeddings")
         if embeddings is None:
             return {}
-        return {
-            i: [float(x) for x in v] for i, v in zip(res["ids"], embeddings, strict=True)
-        }
+        return {i: [float(x) for x in v] for i, v in zip(res["ids"], embeddings, strict=True)}
 
     def lexical_search(
         self,
