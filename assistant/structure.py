@@ -557,17 +557,68 @@ def _reader_name(recipient: str) -> str | None:
     """The pattern of the reader's name as a draft writes it, from the recipient field: a
     civility then a name (« Monsieur Lambert », « Madame Da Silva », « Monsieur Le Goff »,
     « Monsieur et Madame Castel »), matched by its last word with any civility and up to two
-    capitalised words before it (« M. Bernard Lambert », « Madame Da Silva »). None for a
-    title (« Monsieur le Président de … ») or no civility. The field's first line (or its part
+    capitalised words before it (« M. Bernard Lambert », « Madame Da Silva »); a title with its
+    complement (« Madame la Présidente du comité… ») as :func:`_reader_title` matches it. None
+    for a bare title (« Monsieur le Président ») or no civility. The field's first line (or its part
     before a comma) is the name: the UI's recipient is an address block (« Monsieur Paul
     Garnier⏎4 rue des Vignes », whose last word « Vignes » had been taken for the name)."""
     text = " ".join(re.split(r"[,\n]", recipient.strip(), maxsplit=1)[0].split())
     civility = rf"(?i:{_CIVILITIES}(?:\s+(?:et|ou)\s+{_CIVILITIES})?)"
+    if title := _reader_title(text, civility):
+        return title
     m = re.match(rf"^{civility}\s+(?!(?:le|la|les|l['’])\b)(\S.*)$", text)
     if not m or not m.group(1)[:1].isupper():
         return None
     surname = re.escape(m.group(1).split()[-1])
     return rf"\b{civility}\s+(?:[A-ZÀ-Ý][\w'-]*\s+){{0,2}}{surname}\b"
+
+
+_COMPLEMENT_LEAD = re.compile(r"^(?:de|du|des|d['’])$", re.IGNORECASE)
+_ARTICLES = {"la", "le", "les", "l'", "l’"}
+
+
+def _reader_title(text: str, civility: str) -> str | None:
+    """The pattern of a reader addressed by a title with its complement (« Madame la
+    Présidente du comité de quartier Est », « Monsieur le Directeur de la société BRL »): the
+    civility (optional), the article, the title word, then the complement at least to its first
+    word that is not a preposition or an article (« la présidente du comité… », « le président
+    de l'association… »). A bare title (« le président », « le maire ») stays a third person:
+    the sources speak of every mayor and president. None without a complement. C04 (session
+    31) wrote to the présidente « Je vous informe que Madame la Présidente du comité de
+    quartier Est doit faire une déclaration préalable… »."""
+    m = re.match(rf"^{civility}\s+(le|la|l['’])\s*(\w+)\s+(.+)$", text)
+    if not m:
+        return None
+    words = re.findall(r"[\w-]+['’]?", m.group(3))
+    if not words or not _COMPLEMENT_LEAD.match(words[0]):
+        return None
+    needed = next(
+        (
+            i
+            for i, w in enumerate(words)
+            if not _COMPLEMENT_LEAD.match(w) and w.lower() not in _ARTICLES
+        ),
+        None,
+    )
+    if needed is None:
+        return None
+
+    def joined(ws: Sequence[str]) -> str:
+        # Spaces between words, none after an elided article (« de l'association »).
+        out = ""
+        for i, w in enumerate(ws):
+            if i:
+                out += r"\s*" if ws[i - 1][-1:] in "'’" else r"\s+"
+            out += re.escape(w.rstrip("'’")) + ("['’]" if w[-1:] in "'’" else "")
+        return out
+
+    head = joined(words[: needed + 1])
+    tail = ""  # the rest of the complement, word by word, optional
+    for i in range(len(words) - 1, needed, -1):
+        gap = r"\s*" if words[i - 1][-1:] in "'’" else r"\s+"
+        tail = f"(?:{gap}{joined(words[i : i + 1])}{tail})?"
+    article = r"(?:[Ll]e|[Ll]a|[Ll]['’])\s*"
+    return rf"(?:\b{civility}\s+)?(?<!\w){article}(?i:{re.escape(m.group(2))})\s+{head}{tail}"
 
 
 def address_reader(text: str, recipient: str) -> str:

@@ -632,6 +632,47 @@ def test_the_reader_is_found_by_the_last_word_of_the_name(recipient: str, writte
     assert address_reader(written, recipient) == "Vous devez signer."
 
 
+@pytest.mark.parametrize(
+    ("recipient", "written", "expected"),
+    [
+        # C04 (session 31), to the présidente of the comité
+        (
+            "Madame la Présidente du comité de quartier Est",
+            "Je vous informe que Madame la Présidente du comité de quartier Est doit faire "
+            "une déclaration préalable.",
+            "Je vous informe que vous devez faire une déclaration préalable.",
+        ),
+        # the complement shortened, after an elided article, with a curly apostrophe
+        (
+            "Monsieur le Président de l'association des commerçants du centre",
+            "Le président de l’association doit signer la convention.",
+            "Vous devez signer la convention.",
+        ),
+        (
+            "Monsieur le Directeur de la société BRL",
+            "La convention est prête. Le directeur de la société BRL pourra la signer.",
+            "La convention est prête. Vous pourrez la signer.",
+        ),
+        # A bare title is every president or mayor the sources speak of; another
+        # complement is someone else.
+        ("Monsieur le Président de l'association", "Le président doit signer.", None),
+        ("Monsieur le Maire de Lunel", "Le maire peut déléguer sa signature.", None),
+        (
+            "Monsieur le Président de l'association",
+            "Le président de la République peut dissoudre l'assemblée.",
+            None,
+        ),
+        ("Madame la Présidente du comité", "La présidente du comité tricote.", None),
+    ],
+)
+def test_a_reader_addressed_by_a_title_is_written_to_not_about(
+    recipient: str, written: str, expected: str | None
+) -> None:
+    from assistant.structure import address_reader
+
+    assert address_reader(written, recipient) == (expected or written)
+
+
 def test_a_reply_says_vous_to_its_reader(settings: Settings, templates: Templates) -> None:
     reply = letter_json(([1], "Monsieur Lambert doit demander une autorisation d'occupation."))
     svc, _, _ = build(settings, templates, reply)
