@@ -61,6 +61,7 @@ from assistant.prompts import (
 )
 from assistant.schema import Hit
 from assistant.structure import (
+    MAX_VISAS,
     Part,
     Structure,
     about_itself,
@@ -78,6 +79,7 @@ from assistant.structure import (
     filler_only,
     inline_visa,
     is_legal_text,
+    law_visas,
     parse_partial,
     quoted_part,
     reference_visa,
@@ -114,6 +116,7 @@ log = logging.getLogger(__name__)
 MIN_SOURCE_TOKENS = 60
 # Merged passages (one a document page) whose sentences compete for the evidence's room.
 MAX_EVIDENCE_SOURCES = 5
+VISA_TO_COMPLETE = "Vu [À COMPLÉTER : texte visé] ;"
 # Chunks each side of a hit read for its document's « Références » (a fiche has a few).
 DOCUMENT_SPAN = 200
 # Without a budget (settings.context_budget = 0): the naive context, this many whole passages.
@@ -1690,7 +1693,8 @@ class DraftingService:
         son article L. 2123-18 [2] ; » rather than a visa to complete; with none shown, the
         legal basis a fiche names (:func:`reference_visa`), then a code's article a shown
         sentence names (:func:`inline_visa`); with none of them, one visa to complete, tied
-        to no source."""
+        to no source. Then, up to :data:`MAX_VISAS`, the laws, decrees and ordinances the cited
+        sources that are not codes name in their evidence (:func:`law_visas`)."""
         by_n = {c.n: c for c in plan.sources}
         numbers = list(structure.visas)
         if fallback:  # the legal texts the considérants and articles rest on are visas too
@@ -1703,27 +1707,43 @@ class DraftingService:
             line = visa_line(c.title, c.text, n)
             if line and line not in lines:
                 lines.append(line)
+        cited = [n for p in structure.parts() for n in p.sources]
         if not lines and fallback:
-            for c in plan.sources:
-                line = visa_line(c.title, c.text, c.n) if is_legal_text(c.title, c.source) else ""
-                if line:
-                    return [line]
-            # No legal text shown: the code articles a cited fiche names as its basis (H06's
-            # arrêté on the presentation of household waste read « Vu [À COMPLÉTER] » with
-            # F31960 « Code général des collectivités territoriales : articles L2224-13 à
-            # L2224-17-1 » in the evidence). The parts' sources first, then any shown.
-            cited = [n for p in structure.parts() for n in p.sources]
-            for n in dict.fromkeys([*cited, *by_n]):
-                if n in by_n and (line := reference_visa(by_n[n].text, n)):
-                    return [line]
-            # Then a code's article that a shown sentence names (L04: another council's
-            # délibération « conformément aux dispositions de l'article D 1411-5 du code
-            # général des collectivités territoriales »).
-            for n in dict.fromkeys([*cited, *by_n]):
-                if n in by_n and (line := inline_visa(by_n[n].text, n)):
-                    return [line]
-            return ["Vu [À COMPLÉTER : texte visé] ;"]
+            lines = self._fallback_visa(plan, cited)
+        # The laws and decrees the cited sources' sentences rest on (« en application de
+        # l'article 3-3 de la loi du 26 janvier 1984 modifiée »), after the codes' visas.
+        # A code's own text is its visa; the laws its articles mention are not the act's basis.
+        for n in dict.fromkeys([*structure.visas, *cited] if fallback else structure.visas):
+            if n not in by_n or visa_line(by_n[n].title, by_n[n].text, n):
+                continue
+            for line in law_visas(by_n[n].text, n):
+                if len(lines) < MAX_VISAS and line not in lines:
+                    lines.append(line)
+        if len(lines) > 1:
+            lines = [ln for ln in lines if ln != VISA_TO_COMPLETE]
         return lines
+
+    def _fallback_visa(self, plan: _Plan, cited: list[int]) -> list[str]:
+        """The one visa of an act whose model cited no legal text (:meth:`_visa_lines`)."""
+        by_n = {c.n: c for c in plan.sources}
+        for c in plan.sources:
+            line = visa_line(c.title, c.text, c.n) if is_legal_text(c.title, c.source) else ""
+            if line:
+                return [line]
+        # No legal text shown: the code articles a cited fiche names as its basis (H06's
+        # arrêté on the presentation of household waste read « Vu [À COMPLÉTER] » with
+        # F31960 « Code général des collectivités territoriales : articles L2224-13 à
+        # L2224-17-1 » in the evidence). The parts' sources first, then any shown.
+        for n in dict.fromkeys([*cited, *by_n]):
+            if n in by_n and (line := reference_visa(by_n[n].text, n)):
+                return [line]
+        # Then a code's article that a shown sentence names (L04: another council's
+        # délibération « conformément aux dispositions de l'article D 1411-5 du code
+        # général des collectivités territoriales »).
+        for n in dict.fromkeys([*cited, *by_n]):
+            if n in by_n and (line := inline_visa(by_n[n].text, n)):
+                return [line]
+        return [VISA_TO_COMPLETE]
 
     def _render_checked(
         self,

@@ -1300,6 +1300,54 @@ def inline_visa(evidence: str, source_number: int) -> str:
     return ""
 
 
+# A law, decree or ordinance named inside a sentence (« en application de l'article 3-3 de la
+# loi du 26 janvier 1984 modifiée », « le décret n°2007-23 du 5 janvier 2007 étend… »): its
+# kind, number, date, « modifiée » and the articles cited before it.
+_MONTH_NAMES = (
+    "janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre|novembre"
+    "|décembre|decembre"
+)
+_INLINE_LAW = re.compile(
+    r"(?:\barticles?\s+(?P<refs>\d{1,3}(?:-\d{1,3})*(?:\s*(?:,|et)\s*\d{1,3}(?:-\d{1,3})*)*)\s+"
+    r"(?:de\s+la|du|de\s+l['’])\s+)?"
+    r"\b(?P<kind>loi|décret|decret|ordonnance)\s+"
+    r"(?:organique\s+)?(?P<number>n\s*[°º]\s*\d{2,4}-\d{1,4}\s+)?"
+    rf"du\s+(?P<date>(?:1er|\d{{1,2}})\s+(?:{_MONTH_NAMES})\s+\d{{4}})\b"
+    r"(?P<amended>\s+modifiée?)?",
+    re.IGNORECASE,
+)
+
+
+def law_visas(evidence: str, source_number: int) -> list[str]:
+    """The visas of the laws, decrees and ordinances a source's evidence names inside its
+    sentences, in order, once each: « Vu la loi du 26 janvier 1984 modifiée, notamment son
+    article 3-3 [1] ; », « Vu le décret n° 2007-23 du 5 janvier 2007 [1] ; ». A délibération
+    of the town rests on them as on a code's articles (:func:`inline_visa`); M05 (session 31),
+    recruiting contractors « en application de l'article 3-3 de la loi du 26 janvier 1984
+    modifiée », read « Vu [À COMPLÉTER : texte visé] ». Only a text with its date (« la loi
+    du … »): « la loi » alone names nothing."""
+    lines: list[str] = []
+    seen: set[str] = set()
+    for m in _INLINE_LAW.finditer(evidence):
+        kind = fold(m.group("kind")).lower()
+        number = re.sub(r"^n\s*[°º]\s*", "n° ", " ".join((m.group("number") or "").split()))
+        date = " ".join(m.group("date").split())
+        key = f"{kind} {date}"
+        if key in seen:
+            continue
+        seen.add(key)
+        lead = {"loi": "la loi", "decret": "le décret", "ordonnance": "l'ordonnance"}[kind]
+        text = f"{lead} {number + ' ' if number else ''}du {date}"
+        if m.group("amended"):
+            text += " modifiée" if kind in {"loi", "ordonnance"} else " modifié"
+        if refs := m.group("refs"):
+            refs = " ".join(refs.split())
+            many = bool(re.search(r",|\bet\b", refs))
+            text += f", notamment {'ses articles' if many else 'son article'} {refs}"
+        lines.append(f"Vu {text} [{source_number}] ;")
+    return lines
+
+
 def visa_line(title: str, evidence: str, source_number: int) -> str:
     """ "Vu le code général des collectivités territoriales, notamment ses articles L. 2122-1 et
     L. 2122-2 [1] ;" from a source's title (its first part, before " — " or ":") and the article

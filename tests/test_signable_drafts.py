@@ -362,6 +362,79 @@ def test_a_code_article_named_in_a_sentence_gives_the_visa(sentence: str, visa: 
     assert inline_visa(sentence, 1) == visa
 
 
+@pytest.mark.parametrize(
+    ("sentence", "visas"),
+    [
+        (
+            "Compte tenu des besoins de service et en application de l’article 3-3 de la loi du "
+            "26 janvier 1984 modifiée, ce poste pourra être ouvert au recrutement d’un agent "
+            "non titulaire.",
+            ["Vu la loi du 26 janvier 1984 modifiée, notamment son article 3-3 [1] ;"],
+        ),
+        (
+            "Le décret n°2007-23 du 5 janvier 2007 étend aux agents des collectivités les "
+            "dispositions du décret n° 2006-781 du 3 juillet 2006.",
+            [
+                "Vu le décret n° 2007-23 du 5 janvier 2007 [1] ;",
+                "Vu le décret n° 2006-781 du 3 juillet 2006 [1] ;",
+            ],
+        ),
+        (
+            "Vu la Loi n° 2002-276 du 27 février 2002 relative à la démocratie de proximité ; "
+            "vu la loi n° 2002-276 du 27 février 2002, article 34.",
+            ["Vu la loi n° 2002-276 du 27 février 2002 [1] ;"],
+        ),
+        (
+            "les articles 3 et 4 de la loi du 5 mars 2007 relative à la prévention",
+            ["Vu la loi du 5 mars 2007, notamment ses articles 3 et 4 [1] ;"],
+        ),
+        # A law without its date names nothing; a date alone is no text.
+        ("La loi prévoit que le conseil délibère.", []),
+        ("Le conseil du 26 janvier 1984 a délibéré.", []),
+    ],
+)
+def test_a_law_named_in_a_sentence_gives_its_visa(sentence: str, visas: list[str]) -> None:
+    from assistant.structure import law_visas
+
+    assert law_visas(sentence, 1) == visas
+
+
+def test_an_act_resting_on_a_law_its_sources_name_has_its_visa(
+    settings: Settings, templates: Templates
+) -> None:
+    """M05 (session 31): the délibération creating posts rested on « l'article 3-3 de la loi
+    du 26 janvier 1984 modifiée », in its only source's evidence, and read « Vu [À COMPLÉTER :
+    texte visé] ». The law is its visa, after a code's when there is one."""
+    delib = make_hit(
+        1,
+        "En application de l’article 3-3 de la loi du 26 janvier 1984 modifiée, ce poste "
+        "pourra être ouvert au recrutement d’un agent non titulaire.",
+        source="delib_2014-170_tableau_des_effectifs.pdf",
+    )
+    delib.title = "Montpellier delib 2014-04-24 n2014-170 tableau des effectifs"
+    reply = json.dumps(
+        {
+            "visas": [],
+            "considerants": [{"sources": [1], "texte": "les besoins du service l'exigent"}],
+            "articles": [{"sources": [1], "texte": "Le tableau des effectifs est modifié."}],
+        },
+        ensure_ascii=False,
+    )
+    svc = DraftingService(settings, FakeChatModel(reply), FakeRetriever([delib]), templates, None)
+    draft = svc.draft(DraftRequest("Créer des postes", "deliberation", fields={"objet": "RH"}))
+    assert "Vu la loi du 26 janvier 1984 modifiée, notamment son article 3-3 [1] ;" in draft.answer
+    assert "texte visé" not in draft.answer
+    # With a code's article named too, both, the code first.
+    delib.text = (
+        "Conformément à l'article L2121-29 du CGCT et en application de l’article 3-3 de la "
+        "loi du 26 janvier 1984 modifiée, le conseil crée le poste."
+    )
+    svc = DraftingService(settings, FakeChatModel(reply), FakeRetriever([delib]), templates, None)
+    draft = svc.draft(DraftRequest("Créer des postes", "deliberation", fields={"objet": "RH"}))
+    code = draft.answer.index("Vu le code général des collectivités territoriales")
+    assert code < draft.answer.index("Vu la loi du 26 janvier 1984 modifiée")
+
+
 def test_an_act_resting_on_another_council_s_deliberation_has_its_visa(
     settings: Settings, templates: Templates
 ) -> None:
