@@ -479,7 +479,7 @@ class DraftOutcome:
     first_words_s: float | None = None  # first visible word of the model's part
     total_s: float = 0.0
     cut: bool = False  # the model reached its token limit
-    by_n: dict[int, str] = field(default_factory=dict)  # source number -> text shown
+    by_n: dict[int, str] = field(default_factory=dict)  # source number -> title and text shown
     frame: str = ""  # header and footer written by the program from the template (not checked)
 
 
@@ -497,6 +497,14 @@ def _fold_all(text: str) -> str:
     from assistant.verify import _fold
 
     return " ".join(_fold(text).split())
+
+
+def source_texts(sources: Sequence[Any]) -> dict[int, str]:
+    """Each source's title and shown text by its number (``{n: "title\\ntext"}``), what the
+    service checks a paragraph's figures against (a figure of the cited source's title is
+    supported: D05's « articles L. 2123-1 et suivants » is the CGCT chapter's title). The
+    scorer reads the same, or it counts as unsupported what the draft rightly left unmarked."""
+    return {c.n: f"{c.title}\n{c.text}" for c in sources}
 
 
 def score_draft(case: DraftCase, outcome: DraftOutcome) -> dict[str, Any]:
@@ -657,7 +665,7 @@ def run_draft_case(service: Any, case: DraftCase, collections: list[str]) -> Dra
         first_words_s=None if first is None else round(first, 2),
         total_s=total,
         cut=tokens >= limit,
-        by_n={c.n: c.text for c in final.sources},
+        by_n=source_texts(final.sources),
         frame="\n".join([getattr(final, "header", ""), getattr(final, "footer", "")]),
     )
 
@@ -682,6 +690,7 @@ __all__ = [
     "load_questions",
     "run_draft_case",
     "score_draft",
+    "source_texts",
     "summarise_drafts",
     "variant_retriever",
     "write_squad_passages",

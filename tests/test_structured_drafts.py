@@ -1150,6 +1150,38 @@ def test_scoring_counts_what_an_agent_would_see() -> None:
     assert summary["courrier"]["facts"] == [1, 2] and summary["toutes"]["drafts"] == 1
 
 
+def test_scoring_reads_a_figure_of_the_cited_source_s_title_as_supported() -> None:
+    """The service checks figures against the cited source's title and text (c6a1bb2); the
+    scorer read the text only and counted D05's « articles L. 2123-1 et suivants », the CGCT
+    chapter's title, as unsupported and unmarked (session 31)."""
+    from assistant.drafting import Citation
+    from assistant.evaluation import source_texts
+
+    title = "Code général des collectivités territoriales (articles L2123-1 et suivants)"
+    text = "Les élus ont droit à des autorisations d'absence."
+    law = Citation(1, "lois/cgct.md", None, "", title, text, "mairie")
+    case = DraftCase("D5", "deliberation", "Indemnités", {}, expected=[], facts=[])
+    answer = "Considérant que les articles L. 2123-1 et suivants s'appliquent [1] ;"
+    texts = source_texts([law])
+    assert texts == {1: f"{title}\n{law.text}"}
+    outcome = DraftOutcome(
+        answer=answer,
+        cited=[("lois/cgct.md", law.text)],
+        shown=[("lois/cgct.md", law.text)],
+        abstained=False,
+        by_n=texts,
+    )
+    assert score_draft(case, outcome)["unsupported_figures"] == []
+    without_title = DraftOutcome(
+        answer=answer,
+        cited=[("lois/cgct.md", law.text)],
+        shown=[("lois/cgct.md", law.text)],
+        abstained=False,
+        by_n={1: law.text},
+    )
+    assert score_draft(case, without_title)["unsupported_figures"] == ["L. 2123-1"]
+
+
 def test_the_drafting_evaluation_warms_the_file_s_types_up_first_unless_cold(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
