@@ -101,6 +101,7 @@ from assistant.verify import (
     check_paragraph,
     differing_figures,
     figure_keys,
+    french_quotes,
     missing_sources,
     quote_copy,
 )
@@ -1779,6 +1780,7 @@ class DraftingService:
             "",
         )
         for index, part in enumerate(structure.parts(), start=1):
+            part.text = french_quotes(part.text)  # « … », the only quotation the checks know
             part.text = drop_scaffold(drop_asked(part.text, asked), plan.template.instructions)
             part.text = drop_source_talk(part.text)
             if structure.form != "acte":

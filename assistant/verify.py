@@ -362,6 +362,29 @@ def quote_copy(text: str, sources: Sequence[str]) -> str:
     return f"{text[:a]}« {text[a:b]} »{text[b:]}"
 
 
+_CURLY_QUOTE = re.compile(r"[“„]\s*([^“”„\"\n]+?)\s*”")
+_STRAIGHT_QUOTE = re.compile(r'"\s*([^"\n]+?)\s*"')
+
+
+def french_quotes(text: str) -> str:
+    """``text`` with its quotations between « » as French administrative writing has them:
+    “…”, „…” and paired "…" become « … ». The model quotes a source in English marks now and
+    then, and the copy check only knows « »: a quoted sentence was marked « recopiés : à citer
+    entre « » » (found by a helper, session 30). An unpaired " is left as it is, and so are
+    the marks nested in a « … » quotation (N04: « … de la règle "silence vaut accord"… »).
+    Hand-written: a few lines of typography, no library of the stack does it."""
+    # Inside a « … » quotation, “ ” and " " are the nested quotation marks French keeps.
+    parts = re.split(r"(«[^»]*»)", text)
+    for i, part in enumerate(parts):
+        if i % 2:
+            continue
+        part = _CURLY_QUOTE.sub(lambda m: f"« {m.group(1)} »", part)
+        if part.count('"') % 2 == 0:
+            part = _STRAIGHT_QUOTE.sub(lambda m: f"« {m.group(1)} »", part)
+        parts[i] = part
+    return "".join(parts)
+
+
 def copied_share(text: str, sources: Sequence[str], size: int = 8) -> float:
     """Share of the words of ``text`` (quotations « » excluded) that sit in a run of ``size``
     words or more found verbatim in ``sources``: 0.0 (all own words) to 1.0 (all copied)."""

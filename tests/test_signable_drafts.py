@@ -568,6 +568,44 @@ def test_a_short_verbatim_run_becomes_a_quotation_a_pasted_paragraph_stays_marke
     assert [i.kind for i in check_paragraph(pasted, [source], [source], [])] == ["copie"]
 
 
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("Il dit : “le quorum est atteint”.", "Il dit : « le quorum est atteint »."),
+        ("Il dit : „ le quorum est atteint ”.", "Il dit : « le quorum est atteint »."),
+        ('Il dit : "le quorum" et "la majorité".', "Il dit : « le quorum » et « la majorité »."),
+        ('Un écran de 27" suffit.', 'Un écran de 27" suffit.'),  # not a quotation
+        ("Il dit : « le quorum ».", "Il dit : « le quorum »."),
+        # nested in a French quotation (N04): kept
+        ('Ce sont « les cas de la règle "silence vaut accord" ».', None),
+    ],
+)
+def test_a_quotation_is_written_between_french_quotation_marks(written: str, expected: str) -> None:
+    from assistant.verify import french_quotes
+
+    assert french_quotes(written) == (expected or written)
+
+
+def test_a_sentence_quoted_in_english_marks_is_not_marked_as_a_copy(
+    settings: Settings, templates: Templates
+) -> None:
+    """A helper (session 30) saw a reply quote its source between “ ” and get « 33 mots
+    recopiés d'une source : à reformuler ou à citer entre « » »: it was quoted. The draft
+    shows « … », as French writing has it, and no mark."""
+    rule = (
+        "Le conseil municipal ne délibère valablement que lorsque la majorité de ses membres en "
+        "exercice est présente à la séance et que le quorum est atteint dans les conditions "
+        "fixées par la loi."
+    )
+    quoted = "Le règlement intérieur le dit ainsi : “" + rule[:-1] + "”."
+    reply = json.dumps({"paragraphes": [{"sources": [1], "texte": quoted}]}, ensure_ascii=False)
+    hit = make_hit(1, rule, source="reglement_interieur.pdf")
+    svc = DraftingService(settings, FakeChatModel(reply), FakeRetriever([hit]), templates, None)
+    draft = svc.draft(DraftRequest("Quel est le quorum ?", "question"))
+    assert "« " + rule[:-1] + " »" in draft.answer
+    assert "À VÉRIFIER" not in draft.answer and "“" not in draft.answer
+
+
 def test_a_pdf_line_break_does_not_cut_a_sentence_and_no_line_is_shown_twice() -> None:
     page = (
         "Les occupations du domaine public à des fins d'utilité publique (Communauté\n"
