@@ -1105,6 +1105,12 @@ def with_legal_basis(text: str, evidence: Sequence[tuple[str, str, str]]) -> str
     for (line, article, title), terms in zip(evidence, line_terms, strict=True):
         if match := _CODE_ARTICLE.match(article.strip()):
             articles.append((terms - common, figure_keys([line]), _legal_reference(match, title)))
+        elif found := inline_reference(line):
+            # Another source's line naming the code article it applies (« Conformément à
+            # l'article L1413-1 du CGCT, la commission … comprend : », L10, session 31).
+            code, named, count = found
+            ref = f"{'article' if count == 1 else 'articles'} {named} du {code}"
+            articles.append((terms - common, figure_keys([line]), ref))
         else:
             others.append(terms - common)
     best: tuple[int, int, str] | None = None  # (shared terms, sentence index, reference)
@@ -1283,7 +1289,19 @@ def inline_visa(evidence: str, source_number: int) -> str:
     :data:`CODE_NAMES` (and « CGCT », « CRPA »); « du même code » and « de ce code » say no name
     and are left out. L04 (session 29) read « Vu [À COMPLÉTER : texte visé] » with that
     sentence in its evidence."""
-    for m in _INLINE_REFERENCE.finditer(evidence):
+    if found := inline_reference(evidence):
+        code, named, count = found
+        which = "son article" if count == 1 else "ses articles"
+        return f"Vu le {code}, notamment {which} {named} [{source_number}] ;"
+    return ""
+
+
+def inline_reference(text: str) -> tuple[str, str, int] | None:
+    """The first reference to a code's articles inside a sentence of ``text``, as (the code's
+    name, its articles as a clerk writes them, how many): « conformément à l'article L1413-1
+    du CGCT » -> ("code général des collectivités territoriales", "L. 1413-1", 1). Only the
+    codes of :data:`CODE_NAMES` (and « CGCT », « CRPA »); None without one."""
+    for m in _INLINE_REFERENCE.finditer(text):
         said = fold(" ".join(m.group("code").split())).replace("’", "'")
         code = _CODE_ABBREVIATIONS.get(re.findall(r"\w+", said)[0]) or next(
             (name for name in CODE_NAMES if said.startswith(fold(name))), ""
@@ -1292,12 +1310,9 @@ def inline_visa(evidence: str, source_number: int) -> str:
             continue
         bare = re.sub(r"([LRD])\.?\s*(\*?)\s*(?=\d)", r"\1\2", " ".join(m.group("refs").split()))
         count = len(_BARE_ARTICLE.findall(bare))
-        if not count:
-            continue
-        named = _as_clerk_writes(bare)
-        which = "son article" if count == 1 else "ses articles"
-        return f"Vu le {code}, notamment {which} {named} [{source_number}] ;"
-    return ""
+        if count:
+            return code, _as_clerk_writes(bare), count
+    return None
 
 
 # A law, decree or ordinance named inside a sentence (« en application de l'article 3-3 de la

@@ -54,6 +54,35 @@ def test_the_best_matching_article_wins_and_a_code_s_abbreviation_is_dropped() -
     )
 
 
+def test_a_sentence_restating_another_source_s_line_gets_the_code_article_it_names() -> None:
+    """L10 (session 31): a délibération's « Conformément à l'article L1413-1 du Code général
+    des collectivités territoriales, la Commission consultative des services publics locaux
+    comprend … » was in the note's prompt and the note restated the commission without its
+    article. The article the line names goes after the sentence; a line naming none, or
+    naming an unknown code, gives nothing."""
+    delib = "Montpellier delib 2014-04-24 n2014-151 commission consultative"
+    line = (
+        "Conformément à l'article L1413-1 du Code général des collectivités territoriales, la "
+        "Commission consultative des services publics locaux comprend des représentants "
+        "d'associations locales."
+    )
+    text = (
+        "La commission consultative des services publics locaux comprend des représentants "
+        "des associations locales."
+    )
+    assert with_legal_basis(text, [(line, "", delib)]) == (
+        text[:-1] + " (article L. 1413-1 du code général des collectivités territoriales)."
+    )
+    plain = line.replace(
+        "Conformément à l'article L1413-1 du Code général des collectivités territoriales, la", "La"
+    )
+    assert with_legal_basis(text, [(plain, "", delib)]) == text
+    unknown = line.replace(
+        "Code général des collectivités territoriales", "code des bonnes pratiques"
+    )
+    assert with_legal_basis(text, [(unknown, "", delib)]) == text
+
+
 def test_nothing_is_added_without_a_clear_match_or_when_an_article_is_named() -> None:
     named = "Selon l'article L. 2131-6, le préfet défère au tribunal administratif les actes."
     assert with_legal_basis(named, EVIDENCE) == named
