@@ -1326,7 +1326,7 @@ _INLINE_LAW = re.compile(
     r"(?:\barticles?\s+(?P<refs>\d{1,3}(?:-\d{1,3})*(?:\s*(?:,|et)\s*\d{1,3}(?:-\d{1,3})*)*)\s+"
     r"(?:de\s+la|du|de\s+l['’])\s+)?"
     r"\b(?P<kind>loi|décret|decret|ordonnance)\s+"
-    r"(?:organique\s+)?(?P<number>n\s*[°º]\s*\d{2,4}-\d{1,4}\s+)?"
+    r"(?P<organic>organique\s+)?(?P<number>n\s*[°º]\s*\d{2,4}-\d{1,4}\s+)?"
     rf"du\s+(?P<date>(?:1er|\d{{1,2}})\s+(?:{_MONTH_NAMES})\s+\d{{4}})\b"
     r"(?P<amended>\s+modifiée?)?",
     re.IGNORECASE,
@@ -1352,6 +1352,8 @@ def law_visas(evidence: str, source_number: int) -> list[str]:
             continue
         seen.add(key)
         lead = {"loi": "la loi", "decret": "le décret", "ordonnance": "l'ordonnance"}[kind]
+        if m.group("organic"):
+            lead += " organique"
         text = f"{lead} {number + ' ' if number else ''}du {date}"
         if m.group("amended"):
             text += " modifiée" if kind in {"loi", "ordonnance"} else " modifié"

@@ -388,6 +388,10 @@ def test_a_code_article_named_in_a_sentence_gives_the_visa(sentence: str, visa: 
             "les articles 3 et 4 de la loi du 5 mars 2007 relative à la prévention",
             ["Vu la loi du 5 mars 2007, notamment ses articles 3 et 4 [1] ;"],
         ),
+        (
+            "la loi organique n° 2001-692 du 1er août 2001 relative aux lois de finances",
+            ["Vu la loi organique n° 2001-692 du 1er août 2001 [1] ;"],
+        ),
         # A law without its date names nothing; a date alone is no text.
         ("La loi prévoit que le conseil délibère.", []),
         ("Le conseil du 26 janvier 1984 a délibéré.", []),
