@@ -215,6 +215,19 @@ def test_a_figure_from_another_shown_source_cites_that_source() -> None:
 # --- acts -----------------------------------------------------------------------------------
 
 
+def act_json(considerant: str, article: str) -> str:
+    """The model's part of an act as the fake chat model returns it: no visa, one considérant
+    and one article, both citing source 1."""
+    return json.dumps(
+        {
+            "visas": [],
+            "considerants": [{"sources": [1], "texte": considerant}],
+            "articles": [{"sources": [1], "texte": article}],
+        },
+        ensure_ascii=False,
+    )
+
+
 def test_an_act_does_not_repeat_itself() -> None:
     same = "le conseil municipal détermine le nombre des adjoints sans excéder 30 % de l'effectif"
     act = Structure(
@@ -416,27 +429,25 @@ def test_an_act_resting_on_a_law_its_sources_name_has_its_visa(
         source="delib_2014-170_tableau_des_effectifs.pdf",
     )
     delib.title = "Montpellier delib 2014-04-24 n2014-170 tableau des effectifs"
-    reply = json.dumps(
-        {
-            "visas": [],
-            "considerants": [{"sources": [1], "texte": "les besoins du service l'exigent"}],
-            "articles": [{"sources": [1], "texte": "Le tableau des effectifs est modifié."}],
-        },
-        ensure_ascii=False,
-    )
-    svc = DraftingService(settings, FakeChatModel(reply), FakeRetriever([delib]), templates, None)
-    draft = svc.draft(DraftRequest("Créer des postes", "deliberation", fields={"objet": "RH"}))
-    assert "Vu la loi du 26 janvier 1984 modifiée, notamment son article 3-3 [1] ;" in draft.answer
-    assert "texte visé" not in draft.answer
+    reply = act_json("les besoins du service l'exigent", "Le tableau des effectifs est modifié.")
+
+    def drafted() -> str:
+        model = FakeChatModel(reply)
+        svc = DraftingService(settings, model, FakeRetriever([delib]), templates, None)
+        request = DraftRequest("Créer des postes", "deliberation", fields={"objet": "RH"})
+        return svc.draft(request).answer
+
+    answer = drafted()
+    assert "Vu la loi du 26 janvier 1984 modifiée, notamment son article 3-3 [1] ;" in answer
+    assert "texte visé" not in answer
     # With a code's article named too, both, the code first.
     delib.text = (
         "Conformément à l'article L2121-29 du CGCT et en application de l’article 3-3 de la "
         "loi du 26 janvier 1984 modifiée, le conseil crée le poste."
     )
-    svc = DraftingService(settings, FakeChatModel(reply), FakeRetriever([delib]), templates, None)
-    draft = svc.draft(DraftRequest("Créer des postes", "deliberation", fields={"objet": "RH"}))
-    code = draft.answer.index("Vu le code général des collectivités territoriales")
-    assert code < draft.answer.index("Vu la loi du 26 janvier 1984 modifiée")
+    answer = drafted()
+    code = answer.index("Vu le code général des collectivités territoriales")
+    assert code < answer.index("Vu la loi du 26 janvier 1984 modifiée")
 
 
 def test_an_act_resting_on_another_council_s_deliberation_has_its_visa(
@@ -452,14 +463,7 @@ def test_an_act_resting_on_another_council_s_deliberation_has_its_visa(
         source="delib_2014-153_commission_dsp.pdf",
     )
     delib.title = "Montpellier delib 2014-04-24 n2014-153 commission dsp depot listes"
-    reply = json.dumps(
-        {
-            "visas": [],
-            "considerants": [{"sources": [1], "texte": "les modalités de dépôt sont à fixer"}],
-            "articles": [{"sources": [1], "texte": "La commission permanente est créée."}],
-        },
-        ensure_ascii=False,
-    )
+    reply = act_json("les modalités de dépôt sont à fixer", "La commission permanente est créée.")
     svc = DraftingService(settings, FakeChatModel(reply), FakeRetriever([delib]), templates, None)
     draft = svc.draft(DraftRequest("Commission de DSP", "deliberation", fields={"objet": "DSP"}))
     assert (
@@ -477,16 +481,7 @@ def test_a_considerant_says_the_rule_not_which_source_says_it(
     nothing to rewrite."""
     hit = make_hit(1, "Le conseil municipal délibère sur le droit à la formation de ses membres.")
     said = "le texte de la source 1 précise que le conseil municipal délibère sur la formation"
-    reply = json.dumps(
-        {
-            "visas": [],
-            "considerants": [{"sources": [1], "texte": said}],
-            "articles": [
-                {"sources": [1], "texte": "Les orientations de la formation sont adoptées."}
-            ],
-        },
-        ensure_ascii=False,
-    )
+    reply = act_json(said, "Les orientations de la formation sont adoptées.")
     svc = DraftingService(settings, FakeChatModel(reply), FakeRetriever([hit]), templates, None)
     draft = svc.draft(DraftRequest("Formation", "deliberation", fields={"objet": "Formation"}))
     assert "Considérant que le conseil municipal délibère sur la formation [1] ;" in draft.answer
@@ -1030,14 +1025,7 @@ def test_an_act_whose_model_cites_no_legal_text_has_the_legal_basis_shown_as_vis
     )
     cgct.title = "Code général des collectivités territoriales — Conditions d'exercice des mandats"
     cgct.metadata["doc_type"] = "loi"
-    reply = json.dumps(
-        {
-            "visas": [],
-            "considerants": [{"sources": [1], "texte": "le repas est remboursé 15,25 €"}],
-            "articles": [{"sources": [1], "texte": "Le repas est remboursé 15,25 €."}],
-        },
-        ensure_ascii=False,
-    )
+    reply = act_json("le repas est remboursé 15,25 €", "Le repas est remboursé 15,25 €.")
     retriever = FakeRetriever([delib, cgct], abstain_threshold=0.3)
     svc = DraftingService(settings, FakeChatModel(reply), retriever, templates, None)
     req = DraftRequest("Frais de mandat spécial", "deliberation", fields={"objet": "Frais"})
@@ -1221,14 +1209,7 @@ def test_an_act_resting_on_a_fiche_gets_the_visa_its_fiche_names(
     shown as its last evidence line, and the visa is written from it, tied to the fiche."""
     fiche = make_hit(1, BINS_FICHE, source="sp_F31960.md")
     fiche.title = "Le maire peut-il imposer l'achat de bacs à poubelle spécifiques ?"
-    reply = json.dumps(
-        {
-            "visas": [],
-            "considerants": [{"sources": [1], "texte": "le maire peut imposer des bacs"}],
-            "articles": [{"sources": [1], "texte": "Les bacs jaunes sont obligatoires."}],
-        },
-        ensure_ascii=False,
-    )
+    reply = act_json("le maire peut imposer des bacs", "Les bacs jaunes sont obligatoires.")
     model = FakeChatModel(reply)
     svc = DraftingService(settings, model, FakeRetriever([fiche], 0.3), templates, None)
     req = DraftRequest(
