@@ -454,6 +454,16 @@ def states_figures(sentence: str, texts: Sequence[str]) -> bool | None:
     return any(w in folded for w in words)
 
 
+def source_texts(sources: Sequence[Citation]) -> dict[int, str]:
+    """Each source's title and shown text by its number (``{n: "title\\ntext"}``): what a
+    paragraph's figures are checked against. A source's figures include its title's: D01 named
+    « la délibération n°2014/137 », whose number only its source's title (« … n2014-137
+    modification nombre adjoints ») gives, and was marked as unsupported; D05's « articles
+    L. 2123-1 et suivants » is the CGCT chapter's title. ``assistant eval drafts`` scores
+    with the same texts, or it counts what the draft rightly left unmarked."""
+    return {c.n: f"{c.title}\n{c.text}" for c in sources}
+
+
 def with_key_part(
     structure: Structure, key: tuple[int, Line] | None
 ) -> tuple[Structure, Part | None]:
@@ -1761,10 +1771,7 @@ class DraftingService:
         request = plan.request
         agent = [request.request, request.letter, *request.fields.values()]
         checks: list[dict[str, Any]] = []
-        # A source's figures include its title's: D01 named « la délibération n°2014/137 »,
-        # whose number only its source's title (« … n2014-137 modification nombre adjoints »)
-        # gives, and was marked as unsupported.
-        texts = {n: f"{c.title}\n{c.text}" for n, c in by_n.items()}
+        texts = source_texts(plan.sources)
         # The resident's questions and first-person sentences are theirs, not the reply's.
         letter = request.letter
         asked = questions_of(letter) + resident_statements(letter) if letter.strip() else []

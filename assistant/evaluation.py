@@ -499,14 +499,6 @@ def _fold_all(text: str) -> str:
     return " ".join(_fold(text).split())
 
 
-def source_texts(sources: Sequence[Any]) -> dict[int, str]:
-    """Each source's title and shown text by its number (``{n: "title\\ntext"}``), what the
-    service checks a paragraph's figures against (a figure of the cited source's title is
-    supported: D05's « articles L. 2123-1 et suivants » is the CGCT chapter's title). The
-    scorer reads the same, or it counts as unsupported what the draft rightly left unmarked."""
-    return {c.n: f"{c.title}\n{c.text}" for c in sources}
-
-
 def score_draft(case: DraftCase, outcome: DraftOutcome) -> dict[str, Any]:
     """The measures of one draft. Figures are checked paragraph by paragraph against the
     sources the paragraph cites (all cited sources when it cites none) and what the agent wrote;
@@ -617,7 +609,7 @@ def run_draft_case(service: Any, case: DraftCase, collections: list[str]) -> Dra
     import dataclasses
     import time
 
-    from assistant.drafting import DraftRequest
+    from assistant.drafting import DraftRequest, source_texts
 
     names = {f.name for f in dataclasses.fields(DraftRequest)}
     kwargs: dict[str, Any] = {
@@ -690,7 +682,6 @@ __all__ = [
     "load_questions",
     "run_draft_case",
     "score_draft",
-    "source_texts",
     "summarise_drafts",
     "variant_retriever",
     "write_squad_passages",

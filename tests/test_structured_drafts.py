@@ -1154,8 +1154,7 @@ def test_scoring_reads_a_figure_of_the_cited_source_s_title_as_supported() -> No
     """The service checks figures against the cited source's title and text (c6a1bb2); the
     scorer read the text only and counted D05's « articles L. 2123-1 et suivants », the CGCT
     chapter's title, as unsupported and unmarked (session 31)."""
-    from assistant.drafting import Citation
-    from assistant.evaluation import source_texts
+    from assistant.drafting import Citation, source_texts
 
     title = "Code général des collectivités territoriales (articles L2123-1 et suivants)"
     text = "Les élus ont droit à des autorisations d'absence."
