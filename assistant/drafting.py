@@ -1707,25 +1707,24 @@ class DraftingService:
         to no source. Then, up to :data:`MAX_VISAS`, the laws, decrees and ordinances the cited
         sources that are not codes name in their evidence (:func:`law_visas`)."""
         by_n = {c.n: c for c in plan.sources}
-        numbers = list(structure.visas)
-        if fallback:  # the legal texts the considérants and articles rest on are visas too
-            numbers += [n for p in structure.parts() for n in p.sources]
-        lines: list[str] = []
-        for n in dict.fromkeys(numbers):
-            c = by_n.get(n)
-            if c is None or not is_legal_text(c.title, c.source):
-                continue
-            line = visa_line(c.title, c.text, n)
-            if line and line not in lines:
-                lines.append(line)
         cited = [n for p in structure.parts() for n in p.sources]
+        # The legal texts the considérants and articles rest on are visas too (fallback).
+        numbers = [n for n in dict.fromkeys([*structure.visas, *cited]) if n in by_n]
+        if not fallback:
+            numbers = [n for n in dict.fromkeys(structure.visas) if n in by_n]
+        # A source whose title names a text (a code) is its own visa.
+        own = {n: visa_line(by_n[n].title, by_n[n].text, n) for n in numbers}
+        lines: list[str] = []
+        for n in numbers:
+            if own[n] and is_legal_text(by_n[n].title, by_n[n].source) and own[n] not in lines:
+                lines.append(own[n])
         if not lines and fallback:
             lines = self._fallback_visa(plan, cited)
         # The laws and decrees the cited sources' sentences rest on (« en application de
         # l'article 3-3 de la loi du 26 janvier 1984 modifiée »), after the codes' visas.
         # A code's own text is its visa; the laws its articles mention are not the act's basis.
-        for n in dict.fromkeys([*structure.visas, *cited] if fallback else structure.visas):
-            if n not in by_n or visa_line(by_n[n].title, by_n[n].text, n):
+        for n in numbers:
+            if own[n]:
                 continue
             for line in law_visas(by_n[n].text, n):
                 if len(lines) < MAX_VISAS and line not in lines:
