@@ -622,6 +622,35 @@ def test_a_pdf_line_break_does_not_cut_a_sentence_and_no_line_is_shown_twice() -
     assert "23 000" not in again
 
 
+def test_a_pdf_line_ending_on_a_preposition_goes_on_in_the_next_whatever_it_starts_with() -> None:
+    # The délibération on BRL's pipes (n2014-179) as pypdf reads it: the length asked for
+    # stood alone as « 840 mètres linéaires ; », sharing no word with the request, and the
+    # bullet it ends was shown cut (« … d'environ »).
+    page = (
+        "- d'autoriser la Ville à signer une convention de servitude pour une longueur totale "
+        "d'environ\n"
+        "840 mètres linéaires ;\n"
+        "Quotient familial de\n"
+        "0 à 370€\n"
+        "Les listes sont déposées au plus tard au début de la séance du\n"
+        "Conseil Municipal.\n"
+        "Il est demandé au conseil de\n"
+        "- d'approuver la convention ;\n"
+        "Vu le code, et notamment son article\n"
+        "Article 2 : Le tarif est fixé à 12 €."
+    )
+    texts = [line.text for line in clean_lines(page)]
+    assert texts[0].endswith("d'environ 840 mètres linéaires ;")
+    assert "Quotient familial de 0 à 370€" in texts
+    assert "Les listes sont déposées au plus tard au début de la séance du Conseil Municipal." in (
+        texts
+    )
+    # An item or an article heading starts its own line, even after a dangling word.
+    assert any(t.startswith("d'approuver la convention") for t in texts)
+    assert any(t.startswith("Article 2") or t == "Le tarif est fixé à 12 €." for t in texts)
+    assert not any("article Article" in t for t in texts)
+
+
 def test_the_chunks_of_one_page_are_one_source() -> None:
     from assistant.drafting import merge_passages
 
