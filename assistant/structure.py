@@ -625,8 +625,10 @@ def address_reader(text: str, recipient: str) -> str:
     """``text`` with the reader named as the subject of a verb written to him (« Monsieur
     Lambert doit faire un recours » in a letter to Monsieur Lambert -> « vous devez faire un
     recours »), the possessive right after the verb included (« doit déposer sa demande » ->
-    « devez déposer votre demande »). ``recipient``: the letter's recipient field. Only the
-    verbs of :data:`_VOUS`; anything else is left as written."""
+    « devez déposer votre demande »), and « son », « sa », « ses » in the rest of that clause
+    (« … avant son vide-grenier » -> « … avant votre vide-grenier »; up to :data:`_CLAUSE_END`).
+    ``recipient``: the letter's recipient field. Only the verbs of :data:`_VOUS`; anything else
+    is left as written."""
     pattern = _reader_name(recipient)
     if pattern is None:
         return text
@@ -647,7 +649,32 @@ def address_reader(text: str, recipient: str) -> str:
         subject = "Vous" if start else "vous"
         return f"{subject} {negation}{verb}{m.group(3) or ''}{m.group(4) or ''}{possessive}"
 
-    return rx.sub(repl, text)
+    out: list[str] = []
+    done = 0
+    found = list(rx.finditer(text))
+    for j, m in enumerate(found):
+        written = repl(m)
+        out.append(text[done : m.start()] + written)
+        done = m.end()
+        if written != m.group(0):  # the rest of the clause is the reader's too
+            clause = _CLAUSE_END.search(text, done)
+            end = clause.start() if clause else len(text)
+            if j + 1 < len(found):
+                end = min(end, found[j + 1].start())
+            out.append(_OWN.sub(lambda p: _POSSESSIVE[p.group(1).lower()], text[done:end]))
+            done = end
+    return "".join(out) + text[done:]
+
+
+# Where the clause whose subject became « vous » ends: a punctuation mark, or a word bringing
+# in another subject (a relative pronoun, a third person's pronoun).
+_CLAUSE_END = re.compile(
+    r"[.;:!?,]|\b(?:qui|que|qu['’]|dont|lequel|laquelle|il|elle|ils|elles|celui|celle)\b",
+    re.IGNORECASE,
+)
+# The singular possessives only: « leur » is as often the sources' third parties' as the
+# reader's (« … avant son vide-grenier » in a letter to the comité's présidente, C04).
+_OWN = re.compile(r"\b(son|sa|ses)\b", re.IGNORECASE)
 
 
 def _blank(match: re.Match[str]) -> str:

@@ -597,6 +597,10 @@ def test_a_reply_does_not_take_the_resident_s_own_words_as_its_own(
             "Le délai court. Vous ne pouvez pas attendre ; vous avez donc besoin d'un "
             "justificatif.",
         ),
+        (
+            "Monsieur Benali doit signer sa demande et Monsieur Benali doit payer ses frais.",
+            "Vous devez signer votre demande et vous devez payer vos frais.",
+        ),
         # Not the subject of a verb of the list: left as written.
         ("Le certificat garantit à Monsieur Benali ses droits.", None),
         ("Monsieur Benali tricote.", None),
@@ -641,6 +645,17 @@ def test_the_reader_is_found_by_the_last_word_of_the_name(recipient: str, writte
             "Je vous informe que Madame la Présidente du comité de quartier Est doit faire "
             "une déclaration préalable.",
             "Je vous informe que vous devez faire une déclaration préalable.",
+        ),
+        # C04's draft (session 31): the possessive later in the clause is the reader's too;
+        # not past a comma or a relative pronoun, which may bring in someone else.
+        (
+            "Madame la Présidente du comité de quartier Est",
+            "Je vous informe que Madame la Présidente du comité de quartier Est doit faire "
+            "une déclaration préalable avant son vide-grenier, et que le maire rend sa "
+            "décision. La présidente du comité doit signer la demande que sa voisine a écrite.",
+            "Je vous informe que vous devez faire une déclaration préalable avant votre "
+            "vide-grenier, et que le maire rend sa décision. Vous devez signer la demande que "
+            "sa voisine a écrite.",
         ),
         # the complement shortened, after an elided article, with a curly apostrophe
         (
