@@ -773,6 +773,17 @@ _INSTRUCTION = re.compile(
 # A sentence whose terms come from the agent's text at least this much restates it.
 RESTATED_SHARE = 0.8
 RESTATED_MIN_TERMS = 4
+# A sentence about sending the letter itself is the task whatever its verb: C01 (session 31)
+# ended « Vous devez envoyer un courrier à Monsieur le Président de l'association des
+# commerçants qui demande les conditions pour installer des terrasses » from « Répondre au
+# président de l'association des commerçants qui demande les conditions… ».
+# In the infinitive only: « Je vous adresse ce courrier pour… » is the author's own purpose. The
+# words of the phrase itself are not counted in the agent's share (they are never the agent's).
+_SENDS_LETTER = re.compile(
+    r"\b(?:envoyer|adresser|transmettre|[ée]crire|r[ée]diger|r[ée]pondre)\s+(?:un|une|le|la|"
+    r"ce|cette|votre|notre)\s+(?:courrier|lettre|r[ée]ponse|note|message)\b",
+    re.IGNORECASE,
+)
 
 
 def restated_instruction(text: str, agent: Sequence[str]) -> str:
@@ -782,7 +793,8 @@ def restated_instruction(text: str, agent: Sequence[str]) -> str:
     :data:`RESTATED_SHARE` of them the agent's, and no figure. H02, to the notary, opened « Le
     notaire doit indiquer le délai dont dispose la commune pour exercer son droit de
     préemption. » from « …: indiquer le délai dont dispose la commune… »; the letter of issue
-    10 asked its recipient « de rappeler les conditions d'attribution ». An author's own « Je
+    10 asked its recipient « de rappeler les conditions d'attribution ». A sentence about
+    sending a letter (:data:`_SENDS_LETTER`) counts whatever its verb. An author's own « Je
     vous informe que… » (conjugated) is the letter's purpose, not a restatement."""
     asked = " ".join(agent)
     verbs = {m.group(1).lower() for m in _INSTRUCTION.finditer(asked)}
@@ -792,9 +804,10 @@ def restated_instruction(text: str, agent: Sequence[str]) -> str:
     given = {key for _, key in figures(asked)}  # « voté au conseil du 22 mai »: the agent's
     for sentence in _SENTENCES.split(text.strip()):
         used = {m.group(1).lower() for m in _INSTRUCTION.finditer(sentence)}
-        terms = _terms(sentence)
+        sends = _SENDS_LETTER.search(sentence)
+        terms = _terms(_SENDS_LETTER.sub(" ", sentence) if sends else sentence)
         if (
-            used & verbs
+            (used & verbs or sends)
             and len(terms) >= RESTATED_MIN_TERMS
             and len(terms & theirs) >= RESTATED_SHARE * len(terms)
             and not [key for _, key in figures(sentence) if key not in given]

@@ -1519,6 +1519,23 @@ def test_the_agent_s_instruction_given_back_as_the_letter_s_words_is_marked(
     assert restated_instruction(f"La servitude est gratuite. {said}", brl) == said
     that_is = "La convention régularise, c'est-à-dire autorise, la publication de l'acte."
     assert not restated_instruction(that_is, brl)
+    # A sentence about sending the letter is the task whatever its verb (C01, session 31);
+    # the author's own conjugated « Je vous adresse ce courrier… » is not.
+    terraces = (
+        "Répondre au président de l'association des commerçants qui demande les conditions pour "
+        "installer des terrasses sur le trottoir.",
+        "Monsieur le Président de l'association des commerçants du centre",
+    )
+    send = (
+        "Vous devez envoyer un courrier à Monsieur le Président de l'association des "
+        "commerçants qui demande les conditions pour installer des terrasses sur le trottoir."
+    )
+    assert restated_instruction(f"Une AOT est requise. {send}", terraces) == send
+    purpose = (
+        "Je vous adresse ce courrier pour vous rappeler les conditions pour installer des "
+        "terrasses sur le trottoir."
+    )
+    assert not restated_instruction(purpose, terraces)
     # Words that are not mostly the agent's, whatever the verb, are the letter's own.
     assert not restated_instruction("Il faut indiquer le délai de 2 mois de la commune.", [request])
     assert not restated_instruction(
