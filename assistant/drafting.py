@@ -84,6 +84,7 @@ from assistant.structure import (
     quoted_part,
     reference_visa,
     render,
+    resident_possessives,
     resident_statements,
     restated_instruction,
     schema_for,
@@ -1793,6 +1794,8 @@ class DraftingService:
                 part.text = drop_filler(drop_title_questions(part.text, titles))
                 if reader:
                     part.text = address_reader(part.text, reader)
+                if letter.strip():
+                    part.text = resident_possessives(part.text, letter)
             # A figure taken from another shown source: that source is cited too.
             part.sources += missing_sources(part.text, part.sources, texts, agent)
             cited_texts = [by_n[n].text for n in part.sources if n in by_n]

@@ -415,6 +415,30 @@ def resident_statements(letter: str) -> list[str]:
     return out
 
 
+# A first-person possessive and the word it owns (« ma cotisation », « mes avis »).
+_MY = re.compile(r"\b(mon|ma|mes)\s+([a-zà-ÿœæ-]{3,})", re.IGNORECASE)
+
+
+def resident_possessives(text: str, letter: str) -> str:
+    """``text`` with the resident's own things written as theirs: « mon », « ma », « mes » before
+    a word the resident's ``letter`` owns the same way become « votre », « vos ». K15's reply
+    (session 32) paraphrased M. Molinier's questions in his own voice (« Si ces taux ne
+    changent pas, alors le montant de ma cotisation reste inchangé », « la valeur de mon
+    impôt »). The town's own « mes services » stays: the letter does not say it."""
+    owned = {(m.group(1).lower(), m.group(2).lower()) for m in _MY.finditer(letter)}
+    if not owned:
+        return text
+
+    def repl(m: re.Match[str]) -> str:
+        mine = m.group(1)
+        if (mine.lower(), m.group(2).lower()) not in owned:
+            return m.group(0)
+        yours = "vos" if mine.lower() == "mes" else "votre"
+        return f"{yours.capitalize() if mine[0].isupper() else yours} {m.group(2)}"
+
+    return _MY.sub(repl, text)
+
+
 def asks_only(text: str, questions: Sequence[str]) -> bool:
     """Whether ``text`` is nothing but the resident's questions given back (K15 once replied
     with its three questions as its three paragraphs), as :func:`drop_asked` matches them."""

@@ -584,6 +584,40 @@ def test_a_reply_does_not_take_the_resident_s_own_words_as_its_own(
     assert "repartie" not in draft.answer and "saisir le procureur" in draft.answer
 
 
+def test_a_reply_writes_the_resident_s_own_things_as_theirs(
+    settings: Settings, templates: Templates
+) -> None:
+    """K15's reply (session 32) paraphrased M. Molinier's questions in his voice: « Si ces taux
+    ne changent pas, alors le montant de ma cotisation reste inchangé ». What the letter owns
+    in the first person is « votre » in the reply; the town's own « mes services » stays."""
+    from assistant.structure import resident_possessives
+
+    letter = (
+        "Monsieur le Maire,\n\nEn comparant mes avis d'imposition, je constate que ma "
+        "cotisation augmente. Qui fixe la valeur sur laquelle mon impôt est calculé ?\n\n"
+        "Gérard Molinier"
+    )
+    written = (
+        "Mes avis d'imposition montrent que ma cotisation suit les bases ; mon impôt est "
+        "calculé sur la valeur locative, et mes services restent à votre disposition."
+    )
+    assert resident_possessives(written, letter) == (
+        "Vos avis d'imposition montrent que votre cotisation suit les bases ; votre impôt est "
+        "calculé sur la valeur locative, et mes services restent à votre disposition."
+    )
+    assert resident_possessives(written, "Monsieur le Maire, merci.") == written
+    # Through the service: the reply's text is the one shown.
+    reply = letter_json(([1], "Si les taux ne changent pas, ma cotisation suit les bases."))
+    svc, _, _ = build(settings, templates, reply)
+    request = DraftRequest(
+        "Répondre à M. Molinier", "reponse_usager", fields={"objet": "Taux"}, letter=letter
+    )
+    _, draft = run(svc, request)
+    assert "votre cotisation suit les bases" in draft.answer and "ma cotisation" not in (
+        draft.answer
+    )
+
+
 @pytest.mark.parametrize(
     ("written", "expected"),
     [
