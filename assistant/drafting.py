@@ -87,6 +87,7 @@ from assistant.structure import (
     resident_possessives,
     resident_statements,
     restated_instruction,
+    restated_questions,
     schema_for,
     self_decided,
     strip_article_head,
@@ -1814,11 +1815,10 @@ class DraftingService:
             opening = next(
                 (o for o in plan.template.article_openings if part.text.startswith(o)), ""
             )
+            own = part.text[len(opening) :] if is_article else part.text
             restated = (
-                restated_instruction(
-                    part.text[len(opening) :] if is_article else part.text,
-                    [request.request, *request.fields.values()],
-                )
+                restated_instruction(own, [request.request, *request.fields.values()])
+                or restated_questions(own, request.request)
                 if structure.form != "acte" or is_article
                 else ""
             )

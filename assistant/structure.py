@@ -840,6 +840,44 @@ def restated_instruction(text: str, agent: Sequence[str]) -> str:
     return ""
 
 
+# The words that open an indirect question (« dire ce que…, sur quelle longueur…, si… »).
+_ASKS = re.compile(
+    r"\b(?:ce\s+que|ce\s+qu['’]|quel(?:le)?s?|si|comment|combien|quand|pourquoi|où|qui)\b",
+    re.IGNORECASE,
+)
+ASKED_RUN_WORDS = 10  # words copied in a row from the request
+ASKED_RUN_QUESTIONS = 2  # indirect questions within them
+
+
+def restated_questions(text: str, request: str) -> str:
+    """The sentence of ``text`` that copies the request's list of what to tell (at least
+    :data:`ASKED_RUN_WORDS` words in a row of ``request``, holding at least
+    :data:`ASKED_RUN_QUESTIONS` indirect questions), or ``""``: M01 (session 32) wrote « La
+    ville demande ce que la convention régularise et autorise, sur quelle longueur en tout, si
+    la Ville demande une indemnité, et comment se fera la publication de l'acte » from « Leur
+    dire ce que la convention régularise et autorise, sur quelle longueur en tout, si… ». The
+    facts a request gives (« le conseil a accepté la convention… ») hold no such questions."""
+    asked = [w.strip(",;:.«»") for w in fold(request).split()]
+    runs: set[tuple[str, ...]] = {
+        tuple(asked[i : i + ASKED_RUN_WORDS]) for i in range(len(asked) - ASKED_RUN_WORDS + 1)
+    }
+    if not runs:
+        return ""
+    for sentence in _SENTENCES.split(text.strip()):
+        words = [w.strip(",;:.«»") for w in fold(sentence).split()]
+        for i in range(len(words) - ASKED_RUN_WORDS + 1):
+            if tuple(words[i : i + ASKED_RUN_WORDS]) not in runs:
+                continue
+            end = i + ASKED_RUN_WORDS  # the copied run, as long as it goes
+            while end < len(words) and any(
+                tuple(words[j : end + 1]) in runs for j in range(end + 1 - ASKED_RUN_WORDS, end)
+            ):
+                end += 1
+            if len(_ASKS.findall(" ".join(words[i:end]))) >= ASKED_RUN_QUESTIONS:
+                return sentence
+    return ""
+
+
 # --- the direction of an act's decision ---------------------------------------------------------
 
 # What a request or an article decides: to refuse (« s'opposant à la déclaration », « refus »,

@@ -1496,6 +1496,47 @@ def test_a_fiche_s_case_counts_for_the_steps_repeated_under_it() -> None:
     assert not merge_passages([code])[0].text.startswith("###")
 
 
+def test_the_request_s_list_of_what_to_tell_given_back_is_marked(
+    settings: Settings, templates: Templates
+) -> None:
+    """M01 (session 32) gave the agent's list of what to tell as the letter's own sentence,
+    with no instruction verb in it. The facts the request gives may be restated."""
+    from assistant.structure import restated_questions
+
+    request = (
+        "Faire un courrier à BRL : le conseil a accepté la convention pour le passage de leurs "
+        "canalisations d'eau brute dans nos terrains de Grammont. Leur dire ce que la convention "
+        "régularise et autorise, sur quelle longueur en tout, si la Ville demande une "
+        "indemnité, et comment se fera la publication de l'acte."
+    )
+    echo = (
+        "La ville demande ce que la convention régularise et autorise, sur quelle longueur en "
+        "tout, si la Ville demande une indemnité, et comment se fera la publication de l'acte."
+    )
+    assert restated_questions(f"La servitude est gratuite. {echo}", request) == echo
+    fact = (
+        "Le conseil a accepté la convention pour le passage de vos canalisations d'eau brute "
+        "dans nos terrains de Grammont."
+    )
+    assert restated_questions(fact, request) == ""
+    # One indirect question in a copied run of ten words is a topic, not the list.
+    assert not restated_questions(
+        "Nous pouvons leur dire ce que la convention régularise et autorise, sur le terrain.",
+        request,
+    )
+    assert restated_questions(
+        "Nous pouvons leur dire ce que la convention régularise et autorise, sur quelle longueur.",
+        request,
+    )
+    hit = make_hit(1, "La convention est consentie à titre gratuit sur 840 mètres.")
+    reply = letter_json(([1], f"La convention est consentie à titre gratuit. {echo}"))
+    svc = DraftingService(settings, FakeChatModel(reply), FakeRetriever([hit]), templates, None)
+    draft = svc.draft(
+        DraftRequest(request, "courrier", fields={"destinataire": "BRL", "objet": "Convention"})
+    )
+    assert "« La ville demande ce… » reprend la consigne de la demande" in draft.answer
+
+
 def test_the_agent_s_instruction_given_back_as_the_letter_s_words_is_marked(
     settings: Settings, templates: Templates
 ) -> None:
