@@ -840,11 +840,9 @@ def restated_instruction(text: str, agent: Sequence[str]) -> str:
     return ""
 
 
-# The words that open an indirect question (« dire ce que…, sur quelle longueur…, si… »).
-_ASKS = re.compile(
-    r"\b(?:ce\s+que|ce\s+qu['’]|quel(?:le)?s?|si|comment|combien|quand|pourquoi|où|qui)\b",
-    re.IGNORECASE,
-)
+# The words that open an indirect question (« dire ce que…, sur quelle longueur…, si… »), as
+# folded text writes them (« où » would be the conjunction « ou »: left out).
+_ASKS = re.compile(r"\b(?:ce\s+que?|quel(?:le)?s?|si|comment|combien|quand|pourquoi|qui)\b")
 ASKED_RUN_WORDS = 10  # words copied in a row from the request
 ASKED_RUN_QUESTIONS = 2  # indirect questions within them
 
@@ -869,9 +867,7 @@ def restated_questions(text: str, request: str) -> str:
             if tuple(words[i : i + ASKED_RUN_WORDS]) not in runs:
                 continue
             end = i + ASKED_RUN_WORDS  # the copied run, as long as it goes
-            while end < len(words) and any(
-                tuple(words[j : end + 1]) in runs for j in range(end + 1 - ASKED_RUN_WORDS, end)
-            ):
+            while end < len(words) and tuple(words[end + 1 - ASKED_RUN_WORDS : end + 1]) in runs:
                 end += 1
             if len(_ASKS.findall(" ".join(words[i:end]))) >= ASKED_RUN_QUESTIONS:
                 return sentence
