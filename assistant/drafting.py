@@ -1711,9 +1711,8 @@ class DraftingService:
         by_n = {c.n: c for c in plan.sources}
         cited = [n for p in structure.parts() for n in p.sources]
         # The legal texts the considérants and articles rest on are visas too (fallback).
-        numbers = [n for n in dict.fromkeys([*structure.visas, *cited]) if n in by_n]
-        if not fallback:
-            numbers = [n for n in dict.fromkeys(structure.visas) if n in by_n]
+        named = [*structure.visas, *cited] if fallback else structure.visas
+        numbers = [n for n in dict.fromkeys(named) if n in by_n]
         # A source whose title names a text (a code) is its own visa.
         own = {n: visa_line(by_n[n].title, by_n[n].text, n) for n in numbers}
         lines: list[str] = []
